@@ -1,0 +1,288 @@
+"""Exact routing metrics (DESIGN.md §5), as pure functions over numpy arrays.
+
+Convention: a router's score is "how sure we are the weak model is enough", so queries are
+sent to the strong model in **ascending** score order. Routing a fraction α of N queries to
+the strong model gives the system pass rate
+
+    P(α) = (1/N) Σ_i [ pr_s(i) if i is routed strong else pr_w(i) ].
+
+Ties: queries with equal scores are indistinguishable to the router, so within a tied group
+the routed share is spread evenly (the expectation over random tie-breaking). Fractional α·N:
+the curve is linearly interpolated between integer counts (again the expectation of routing
+the boundary query with probability equal to the fraction). Both make the curve a
+piecewise-linear function of α through the points at tie-group boundaries, which is what
+:class:`Curve` stores — every metric here is read off that curve, so results never depend on
+row order, and a router with constant scores (or the average over random orderings) gives
+exactly the straight line from P_w to P_s, i.e. APGR = 50.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from firewall_routing.errors import MetricError
+from firewall_routing.outcomes import FloatArray
+
+APGR_POINTS: FloatArray = np.linspace(0.0, 1.0, 11)
+"""RouteLLM's APGR grid: α ∈ {0, 0.1, …, 1}."""
+
+PASS_RATE_FRACTIONS = (0.2, 0.5, 0.8)
+CPT_TARGETS = (0.5, 0.8)
+COST_ADVANTAGES = (0.1, 0.2, 0.4)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Deferral curve: system pass rate vs. fraction of queries routed to the strong model."""
+
+    frac: FloatArray  # increasing, frac[0] = 0, frac[-1] = 1
+    pass_rate: FloatArray
+    weak_pass_rate: float  # P_w: everything to the weak model
+    strong_pass_rate: float  # P_s: everything to the strong model
+
+    def at(self, alpha: float | FloatArray) -> Any:
+        return np.interp(alpha, self.frac, self.pass_rate)
+
+    @property
+    def gap(self) -> float:
+        return self.strong_pass_rate - self.weak_pass_rate
+
+    def pgr(self, alpha: float | FloatArray) -> Any:
+        """Performance gap recovered at α (0 = all-weak quality, 1 = all-strong quality)."""
+        if abs(self.gap) < 1e-12:
+            raise MetricError(
+                f"weak and strong have the same overall pass rate ({self.weak_pass_rate:.4f}): "
+                "the performance gap (and APGR) is undefined on this table"
+            )
+        return (self.at(alpha) - self.weak_pass_rate) / self.gap
+
+
+def _check(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray) -> None:
+    if not (len(scores) == len(pr_w) == len(pr_s)):
+        raise ValueError(f"length mismatch: {len(scores)} scores, {len(pr_w)} weak, {len(pr_s)} strong")
+    if len(scores) == 0:
+        raise MetricError("no queries to evaluate")
+    if np.isnan(scores).any():
+        raise MetricError("router returned NaN scores")
+
+
+@dataclass(frozen=True)
+class _Order:
+    """Sort order and tie-group ends of one score vector (reused across bootstrap draws)."""
+
+    order: np.ndarray[Any, np.dtype[np.int64]]
+    ends: np.ndarray[Any, np.dtype[np.int64]]  # index (in sorted order) of each group's last item
+
+
+def _order(scores: FloatArray) -> _Order:
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    return _Order(order, ends)
+
+
+def deferral_curve(
+    scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray, weights: FloatArray | None = None
+) -> Curve:
+    """The exact curve; ``weights`` (e.g. bootstrap counts) weight queries, default 1 each."""
+    scores, pr_w, pr_s = (np.asarray(a, dtype=np.float64) for a in (scores, pr_w, pr_s))
+    _check(scores, pr_w, pr_s)
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
+    o = _order(scores)
+    return _curve_from_order(o, pr_w, pr_s, w)
+
+
+def _curve_from_order(o: _Order, pr_w: FloatArray, pr_s: FloatArray, w: FloatArray) -> Curve:
+    total = float(w.sum())
+    ws = w[o.order]
+    gain = (pr_s - pr_w)[o.order] * ws
+    p_w = float(np.dot(w, pr_w) / total)
+    x = np.r_[0.0, np.cumsum(ws)[o.ends] / total]
+    y = p_w + np.r_[0.0, np.cumsum(gain)[o.ends] / total]
+    return Curve(x, y, p_w, float(np.dot(w, pr_s) / total))
+
+
+def apgr(curve: Curve) -> float:
+    """RouteLLM's APGR in %: mean PGR over α ∈ {0, 0.1, …, 1}."""
+    return float(np.mean(curve.pgr(APGR_POINTS)) * 100.0)
+
+
+def apgr_area(curve: Curve) -> float:
+    """Exact area under the PGR curve in % (the integral the 11-point APGR approximates)."""
+    y = curve.pgr(curve.frac)
+    return float(np.sum((y[1:] + y[:-1]) / 2.0 * np.diff(curve.frac)) * 100.0)
+
+
+def cpt(curve: Curve, target: float) -> float:
+    """Call-Performance Threshold: least strong fraction that recovers ``target`` of the gap."""
+    y = curve.pgr(curve.frac)
+    hit = np.flatnonzero(y >= target - 1e-12)
+    i = int(hit[0])  # y[-1] == 1, so every target ≤ 1 is reached
+    if i == 0:
+        return 0.0
+    x0, x1, y0, y1 = curve.frac[i - 1], curve.frac[i], y[i - 1], y[i]
+    return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0))
+
+
+def quality_drop(curve: Curve, cost_advantage: float) -> float:
+    """Hybrid LLM's metric: % drop in pass rate vs. all-strong when routing ``cost_advantage``
+    of the queries to the weak model."""
+    if curve.strong_pass_rate <= 0:
+        raise MetricError("all-strong pass rate is 0: relative quality drop undefined")
+    p = float(curve.at(1.0 - cost_advantage))
+    return (curve.strong_pass_rate - p) / curve.strong_pass_rate * 100.0
+
+
+def strong_weights(scores: FloatArray, alpha: float) -> FloatArray:
+    """Probability that each query is routed strong at fraction α (ties share evenly)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(scores)
+    o = _order(scores)
+    k = alpha * n
+    out = np.zeros(n)
+    start = 0
+    for end in o.ends:
+        size = end - start + 1
+        routed = min(max(k - start, 0.0), size)
+        out[o.order[start : end + 1]] = routed / size
+        start = end + 1
+    return out
+
+
+TAXONOMY = ("weak_ok", "strong_only", "both_ok", "both_fail")
+"""Outcome of a strong call, as expected fractions from pass rates (independent samples):
+weak_ok = weak right & strong wrong (the call made things worse), strong_only = only strong
+right (the call paid off), both_ok = either was fine (call wasted on an easy query),
+both_fail = neither (call wasted on a hopeless query: what blocking targets)."""
+
+
+def taxonomy(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray, alpha: float) -> dict[str, float]:
+    """Expected shares of the strong calls made at fraction α, by outcome."""
+    w = strong_weights(scores, alpha)
+    total = w.sum()
+    parts = {
+        "weak_ok": pr_w * (1 - pr_s),
+        "strong_only": (1 - pr_w) * pr_s,
+        "both_ok": pr_w * pr_s,
+        "both_fail": (1 - pr_w) * (1 - pr_s),
+    }
+    if total == 0:
+        return {k: float("nan") for k in parts}
+    return {k: float(np.dot(w, v) / total) for k, v in parts.items()}
+
+
+@dataclass(frozen=True)
+class ScoreBin:
+    lo: float
+    hi: float
+    count: int
+    weak_pass_rate: float
+    strong_pass_rate: float
+
+
+def score_bins(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray, n_bins: int = 10) -> list[ScoreBin]:
+    """Appendix-B view: queries in ascending score order, cut into equal-count bins."""
+    o = np.argsort(np.asarray(scores), kind="stable")
+    bins = []
+    for chunk in np.array_split(o, min(n_bins, len(o))):
+        bins.append(ScoreBin(
+            float(scores[chunk].min()), float(scores[chunk].max()), len(chunk),
+            float(pr_w[chunk].mean()), float(pr_s[chunk].mean()),
+        ))
+    return bins
+
+
+# --------------------------------------------------------------------------- summary + CIs
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Every scalar metric of one router on one table."""
+
+    apgr: float
+    apgr_area: float
+    pass_rate_at: dict[float, float]
+    cpt: dict[float, float]
+    quality_drop: dict[float, float]
+    weak_pass_rate: float
+    strong_pass_rate: float
+
+    def as_dict(self) -> dict[str, float]:
+        d = {"apgr": self.apgr, "apgr_area": self.apgr_area,
+             "weak_pass_rate": self.weak_pass_rate, "strong_pass_rate": self.strong_pass_rate}
+        d |= {f"pass_rate@{int(a * 100)}": v for a, v in self.pass_rate_at.items()}
+        d |= {f"cpt{int(t * 100)}": v for t, v in self.cpt.items()}
+        d |= {f"quality_drop@cost_adv{int(c * 100)}": v for c, v in self.quality_drop.items()}
+        return d
+
+
+def summarize(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray) -> Summary:
+    c = deferral_curve(scores, pr_w, pr_s)
+    return Summary(
+        apgr=apgr(c),
+        apgr_area=apgr_area(c),
+        pass_rate_at={a: float(c.at(a)) for a in PASS_RATE_FRACTIONS},
+        cpt={t: cpt(c, t) for t in CPT_TARGETS},
+        quality_drop={ca: quality_drop(c, ca) for ca in COST_ADVANTAGES}
+        if c.strong_pass_rate > 0 else {},
+        weak_pass_rate=c.weak_pass_rate,
+        strong_pass_rate=c.strong_pass_rate,
+    )
+
+
+def bootstrap_draws(n: int, n_boot: int = 1000, seed: int = 0) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Multinomial resampling counts (n_boot × n). Share one draw across routers so their CIs
+    are paired (same resampled query sets)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.int64)
+
+
+def bootstrap_metrics(
+    score_sets: Sequence[FloatArray],
+    pr_w: FloatArray,
+    pr_s: FloatArray,
+    draws: np.ndarray[Any, np.dtype[np.int64]],
+) -> dict[str, FloatArray]:
+    """Per-draw APGR and pass rates at 20/50/80 %, averaged over ``score_sets`` (e.g. seeds).
+
+    Returns arrays of length n_boot; draws where the resampled gap is 0 are NaN.
+    """
+    pr_w = np.asarray(pr_w, dtype=np.float64)
+    pr_s = np.asarray(pr_s, dtype=np.float64)
+    keys = ["apgr"] + [f"pass_rate@{int(a * 100)}" for a in PASS_RATE_FRACTIONS]
+    acc = {k: np.zeros(len(draws)) for k in keys}
+    for scores in score_sets:
+        o = _order(np.asarray(scores, dtype=np.float64))
+        wc = draws[:, o.order].astype(np.float64)
+        total = wc.sum(axis=1)
+        p_w = (draws @ pr_w) / total
+        p_s = (draws @ pr_s) / total
+        gain = wc * (pr_s - pr_w)[o.order]
+        xs = np.cumsum(wc, axis=1)[:, o.ends] / total[:, None]
+        ys = np.cumsum(gain, axis=1)[:, o.ends] / total[:, None]
+        gap = p_s - p_w
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for b in range(len(draws)):
+                x = np.r_[0.0, xs[b]]
+                y = p_w[b] + np.r_[0.0, ys[b]]
+                acc["apgr"][b] += (
+                    np.mean((np.interp(APGR_POINTS, x, y) - p_w[b]) / gap[b]) * 100.0
+                    if abs(gap[b]) > 1e-12 else np.nan
+                )
+                pts = np.interp(PASS_RATE_FRACTIONS, x, y)
+                for a, v in zip(PASS_RATE_FRACTIONS, pts, strict=True):
+                    acc[f"pass_rate@{int(a * 100)}"][b] += v
+    return {k: v / len(score_sets) for k, v in acc.items()}
+
+
+def ci95(values: FloatArray) -> tuple[float, float]:
+    """Percentile 95 % interval, ignoring undefined draws."""
+    v = values[~np.isnan(values)]
+    if len(v) == 0:
+        return (float("nan"), float("nan"))
+    lo, hi = np.percentile(v, [2.5, 97.5])
+    return (float(lo), float(hi))

@@ -1,0 +1,559 @@
+"""OutcomeTable: what the weak and the strong model did on each query (DESIGN.md §2).
+
+Everything downstream (labels, routers, metrics) reads only this table, so every input
+format is converted here, once, and validated here, once. Missing information stays
+missing (NaN / None): a label design that needs a field the data lacks must fail loudly
+or use an explicit, reported approximation (see ``labels.Approximations``), never invent it.
+
+Formats:
+
+* **RouterDC JSON** – ``[{"question": str, "scores": {model_name: pass_rate}}]``, 10 samples
+  per model (the RouterDC release); pick the weak and strong model by name.
+* **RouteLLM response CSV** – ``prompt,<model_a>,<model_b>,...`` with greedy True/False.
+* **Generic** JSONL or CSV (the format users fill from their own logs and the one
+  ``firewall-routing sample`` writes), one row per query – see :class:`GenericRow`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from firewall_routing.errors import InputError
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+ROUTERDC_SAMPLES = 10
+"""RouterDC's release scores each model with 10 samples at temperature 0.2 (data/README.md)."""
+
+ROUTELLM_DEFAULT_WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+ROUTELLM_DEFAULT_STRONG = "gpt-4-1106-preview"
+
+
+@dataclass(frozen=True)
+class ModelOutcomes:
+    """One model's results on every query of a table (arrays aligned with the table rows).
+
+    ``greedy`` holds 0/1 correctness of the temperature-0 answer, NaN where unknown.
+    ``samples`` holds per-sample 0/1 correctness vectors (may differ in length per row) or
+    is None when only pass rates are known.
+    """
+
+    name: str
+    pass_rate: FloatArray
+    n: np.ndarray[Any, np.dtype[np.int64]]
+    greedy: FloatArray
+    samples: tuple[FloatArray, ...] | None = None
+
+    def take(self, idx: np.ndarray[Any, np.dtype[np.int64]]) -> ModelOutcomes:
+        samples = None if self.samples is None else tuple(self.samples[i] for i in idx)
+        return ModelOutcomes(
+            self.name, self.pass_rate[idx], self.n[idx], self.greedy[idx], samples
+        )
+
+    @property
+    def has_greedy(self) -> bool:
+        return bool(len(self.greedy)) and not bool(np.isnan(self.greedy).any())
+
+
+@dataclass(frozen=True)
+class OutcomeTable:
+    """One row per query: prompt plus the weak and strong model's outcomes."""
+
+    ids: tuple[str, ...]
+    prompts: tuple[str, ...]
+    weak: ModelOutcomes
+    strong: ModelOutcomes
+    margin: FloatArray
+    benchmark: tuple[str, ...]
+    source: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        n = len(self.prompts)
+        sizes = {
+            len(self.ids), len(self.weak.pass_rate), len(self.strong.pass_rate),
+            len(self.margin), len(self.benchmark),
+        }
+        if sizes != {n}:
+            raise ValueError(f"OutcomeTable columns have different lengths: {sizes} vs {n}")
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def has_margin(self) -> bool:
+        return bool(len(self.margin)) and not bool(np.isnan(self.margin).any())
+
+    def take(self, idx: Sequence[int] | np.ndarray[Any, Any]) -> OutcomeTable:
+        ix = np.asarray(idx, dtype=np.int64)
+        return replace(
+            self,
+            ids=tuple(self.ids[i] for i in ix),
+            prompts=tuple(self.prompts[i] for i in ix),
+            weak=self.weak.take(ix),
+            strong=self.strong.take(ix),
+            margin=self.margin[ix],
+            benchmark=tuple(self.benchmark[i] for i in ix),
+        )
+
+    def with_weak(self, weak: ModelOutcomes) -> OutcomeTable:
+        return replace(self, weak=weak)
+
+
+def concat(tables: Sequence[OutcomeTable], source: str = "") -> OutcomeTable:
+    """Stack tables of the same model pair (e.g. HumanEval train + test = all 164 problems)."""
+    if not tables:
+        raise ValueError("concat needs at least one table")
+    first = tables[0]
+    for t in tables[1:]:
+        if (t.weak.name, t.strong.name) != (first.weak.name, first.strong.name):
+            raise ValueError("cannot concat tables of different model pairs")
+
+    def model(get: str) -> ModelOutcomes:
+        parts = [getattr(t, get) for t in tables]
+        samples: tuple[FloatArray, ...] | None = None
+        if all(p.samples is not None for p in parts):
+            samples = tuple(s for p in parts for s in p.samples)
+        return ModelOutcomes(
+            parts[0].name,
+            np.concatenate([p.pass_rate for p in parts]),
+            np.concatenate([p.n for p in parts]),
+            np.concatenate([p.greedy for p in parts]),
+            samples,
+        )
+
+    return OutcomeTable(
+        ids=tuple(i for t in tables for i in t.ids),
+        prompts=tuple(p for t in tables for p in t.prompts),
+        weak=model("weak"),
+        strong=model("strong"),
+        margin=np.concatenate([t.margin for t in tables]),
+        benchmark=tuple(b for t in tables for b in t.benchmark),
+        source=source or " + ".join(t.source for t in tables),
+        notes=tuple(dict.fromkeys(n for t in tables for n in t.notes)),
+    )
+
+
+def _nan(n: int) -> FloatArray:
+    return np.full(n, np.nan, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- RouterDC JSON
+
+
+def load_routerdc(path: str | Path, weak: str, strong: str, benchmark: str = "") -> OutcomeTable:
+    """Read a RouterDC ``[{question, scores}]`` file for one weak/strong pair."""
+    p = Path(path)
+    data = _read_json(p)
+    if not isinstance(data, list):
+        raise InputError("expected a JSON list of {question, scores} objects", path=p)
+    if not data:
+        raise InputError("file has no rows", path=p)
+    prompts: list[str] = []
+    prw: list[float] = []
+    prs: list[float] = []
+    for i, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            raise InputError("row is not a JSON object", path=p, row=i)
+        q = item.get("question")
+        if not isinstance(q, str) or not q.strip():
+            raise InputError("missing or empty question", path=p, row=i, field="question")
+        scores = item.get("scores")
+        if not isinstance(scores, dict):
+            raise InputError("missing scores object", path=p, row=i, field="scores")
+        for name in (weak, strong):
+            if name not in scores:
+                avail = ", ".join(sorted(scores))
+                raise InputError(
+                    f"unknown model '{name}'; models in this file: {avail}",
+                    path=p, row=i, field="scores",
+                )
+        prompts.append(q)
+        prw.append(_rate(scores[weak], p, i, f"scores.{weak}"))
+        prs.append(_rate(scores[strong], p, i, f"scores.{strong}"))
+    n = len(prompts)
+    bench = benchmark or p.stem
+    counts = np.full(n, ROUTERDC_SAMPLES, dtype=np.int64)
+    return OutcomeTable(
+        ids=tuple(f"{bench}/{i}" for i in range(n)),
+        prompts=tuple(prompts),
+        weak=ModelOutcomes(weak, np.array(prw), counts, _nan(n)),
+        strong=ModelOutcomes(strong, np.array(prs), counts.copy(), _nan(n)),
+        margin=_nan(n),
+        benchmark=(bench,) * n,
+        source=str(p),
+    )
+
+
+def routerdc_models(path: str | Path) -> list[str]:
+    """Model names present in a RouterDC file (for ``--help`` texts and error messages)."""
+    data = _read_json(Path(path))
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return sorted(data[0].get("scores", {}))
+    return []
+
+
+def _read_json(p: Path) -> Any:
+    text = _read_text(p)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=p, row=e.lineno) from None
+
+
+def _read_text(p: Path) -> str:
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", path=p) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a file", path=p) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text (byte {e.start})", path=p) from None
+    if not text.strip():
+        raise InputError("file is empty", path=p)
+    return text
+
+
+def _rate(v: Any, p: Path, row: int, fld: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(float(v)):
+        raise InputError(f"pass rate must be a number, got {v!r}", path=p, row=row, field=fld)
+    if not 0.0 <= float(v) <= 1.0:
+        raise InputError(f"pass rate {v} is outside [0, 1]", path=p, row=row, field=fld)
+    return float(v)
+
+
+# --------------------------------------------------------------------------- RouteLLM CSV
+
+_TRUE = {"true", "1", "1.0", "yes"}
+_FALSE = {"false", "0", "0.0", "no"}
+
+
+def _parse_bool(v: str, p: Path, row: int, fld: str) -> float:
+    s = v.strip().lower()
+    if s in _TRUE:
+        return 1.0
+    if s in _FALSE:
+        return 0.0
+    raise InputError(f"expected True/False, got {v!r}", path=p, row=row, field=fld)
+
+
+def load_routellm_csv(
+    path: str | Path,
+    weak: str = ROUTELLM_DEFAULT_WEAK,
+    strong: str = ROUTELLM_DEFAULT_STRONG,
+    benchmark: str = "",
+) -> OutcomeTable:
+    """Read RouteLLM's ``<benchmark>_responses.csv``: one greedy answer per model (n = 1)."""
+    p = Path(path)
+    header, rows = _read_csv(p)
+    if "prompt" not in header:
+        raise InputError("missing column", path=p, row=1, field="prompt")
+    for name in (weak, strong):
+        if name not in header:
+            models = [h for h in header if h != "prompt" and not h.endswith("_response")]
+            raise InputError(
+                f"unknown model '{name}'; models in this file: {', '.join(models)}",
+                path=p, row=1, field=name,
+            )
+    prompts, gw, gs = [], [], []
+    for line, r in rows:
+        if not (r.get("prompt") or "").strip():
+            raise InputError("empty prompt", path=p, row=line, field="prompt")
+        prompts.append(r["prompt"])
+        gw.append(_parse_bool(r[weak] or "", p, line, weak))
+        gs.append(_parse_bool(r[strong] or "", p, line, strong))
+    n = len(prompts)
+    bench = benchmark or p.stem.removesuffix("_responses")
+    ones = np.ones(n, dtype=np.int64)
+    w, s = np.array(gw), np.array(gs)
+    return OutcomeTable(
+        ids=tuple(f"{bench}/{i}" for i in range(n)),
+        prompts=tuple(prompts),
+        weak=ModelOutcomes(weak, w, ones, w.copy(), tuple(np.array([x]) for x in gw)),
+        strong=ModelOutcomes(strong, s, ones.copy(), s.copy(), tuple(np.array([x]) for x in gs)),
+        margin=_nan(n),
+        benchmark=(bench,) * n,
+        source=str(p),
+    )
+
+
+def _read_csv(p: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Rows with the physical line number each starts on (so errors point at the file)."""
+    text = _read_text(p)
+    lines = text.splitlines(keepends=True)
+    reader = csv.DictReader(lines)
+    header = list(reader.fieldnames or [])
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        start = reader.line_num + 1
+        for r in reader:
+            if None in r:
+                raise InputError("row has more cells than the header", path=p, row=start)
+            rows.append((start, r))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise InputError(f"malformed CSV: {e}", path=p, row=reader.line_num) from None
+    if not rows:
+        raise InputError("file has a header but no rows", path=p)
+    return header, rows
+
+
+# --------------------------------------------------------------------------- generic format
+
+
+class GenericRow(BaseModel):
+    """One query of the generic outcome format (JSONL object or CSV row).
+
+    Required: ``prompt``, ``weak_pass_rate``, ``strong_pass_rate`` (in [0, 1]).
+    Optional: ``id``, ``benchmark``, ``weak_n``/``strong_n`` (samples behind each pass rate),
+    ``weak_greedy``/``strong_greedy`` (0/1 correctness of the temperature-0 answer),
+    ``margin`` (weak model, first token, p(top1) − p(top2)), ``weak_samples``/
+    ``strong_samples`` (per-sample 0/1 correctness; in CSV as ``1;0;1``), ``weak_model``/
+    ``strong_model`` (names). Other columns are ignored so logs can carry extra metadata.
+    """
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    prompt: str
+    weak_pass_rate: float
+    strong_pass_rate: float
+    id: str | None = None
+    benchmark: str | None = None
+    weak_n: int | None = None
+    strong_n: int | None = None
+    weak_greedy: bool | None = None
+    strong_greedy: bool | None = None
+    margin: float | None = None
+    weak_samples: list[float] | None = None
+    strong_samples: list[float] | None = None
+    weak_model: str | None = None
+    strong_model: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("prompt is empty")
+        return v
+
+    @field_validator("weak_pass_rate", "strong_pass_rate", "margin")
+    @classmethod
+    def _unit(cls, v: float | None) -> float | None:
+        if v is not None and (math.isnan(v) or not 0.0 <= v <= 1.0):
+            raise ValueError(f"{v} is outside [0, 1]")
+        return v
+
+    @field_validator("weak_n", "strong_n")
+    @classmethod
+    def _positive(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"must be ≥ 1, got {v}")
+        return v
+
+    @field_validator("weak_samples", "strong_samples")
+    @classmethod
+    def _binary(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("sample list is empty")
+            if any(x not in (0.0, 1.0) for x in v):
+                raise ValueError("samples must be 0/1 correctness values")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GenericRow:
+        for side in ("weak", "strong"):
+            samples = getattr(self, f"{side}_samples")
+            if samples is None:
+                continue
+            rate = getattr(self, f"{side}_pass_rate")
+            if abs(sum(samples) / len(samples) - rate) > 1e-6:
+                raise ValueError(
+                    f"{side}_pass_rate {rate} ≠ mean of {side}_samples "
+                    f"({sum(samples)}/{len(samples)})"
+                )
+            n = getattr(self, f"{side}_n")
+            if n is not None and n != len(samples):
+                raise ValueError(f"{side}_n={n} but {len(samples)} {side}_samples")
+        return self
+
+
+_CSV_LIST_FIELDS = ("weak_samples", "strong_samples")
+
+
+def _iter_generic_records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if p.suffix.lower() == ".csv":
+        header, rows = _read_csv(p)
+        for req in ("prompt", "weak_pass_rate", "strong_pass_rate"):
+            if req not in header:
+                raise InputError("missing column", path=p, row=1, field=req)
+        for line, r in rows:
+            rec: dict[str, Any] = {}
+            for k, v in r.items():
+                if v is None or v == "":
+                    continue
+                if k in _CSV_LIST_FIELDS:
+                    rec[k] = [x for x in v.replace(",", ";").split(";") if x.strip()]
+                else:
+                    rec[k] = v
+            yield line, rec
+        return
+    text = _read_text(p)
+    for i, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=p, row=i) from None
+        if not isinstance(obj, dict):
+            raise InputError("line is not a JSON object", path=p, row=i)
+        yield i, obj
+
+
+def load_generic(path: str | Path, benchmark: str = "") -> OutcomeTable:
+    """Read the generic JSONL/CSV format (see :class:`GenericRow`)."""
+    p = Path(path)
+    rows: list[GenericRow] = []
+    for line, rec in _iter_generic_records(p):
+        try:
+            rows.append(GenericRow.model_validate(rec))
+        except ValidationError as e:
+            err = e.errors()[0]
+            fld = ".".join(str(x) for x in err["loc"]) or None
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                msg = "required field is missing"
+            raise InputError(msg, path=p, row=line, field=fld) from None
+    if not rows:
+        raise InputError("file has no rows", path=p)
+    bench = benchmark or p.stem
+    ids = tuple(r.id if r.id is not None else f"{bench}/{i}" for i, r in enumerate(rows))
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise InputError(f"duplicate id '{dup}'", path=p, field="id")
+
+    def side(name: Literal["weak", "strong"]) -> ModelOutcomes:
+        names = {getattr(r, f"{name}_model") for r in rows} - {None}
+        if len(names) > 1:
+            raise InputError(f"rows name different models: {sorted(names)}", path=p,
+                             field=f"{name}_model")
+        rates = np.array([getattr(r, f"{name}_pass_rate") for r in rows])
+        samples_list = [getattr(r, f"{name}_samples") for r in rows]
+        samples = None
+        if all(s is not None for s in samples_list):
+            samples = tuple(np.asarray(s, dtype=np.float64) for s in samples_list)
+        n = np.array([
+            getattr(r, f"{name}_n") or (len(s) if s is not None else 0)
+            for r, s in zip(rows, samples_list, strict=True)
+        ], dtype=np.int64)
+        greedy = np.array([
+            np.nan if getattr(r, f"{name}_greedy") is None else float(getattr(r, f"{name}_greedy"))
+            for r in rows
+        ])
+        return ModelOutcomes(names.pop() if names else name, rates, n, greedy, samples)
+
+    return OutcomeTable(
+        ids=ids,
+        prompts=tuple(r.prompt for r in rows),
+        weak=side("weak"),
+        strong=side("strong"),
+        margin=np.array([np.nan if r.margin is None else r.margin for r in rows]),
+        benchmark=tuple(r.benchmark or bench for r in rows),
+        source=str(p),
+    )
+
+
+def generic_records(table: OutcomeTable) -> Iterable[dict[str, Any]]:
+    """Rows of ``table`` in the generic format (what ``write_generic`` writes)."""
+    for i in range(len(table)):
+        rec: dict[str, Any] = {"id": table.ids[i], "benchmark": table.benchmark[i],
+                               "prompt": table.prompts[i]}
+        for side, m in (("weak", table.weak), ("strong", table.strong)):
+            rec[f"{side}_model"] = m.name
+            rec[f"{side}_pass_rate"] = float(m.pass_rate[i])
+            if m.n[i] > 0:
+                rec[f"{side}_n"] = int(m.n[i])
+            if not np.isnan(m.greedy[i]):
+                rec[f"{side}_greedy"] = bool(m.greedy[i])
+            if m.samples is not None:
+                rec[f"{side}_samples"] = [int(x) for x in m.samples[i]]
+        if not np.isnan(table.margin[i]):
+            rec["margin"] = float(table.margin[i])
+        yield rec
+
+
+def write_generic(table: OutcomeTable, path: str | Path) -> None:
+    """Write ``table`` as generic JSONL (or CSV when the suffix is ``.csv``)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    recs = list(generic_records(table))
+    tmp = p.with_name(p.name + ".tmp")
+    if p.suffix.lower() == ".csv":
+        cols = list(dict.fromkeys(k for r in recs for k in r))
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            for r in recs:
+                w.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else v
+                            for k, v in r.items()})
+    else:
+        with tmp.open("w", encoding="utf-8") as f:
+            for r in recs:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    tmp.replace(p)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+Format = Literal["auto", "routerdc", "routellm", "generic"]
+
+
+def detect_format(path: Path) -> Format:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return "routerdc"
+    if suffix == ".jsonl":
+        return "generic"
+    if suffix == ".csv":
+        with path.open(encoding="utf-8", errors="replace") as f:
+            header = next(csv.reader([f.readline()]), [])
+        return "generic" if "weak_pass_rate" in header else "routellm"
+    raise InputError(
+        f"cannot tell the format from suffix '{suffix}': use .json (RouterDC), .jsonl/.csv "
+        "(generic) or .csv (RouteLLM), or pass --format", path=path,
+    )
+
+
+def load_table(
+    path: str | Path,
+    weak: str | None = None,
+    strong: str | None = None,
+    fmt: Format = "auto",
+    benchmark: str = "",
+) -> OutcomeTable:
+    """Load any supported outcome file; ``weak``/``strong`` pick models where a file has many."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", path=p)
+    kind = detect_format(p) if fmt == "auto" else fmt
+    if kind == "routerdc":
+        if weak is None or strong is None:
+            models = ", ".join(routerdc_models(p))
+            raise InputError(f"RouterDC files hold several models: pass --weak and --strong "
+                             f"(one of: {models})", path=p)
+        return load_routerdc(p, weak, strong, benchmark)
+    if kind == "routellm":
+        return load_routellm_csv(p, weak or ROUTELLM_DEFAULT_WEAK,
+                                 strong or ROUTELLM_DEFAULT_STRONG, benchmark)
+    return load_generic(p, benchmark)
