@@ -40,7 +40,9 @@ def resolve_model_path(name: str) -> str:
 
 class Encoder(Protocol):
     model_id: str
-    dim: int
+
+    @property
+    def dim(self) -> int: ...
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray: ...
 
@@ -69,8 +71,11 @@ class SentenceEncoder:
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
         vecs = self._load().encode(
-            list(texts), batch_size=self.batch_size, show_progress_bar=progress,
-            convert_to_numpy=True, normalize_embeddings=True,
+            list(texts),
+            batch_size=self.batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
         )
         return np.asarray(vecs, dtype=np.float32).astype(np.float64)
 
@@ -117,6 +122,12 @@ class CachedEncoder:
 
 
 _SHARED: dict[str, CachedEncoder] = {}
+
+
+def register_encoder(name: str, encoder: Encoder, directory: Path | None = None) -> CachedEncoder:
+    """Make ``name`` resolve to ``encoder`` (another backend, or a toy encoder in tests)."""
+    _SHARED[name] = CachedEncoder(encoder, directory)
+    return _SHARED[name]
 
 
 def get_encoder(model: str = DEFAULT_ENCODER) -> CachedEncoder:

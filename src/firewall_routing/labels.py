@@ -104,10 +104,12 @@ def hybrid_prob_samples(
     w_samples: Sequence[FloatArray], s_samples: Sequence[FloatArray], t: float = 0.0
 ) -> FloatArray:
     """The same label from explicit per-sample quality scores (any real-valued quality)."""
-    return np.array([
-        float(np.mean(np.asarray(w)[:, None] >= np.asarray(s)[None, :] - t))
-        for w, s in zip(w_samples, s_samples, strict=True)
-    ])
+    return np.array(
+        [
+            float(np.mean(np.asarray(w)[:, None] >= np.asarray(s)[None, :] - t))
+            for w, s in zip(w_samples, s_samples, strict=True)
+        ]
+    )
 
 
 def mean_pairwise_difference(labels: FloatArray) -> float:
@@ -120,9 +122,7 @@ def mean_pairwise_difference(labels: FloatArray) -> float:
     return float(np.sum(x * (2 * k - n + 1)) / (n * (n - 1) / 2))
 
 
-def hybrid_t_star(
-    pr_w: FloatArray, pr_s: FloatArray, grid: FloatArray = HYBRID_T_GRID
-) -> float:
+def hybrid_t_star(pr_w: FloatArray, pr_s: FloatArray, grid: FloatArray = HYBRID_T_GRID) -> float:
     """Hybrid LLM's r_trans: t* = argmax_t mean pairwise |label_i − label_j|.
 
     Ties (flat stretches of the objective) go to the t closest to 0, then the smaller t, so
@@ -185,9 +185,7 @@ def _greedy(table: OutcomeTable, side: str, approx: Approximations, notes: list[
 
 def _win_rate(table: OutcomeTable, approx: Approximations, notes: list[str]) -> FloatArray:
     ws, ss = table.weak.samples, table.strong.samples
-    if ws is not None and ss is not None and all(
-        len(a) == len(b) for a, b in zip(ws, ss, strict=True)
-    ):
+    if ws is not None and ss is not None and all(len(a) == len(b) for a, b in zip(ws, ss, strict=True)):
         return win_rate(ws, ss)
     if approx.pairing == "none":
         raise InputError(
@@ -195,8 +193,10 @@ def _win_rate(table: OutcomeTable, approx: Approximations, notes: list[str]) -> 
             f"{table.source or 'the table'} has none; allow --pairing-approx independent",
             field="weak_samples",
         )
-    notes.append("win-rate: no paired samples; used its expectation under independent samples, "
-                 "1 − pr_s·(1 − pr_w) (equals soft-block)")
+    notes.append(
+        "win-rate: no paired samples; used its expectation under independent samples, "
+        "1 − pr_s·(1 − pr_w) (equals soft-block)"
+    )
     return win_rate_independent(table.weak.pass_rate, table.strong.pass_rate)
 
 
@@ -219,14 +219,10 @@ DESIGNS: dict[str, LabelFn] = {
     "weak-pass-rate": lambda t, a, n, p: weak_pass_rate(t.weak.pass_rate),
     "strong-pass-rate": lambda t, a, n, p: strong_pass_rate(t.strong.pass_rate),
     "hard-block": lambda t, a, n, p: hard_block(t.weak.pass_rate, t.strong.pass_rate),
-    "hard-block-greedy": lambda t, a, n, p: hard_block_greedy(
-        t.weak.pass_rate, _greedy(t, "strong", a, n)
-    ),
+    "hard-block-greedy": lambda t, a, n, p: hard_block_greedy(t.weak.pass_rate, _greedy(t, "strong", a, n)),
     "soft-block": lambda t, a, n, p: soft_block(t.weak.pass_rate, t.strong.pass_rate),
     "hybrid-det": _hybrid_det,
-    "hybrid-prob": lambda t, a, n, p: hybrid_prob(
-        t.weak.pass_rate, t.strong.pass_rate, p.get("t", 0.0)
-    ),
+    "hybrid-prob": lambda t, a, n, p: hybrid_prob(t.weak.pass_rate, t.strong.pass_rate, p.get("t", 0.0)),
     "hybrid-trans": _hybrid_trans,
 }
 """Label design name → function. Order is the report's row order."""
@@ -253,8 +249,9 @@ def compute_labels(
 ) -> Labels:
     """Labels of one design for every row of ``table`` (with the approximations it needed)."""
     if design not in DESIGNS:
-        raise InputError(f"unknown label design '{design}'; choose one of: {', '.join(DESIGNS)}",
-                         field="design")
+        raise InputError(
+            f"unknown label design '{design}'; choose one of: {', '.join(DESIGNS)}", field="design"
+        )
     notes: list[str] = []
     p: dict[str, float] = {k: float(v) for k, v in (params or {}).items()}
     values = DESIGNS[design](table, approx or Approximations(), notes, p).astype(np.float64)

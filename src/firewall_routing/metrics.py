@@ -189,10 +189,15 @@ def score_bins(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray, n_bins: i
     o = np.argsort(np.asarray(scores), kind="stable")
     bins = []
     for chunk in np.array_split(o, min(n_bins, len(o))):
-        bins.append(ScoreBin(
-            float(scores[chunk].min()), float(scores[chunk].max()), len(chunk),
-            float(pr_w[chunk].mean()), float(pr_s[chunk].mean()),
-        ))
+        bins.append(
+            ScoreBin(
+                float(scores[chunk].min()),
+                float(scores[chunk].max()),
+                len(chunk),
+                float(pr_w[chunk].mean()),
+                float(pr_s[chunk].mean()),
+            )
+        )
     return bins
 
 
@@ -212,8 +217,12 @@ class Summary:
     strong_pass_rate: float
 
     def as_dict(self) -> dict[str, float]:
-        d = {"apgr": self.apgr, "apgr_area": self.apgr_area,
-             "weak_pass_rate": self.weak_pass_rate, "strong_pass_rate": self.strong_pass_rate}
+        d = {
+            "apgr": self.apgr,
+            "apgr_area": self.apgr_area,
+            "weak_pass_rate": self.weak_pass_rate,
+            "strong_pass_rate": self.strong_pass_rate,
+        }
         d |= {f"pass_rate@{int(a * 100)}": v for a, v in self.pass_rate_at.items()}
         d |= {f"cpt{int(t * 100)}": v for t, v in self.cpt.items()}
         d |= {f"quality_drop@cost_adv{int(c * 100)}": v for c, v in self.quality_drop.items()}
@@ -227,8 +236,7 @@ def summarize(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray) -> Summary
         apgr_area=apgr_area(c),
         pass_rate_at={a: float(c.at(a)) for a in PASS_RATE_FRACTIONS},
         cpt={t: cpt(c, t) for t in CPT_TARGETS},
-        quality_drop={ca: quality_drop(c, ca) for ca in COST_ADVANTAGES}
-        if c.strong_pass_rate > 0 else {},
+        quality_drop={ca: quality_drop(c, ca) for ca in COST_ADVANTAGES} if c.strong_pass_rate > 0 else {},
         weak_pass_rate=c.weak_pass_rate,
         strong_pass_rate=c.strong_pass_rate,
     )
@@ -271,7 +279,8 @@ def bootstrap_metrics(
                 y = p_w[b] + np.r_[0.0, ys[b]]
                 acc["apgr"][b] += (
                     np.mean((np.interp(APGR_POINTS, x, y) - p_w[b]) / gap[b]) * 100.0
-                    if abs(gap[b]) > 1e-12 else np.nan
+                    if abs(gap[b]) > 1e-12
+                    else np.nan
                 )
                 pts = np.interp(PASS_RATE_FRACTIONS, x, y)
                 for a, v in zip(PASS_RATE_FRACTIONS, pts, strict=True):

@@ -55,9 +55,7 @@ class ModelOutcomes:
 
     def take(self, idx: np.ndarray[Any, np.dtype[np.int64]]) -> ModelOutcomes:
         samples = None if self.samples is None else tuple(self.samples[i] for i in idx)
-        return ModelOutcomes(
-            self.name, self.pass_rate[idx], self.n[idx], self.greedy[idx], samples
-        )
+        return ModelOutcomes(self.name, self.pass_rate[idx], self.n[idx], self.greedy[idx], samples)
 
     @property
     def has_greedy(self) -> bool:
@@ -80,8 +78,11 @@ class OutcomeTable:
     def __post_init__(self) -> None:
         n = len(self.prompts)
         sizes = {
-            len(self.ids), len(self.weak.pass_rate), len(self.strong.pass_rate),
-            len(self.margin), len(self.benchmark),
+            len(self.ids),
+            len(self.weak.pass_rate),
+            len(self.strong.pass_rate),
+            len(self.margin),
+            len(self.benchmark),
         }
         if sizes != {n}:
             raise ValueError(f"OutcomeTable columns have different lengths: {sizes} vs {n}")
@@ -175,7 +176,9 @@ def load_routerdc(path: str | Path, weak: str, strong: str, benchmark: str = "")
                 avail = ", ".join(sorted(scores))
                 raise InputError(
                     f"unknown model '{name}'; models in this file: {avail}",
-                    path=p, row=i, field="scores",
+                    path=p,
+                    row=i,
+                    field="scores",
                 )
         prompts.append(q)
         prw.append(_rate(scores[weak], p, i, f"scores.{weak}"))
@@ -263,7 +266,9 @@ def load_routellm_csv(
             models = [h for h in header if h != "prompt" and not h.endswith("_response")]
             raise InputError(
                 f"unknown model '{name}'; models in this file: {', '.join(models)}",
-                path=p, row=1, field=name,
+                path=p,
+                row=1,
+                field=name,
             )
     prompts, gw, gs = [], [], []
     for line, r in rows:
@@ -379,8 +384,7 @@ class GenericRow(BaseModel):
             rate = getattr(self, f"{side}_pass_rate")
             if abs(sum(samples) / len(samples) - rate) > 1e-6:
                 raise ValueError(
-                    f"{side}_pass_rate {rate} ≠ mean of {side}_samples "
-                    f"({sum(samples)}/{len(samples)})"
+                    f"{side}_pass_rate {rate} ≠ mean of {side}_samples ({sum(samples)}/{len(samples)})"
                 )
             n = getattr(self, f"{side}_n")
             if n is not None and n != len(samples):
@@ -446,21 +450,25 @@ def load_generic(path: str | Path, benchmark: str = "") -> OutcomeTable:
     def side(name: Literal["weak", "strong"]) -> ModelOutcomes:
         names = {getattr(r, f"{name}_model") for r in rows} - {None}
         if len(names) > 1:
-            raise InputError(f"rows name different models: {sorted(names)}", path=p,
-                             field=f"{name}_model")
+            raise InputError(f"rows name different models: {sorted(names)}", path=p, field=f"{name}_model")
         rates = np.array([getattr(r, f"{name}_pass_rate") for r in rows])
         samples_list = [getattr(r, f"{name}_samples") for r in rows]
         samples = None
         if all(s is not None for s in samples_list):
             samples = tuple(np.asarray(s, dtype=np.float64) for s in samples_list)
-        n = np.array([
-            getattr(r, f"{name}_n") or (len(s) if s is not None else 0)
-            for r, s in zip(rows, samples_list, strict=True)
-        ], dtype=np.int64)
-        greedy = np.array([
-            np.nan if getattr(r, f"{name}_greedy") is None else float(getattr(r, f"{name}_greedy"))
-            for r in rows
-        ])
+        n = np.array(
+            [
+                getattr(r, f"{name}_n") or (len(s) if s is not None else 0)
+                for r, s in zip(rows, samples_list, strict=True)
+            ],
+            dtype=np.int64,
+        )
+        greedy = np.array(
+            [
+                np.nan if getattr(r, f"{name}_greedy") is None else float(getattr(r, f"{name}_greedy"))
+                for r in rows
+            ]
+        )
         return ModelOutcomes(names.pop() if names else name, rates, n, greedy, samples)
 
     return OutcomeTable(
@@ -477,8 +485,11 @@ def load_generic(path: str | Path, benchmark: str = "") -> OutcomeTable:
 def generic_records(table: OutcomeTable) -> Iterable[dict[str, Any]]:
     """Rows of ``table`` in the generic format (what ``write_generic`` writes)."""
     for i in range(len(table)):
-        rec: dict[str, Any] = {"id": table.ids[i], "benchmark": table.benchmark[i],
-                               "prompt": table.prompts[i]}
+        rec: dict[str, Any] = {
+            "id": table.ids[i],
+            "benchmark": table.benchmark[i],
+            "prompt": table.prompts[i],
+        }
         for side, m in (("weak", table.weak), ("strong", table.strong)):
             rec[f"{side}_model"] = m.name
             rec[f"{side}_pass_rate"] = float(m.pass_rate[i])
@@ -505,8 +516,7 @@ def write_generic(table: OutcomeTable, path: str | Path) -> None:
             w = csv.DictWriter(f, fieldnames=cols)
             w.writeheader()
             for r in recs:
-                w.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else v
-                            for k, v in r.items()})
+                w.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()})
     else:
         with tmp.open("w", encoding="utf-8") as f:
             for r in recs:
@@ -531,7 +541,8 @@ def detect_format(path: Path) -> Format:
         return "generic" if "weak_pass_rate" in header else "routellm"
     raise InputError(
         f"cannot tell the format from suffix '{suffix}': use .json (RouterDC), .jsonl/.csv "
-        "(generic) or .csv (RouteLLM), or pass --format", path=path,
+        "(generic) or .csv (RouteLLM), or pass --format",
+        path=path,
     )
 
 
@@ -550,10 +561,12 @@ def load_table(
     if kind == "routerdc":
         if weak is None or strong is None:
             models = ", ".join(routerdc_models(p))
-            raise InputError(f"RouterDC files hold several models: pass --weak and --strong "
-                             f"(one of: {models})", path=p)
+            raise InputError(
+                f"RouterDC files hold several models: pass --weak and --strong (one of: {models})", path=p
+            )
         return load_routerdc(p, weak, strong, benchmark)
     if kind == "routellm":
-        return load_routellm_csv(p, weak or ROUTELLM_DEFAULT_WEAK,
-                                 strong or ROUTELLM_DEFAULT_STRONG, benchmark)
+        return load_routellm_csv(
+            p, weak or ROUTELLM_DEFAULT_WEAK, strong or ROUTELLM_DEFAULT_STRONG, benchmark
+        )
     return load_generic(p, benchmark)

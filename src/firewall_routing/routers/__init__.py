@@ -19,8 +19,7 @@ REGISTRY: dict[str, str] = {
 
 def router_class(name: str) -> type[Router]:
     if name not in REGISTRY:
-        raise InputError(f"unknown router '{name}'; available: {', '.join(REGISTRY)}",
-                         field="router")
+        raise InputError(f"unknown router '{name}'; available: {', '.join(REGISTRY)}", field="router")
     module, cls = REGISTRY[name].split(":")
     found: type[Router] = getattr(importlib.import_module(module), cls)
     return found
@@ -37,5 +36,4 @@ def load_router(path: str | Path) -> Router:
     return router_class(cfg["router"]).from_config(cfg.get("config", {}), p if p.is_dir() else p.parent)
 
 
-__all__ = ["REGISTRY", "FitReport", "Router", "Validation", "load_router", "make_router",
-           "router_class"]
+__all__ = ["REGISTRY", "FitReport", "Router", "Validation", "load_router", "make_router", "router_class"]

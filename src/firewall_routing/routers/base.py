@@ -53,9 +53,7 @@ class Router(ABC):
 
     name: ClassVar[str]
 
-    def fit(
-        self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None
-    ) -> FitReport:
+    def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
         """Train on soft labels in [0, 1]. Train-free routers keep this no-op."""
         return FitReport()
 
@@ -80,7 +78,7 @@ class Router(ABC):
         self._save_weights(p)
         return p
 
-    def _save_weights(self, path: Path) -> None:
+    def _save_weights(self, path: Path) -> None:  # noqa: B027 (optional hook, not abstract)
         """Subclasses with parameters write them here."""
 
     @classmethod

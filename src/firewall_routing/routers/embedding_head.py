@@ -58,8 +58,12 @@ class EmbeddingHeadRouter(Router):
         torch.manual_seed(self.seed)
         layers: list[torch.nn.Module] = []
         if self.hidden > 0:
-            layers += [torch.nn.Linear(dim, self.hidden), torch.nn.ReLU(),
-                       torch.nn.Dropout(self.dropout), torch.nn.Linear(self.hidden, 1)]
+            layers += [
+                torch.nn.Linear(dim, self.hidden),
+                torch.nn.ReLU(),
+                torch.nn.Dropout(self.dropout),
+                torch.nn.Linear(self.hidden, 1),
+            ]
         else:
             layers.append(torch.nn.Linear(dim, 1))
         return torch.nn.Sequential(*layers)
@@ -67,9 +71,7 @@ class EmbeddingHeadRouter(Router):
     def embed(self, prompts: Sequence[str], progress: bool = False) -> FloatArray:
         return get_encoder(self.encoder).encode(prompts, progress=progress)
 
-    def fit(
-        self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None
-    ) -> FitReport:
+    def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
         import torch
 
         y_np = np.asarray(labels, dtype=np.float64)
@@ -80,6 +82,21 @@ class EmbeddingHeadRouter(Router):
         if np.isnan(y_np).any() or (y_np < 0).any() or (y_np > 1).any():
             raise InputError("labels must lie in [0, 1]")
         start = time.perf_counter()
+        threads = torch.get_num_threads()
+        # A 384×128 MLP is far too small to gain from intra-op threads; on a busy 2-core
+        # machine the thread hand-offs made training ~3.5× slower (measured).
+        torch.set_num_threads(1)
+        try:
+            report = self._train(prompts, y_np, val)
+        finally:
+            torch.set_num_threads(threads)
+        report.seconds = time.perf_counter() - start
+        self.fit_report = report
+        return report
+
+    def _train(self, prompts: Sequence[str], y_np: FloatArray, val: Validation | None) -> FitReport:
+        import torch
+
         x = torch.tensor(self.embed(prompts), dtype=torch.float32)
         y = torch.tensor(y_np, dtype=torch.float32)
         xv = torch.tensor(self.embed(val.prompts), dtype=torch.float32) if val else None
@@ -99,7 +116,7 @@ class EmbeddingHeadRouter(Router):
                 loss = loss_fn(head(x[idx]).squeeze(-1), y[idx])
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += loss.item() * len(idx)
             row = {"epoch": float(epoch), "train_loss": total / len(y)}
             if val is not None and xv is not None:
                 head.eval()
@@ -116,8 +133,6 @@ class EmbeddingHeadRouter(Router):
             report.best_epoch = self.epochs
         head.eval()
         self._head = head
-        report.seconds = time.perf_counter() - start
-        self.fit_report = report
         return report
 
     def score_embeddings(self, emb: FloatArray) -> FloatArray:
@@ -134,9 +149,15 @@ class EmbeddingHeadRouter(Router):
 
     def config(self) -> dict[str, Any]:
         return {
-            "encoder": self.encoder, "hidden": self.hidden, "epochs": self.epochs, "lr": self.lr,
-            "weight_decay": self.weight_decay, "batch_size": self.batch_size,
-            "dropout": self.dropout, "seed": self.seed, "label_design": self.label_design,
+            "encoder": self.encoder,
+            "hidden": self.hidden,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "batch_size": self.batch_size,
+            "dropout": self.dropout,
+            "seed": self.seed,
+            "label_design": self.label_design,
         }
 
     def _save_weights(self, path: Path) -> None:

@@ -17,8 +17,10 @@ class OracleRouter(Router):
     name = "oracle"
 
     def score(self, prompts: Sequence[str]) -> FloatArray:
-        raise InputError("the oracle router needs the outcomes: score an outcome table "
-                         "(e.g. `firewall-routing evaluate oracle FILE`), not bare prompts")
+        raise InputError(
+            "the oracle router needs the outcomes: score an outcome table "
+            "(e.g. `firewall-routing evaluate oracle FILE`), not bare prompts"
+        )
 
     def score_table(self, table: OutcomeTable) -> FloatArray:
         # map gain ∈ [−1, 1] to [0, 1]; larger gain → lower score → strong first

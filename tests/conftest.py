@@ -1,0 +1,49 @@
+"""Shared test set-up: an isolated embedding cache and a toy encoder for fast router tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["FIREWALL_ROUTING_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+class ToyEncoder:
+    """8-d features: dimension 0 is +1 for prompts containing 'hard', −1 otherwise; the rest is
+    a deterministic hash of the text. Lets tests build separable data without MiniLM."""
+
+    model_id = "toy"
+    dim = 8
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.zeros((len(texts), self.dim))
+        for i, t in enumerate(texts):
+            h = hashlib.sha256(t.encode()).digest()
+            out[i, 1:] = np.frombuffer(h[:7], dtype=np.uint8) / 255.0 - 0.5
+            out[i, 0] = 1.0 if "hard" in t else -1.0
+        return out
+
+
+@pytest.fixture()
+def toy_encoder(tmp_path: Path) -> ToyEncoder:
+    from firewall_routing.embeddings import register_encoder
+
+    enc = ToyEncoder()
+    register_encoder("toy", enc, tmp_path / "toycache")
+    return enc
