@@ -147,3 +147,20 @@ def test_real_minilm_embeddings_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     again = CachedEncoder(SentenceEncoder(), tmp_path).encode(["Write a sort function."])
     np.testing.assert_array_equal(again[0], v[1])
+
+
+def test_margin_router_reads_table_margin(tmp_path: Path) -> None:
+    t = _table(["a", "b", "c"], np.array([0.9, 0.1, 0.5]), np.array([0.9, 0.9, 0.5]))
+    t = type(t)(t.ids, t.prompts, t.weak, t.strong, np.array([0.8, 0.05, 0.4]), t.benchmark)
+    r = make_router("margin")
+    assert r.score_table(t).tolist() == [0.8, 0.05, 0.4]  # small margin -> strong first
+    r.save(tmp_path / "m")
+    assert load_router(tmp_path / "m").score_table(t).tolist() == [0.8, 0.05, 0.4]
+
+
+def test_margin_router_needs_margins() -> None:
+    t = _table(["a"], np.array([0.5]), np.array([0.5]))
+    with pytest.raises(InputError, match="no margin"):
+        make_router("margin").score_table(t)
+    with pytest.raises(InputError, match="bare prompts"):
+        make_router("margin").score(["a"])

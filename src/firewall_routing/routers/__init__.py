@@ -13,6 +13,7 @@ REGISTRY: dict[str, str] = {
     "embedding-head": "firewall_routing.routers.embedding_head:EmbeddingHeadRouter",
     "random": "firewall_routing.routers.random:RandomRouter",
     "oracle": "firewall_routing.routers.oracle:OracleRouter",
+    "margin": "firewall_routing.routers.margin:MarginRouter",
 }
 """Router name → ``module:Class``. Add a router by adding a file and a line here."""
 
