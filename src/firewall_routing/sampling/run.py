@@ -1,0 +1,334 @@
+"""One sampling run: benchmark items → weak and strong samples → graded OutcomeTable.
+
+For every item and each model the run asks for ``n`` samples at the run's temperature and
+one greedy answer (temperature 0); the weak model's greedy request also asks for the first
+token's top-2 log-probabilities, which give the ``margin`` (DESIGN.md §2). Everything
+goes through the :class:`~firewall_routing.sampling.client.Sampler` and its store, so a
+rerun of the same command after a crash requests only what is missing and, given the same
+store, writes an identical table.
+
+Items are submitted in benchmark order and the sampler's semaphore is FIFO, so an
+interrupted run has finished (mostly) a prefix of the items; ``offline=True`` writes the
+table of the items the store already completes without sending any request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from firewall_routing.errors import InputError
+
+if TYPE_CHECKING:
+    from firewall_routing.benchmarks import BenchmarkItem
+    from firewall_routing.outcomes import OutcomeTable
+    from firewall_routing.sampling.client import Sampler, SamplingParams, Upstream
+    from firewall_routing.sampling.store import SampleStore, StoredSample
+
+MARGIN_TOP_LOGPROBS = 2
+
+
+class UpstreamConfig(BaseModel):
+    """One model endpoint. The API key is read from the environment variable named here,
+    so config files can be committed without secrets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    name: str | None = Field(default=None, description="Name written to the table.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.model
+
+
+class RunConfig(BaseModel):
+    """Everything a ``sample`` run needs (CLI options or a YAML/TOML file, same fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weak: UpstreamConfig
+    strong: UpstreamConfig
+    dataset: list[str] = Field(default_factory=lambda: ["gsm8k"], min_length=1)
+    split: str = "test"
+    limit: int | None = Field(default=None, ge=1, description="Items per dataset.")
+    n: int = Field(default=10, ge=1, le=1000)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=1)
+    template: Literal["chat", "completion"] = "chat"
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    store: Path = Path("samples.sqlite")
+    output: Path = Path("outcomes.jsonl")
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Raw mapping from a ``.yaml``/``.yml``/``.toml`` file (validated later, merged with
+    CLI options first so either can supply any field)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise InputError(f"config must be .yaml, .yml or .toml, got '{suffix}'", path=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("config file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read config: {e}", path=path) from None
+    if suffix == ".toml":
+        try:
+            data: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"invalid TOML: {e}", path=path) from None
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            row = mark.line + 1 if mark is not None else None
+            raise InputError(f"invalid YAML: {getattr(e, 'problem', e)}", path=path,
+                             row=row) from None
+    if not isinstance(data, dict):
+        raise InputError("config must be a mapping of option names to values", path=path)
+    return data
+
+
+def make_config(file_values: dict[str, Any], overrides: dict[str, Any],
+                path: Path | None = None) -> RunConfig:
+    """Validate the config file's values with CLI overrides applied (nested for upstreams)."""
+    merged: dict[str, Any] = dict(file_values)
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            base = merged.get(k)
+            merged[k] = {**(base if isinstance(base, dict) else {}),
+                         **{kk: vv for kk, vv in v.items() if vv is not None}}
+        else:
+            merged[k] = v
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as e:
+        err = e.errors()[0]
+        fld = ".".join(str(x) for x in err["loc"]) or None
+        msg = "required (in the config file or as an option)" if err["type"] == "missing" \
+            else err["msg"].removeprefix("Value error, ")
+        raise InputError(msg, path=path, field=fld) from None
+
+
+def upstream_of(cfg: UpstreamConfig, side: str) -> Upstream:
+    """The client's Upstream, with the API key read from the environment now."""
+    from firewall_routing.sampling.client import Upstream
+
+    key = None
+    if cfg.api_key_env:
+        key = os.environ.get(cfg.api_key_env)
+        if not key:
+            raise InputError(f"environment variable {cfg.api_key_env} is not set",
+                             field=f"{side}.api_key_env")
+    return Upstream(cfg.base_url, cfg.model, key)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+@dataclass(frozen=True)
+class SideResult:
+    """One model on one item: the n samples and the greedy answer (with first-token logprobs
+    for the weak model)."""
+
+    samples: tuple[StoredSample, ...]
+    greedy: StoredSample
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item: BenchmarkItem
+    weak: SideResult
+    strong: SideResult
+
+
+@dataclass
+class RunStats:
+    """What a run did: for the summary line and the benchmark script."""
+
+    items: int = 0
+    complete_items: int = 0
+    samples_total: int = 0
+    samples_cached: int = 0
+    samples_new: int = 0
+    tokens_new: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+
+
+def run_params(cfg: RunConfig) -> SamplingParams:
+    from firewall_routing.sampling.client import SamplingParams
+
+    return SamplingParams(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.template)
+
+
+def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
+    from firewall_routing.benchmarks import load_benchmark
+
+    items = [it for d in cfg.dataset for it in load_benchmark(d, cfg.split, cfg.limit)]
+    if not items:
+        raise InputError("the datasets have no items", field="dataset")
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):
+        raise InputError("the same item appears twice: list each dataset once",
+                         field="dataset")
+    return items
+
+
+async def _side(sampler: Sampler, up: Upstream, prompt: str, params: SamplingParams,
+                n: int, top_logprobs: int) -> SideResult:
+    samples, greedy = await asyncio.gather(
+        sampler.sample(up, prompt, params, n),
+        sampler.sample(up, prompt, params.greedy(top_logprobs), 1),
+    )
+    return SideResult(tuple(samples), greedy[0])
+
+
+async def _item(sampler: Sampler, item: BenchmarkItem, weak: Upstream, strong: Upstream,
+                params: SamplingParams, n: int) -> ItemResult | None:
+    from firewall_routing.sampling.client import MissingSamples
+
+    try:
+        w, s = await asyncio.gather(
+            _side(sampler, weak, item.prompt, params, n, MARGIN_TOP_LOGPROBS),
+            _side(sampler, strong, item.prompt, params, n, 0),
+        )
+    except MissingSamples:
+        return None
+    return ItemResult(item, w, s)
+
+
+def count_cached(store: SampleStore, items: Sequence[BenchmarkItem], weak: Upstream,
+                 strong: Upstream, params: SamplingParams, n: int) -> int:
+    """Samples of this run the store already holds (progress starts there)."""
+    from firewall_routing.sampling.store import SampleKey
+
+    total = 0
+    for it in items:
+        for up, lp in ((weak, MARGIN_TOP_LOGPROBS), (strong, 0)):
+            for p, k in ((params, n), (params.greedy(lp), 1)):
+                have = store.get(SampleKey.make(up.base_url, up.model, it.prompt, p.key()))
+                total += sum(1 for i in have if i < k)
+    return total
+
+
+async def sample_run(
+    cfg: RunConfig,
+    items: Sequence[BenchmarkItem],
+    store: SampleStore,
+    *,
+    offline: bool = False,
+    progress: bool = True,
+    sampler_kwargs: dict[str, Any] | None = None,
+) -> tuple[list[ItemResult], RunStats]:
+    """Sample every item (or, offline, collect what the store has); results in item order."""
+    from tqdm import tqdm
+
+    from firewall_routing.sampling.client import Sampler
+
+    weak, strong = upstream_of(cfg.weak, "weak"), upstream_of(cfg.strong, "strong")
+    params = run_params(cfg)
+    stats = RunStats(items=len(items), samples_total=len(items) * 2 * (cfg.n + 1))
+    stats.samples_cached = count_cached(store, items, weak, strong, params, cfg.n)
+    bar = tqdm(total=stats.samples_total, initial=stats.samples_cached, unit="sample",
+               disable=not progress, dynamic_ncols=True, smoothing=0.05,
+               mininterval=1.0 if _tty() else 30.0, desc="sampling")
+    start = time.monotonic()
+
+    def on_sample(s: StoredSample) -> None:
+        stats.samples_new += 1
+        stats.tokens_new += s.tokens
+        bar.update(1)
+        elapsed = max(time.monotonic() - start, 1e-9)
+        bar.set_postfix_str(f"{stats.tokens_new / elapsed:.1f} tok/s", refresh=False)
+
+    try:
+        async with Sampler(store, concurrency=cfg.concurrency, on_sample=on_sample,
+                           offline=offline, **(sampler_kwargs or {})) as sampler:
+            results = await asyncio.gather(
+                *(_item(sampler, it, weak, strong, params, cfg.n) for it in items)
+            )
+            stats.requests = sampler.requests_sent
+    finally:
+        bar.close()
+        stats.seconds = time.monotonic() - start
+    done = [r for r in results if r is not None]
+    stats.complete_items = len(done)
+    return done, stats
+
+
+def _tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+# ------------------------------------------------------------------------------ grading
+
+
+def build_table(results: Sequence[ItemResult], weak_name: str, strong_name: str,
+                source: str = "") -> OutcomeTable:
+    """Grade every stored completion and assemble the OutcomeTable (generic-format ready)."""
+    from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
+    from firewall_routing.sampling.client import margin
+    from firewall_routing.sampling.graders import grade
+
+    if not results:
+        raise InputError("no item has all its samples yet: nothing to write")
+
+    def side(name: str, pick: str) -> ModelOutcomes:
+        vectors, greedy = [], []
+        for r in results:
+            sr: SideResult = getattr(r, pick)
+            it = r.item
+            vectors.append(np.array([float(grade(it.grader, s.completion, it.reference))
+                                     for s in sr.samples]))
+            greedy.append(float(grade(it.grader, sr.greedy.completion, it.reference)))
+        return ModelOutcomes(
+            name,
+            np.array([v.mean() for v in vectors]),
+            np.array([len(v) for v in vectors], dtype=np.int64),
+            np.array(greedy),
+            tuple(vectors),
+        )
+
+    margins = [margin(r.weak.greedy.top_logprobs) for r in results]
+    return OutcomeTable(
+        ids=tuple(r.item.id for r in results),
+        prompts=tuple(r.item.prompt for r in results),
+        weak=side(weak_name, "weak"),
+        strong=side(strong_name, "strong"),
+        margin=np.array([np.nan if m is None else m for m in margins]),
+        benchmark=tuple(r.item.benchmark for r in results),
+        source=source,
+    )
