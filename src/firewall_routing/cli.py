@@ -138,6 +138,8 @@ from firewall_routing.experiment_cli import register as _register_reproduce  # n
 _register_reproduce(app)
 from firewall_routing.sampling.commands import register as _register_sampling  # noqa: E402
 _register_sampling(app)
+from firewall_routing.serve.commands import register as _register_serve  # noqa: E402
+_register_serve(app)
 
 
 def main() -> None:

@@ -1,0 +1,478 @@
+"""The OpenAI-compatible routing proxy (FastAPI).
+
+Per request: check the bearer key, read the body within the size limit, validate the few
+fields routing needs (everything else passes through untouched), resolve the model name to
+an operating point, score the conversation in a worker thread (the event loop keeps
+streaming other responses meanwhile), forward to the chosen upstream with its model name,
+and make the decision visible: ``x-firewall-*`` headers, one JSON log line, Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from firewall_routing.serve.config import ServeConfig
+from firewall_routing.serve.metrics import CONTENT_TYPE, ServeMetrics
+from firewall_routing.serve.routing import (
+    Decider,
+    Decision,
+    OperatingPoint,
+    Route,
+    UnknownModel,
+    build_decider,
+    listed_models,
+)
+from firewall_routing.serve.scoring import completion_prompt_text
+from firewall_routing.serve.upstream import (
+    UpstreamError,
+    error_event,
+    make_client,
+    open_response,
+    read_body,
+    relay_events,
+)
+
+log = logging.getLogger("firewall_routing.serve")
+request_log = logging.getLogger("firewall_routing.serve.requests")
+bearer = HTTPBearer(auto_error=False)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+PATHS = {"chat": "/chat/completions", "completions": "/completions"}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's shape ``{"error": {message, type, code, param}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.type, self.param = (
+            status,
+            message,
+            code,
+            type_,
+            param,
+        )
+
+    def response(self) -> JSONResponse:
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "code": self.code,
+                "param": self.param,
+            }
+        }
+        return JSONResponse(body, status_code=self.status)
+
+
+def upstream_api_error(e: UpstreamError) -> ApiError:
+    body = e.body()["error"]
+    return ApiError(e.status, body["message"], body["code"], body["type"])
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """Only what routing reads; all other fields are forwarded as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    prompt: str | list[str]
+    stream: bool = False
+
+
+def validation_error(e: ValidationError) -> ApiError:
+    err = e.errors()[0]
+    param = ".".join(str(x) for x in err["loc"]) or None
+    if err["type"] == "missing":
+        return ApiError(400, f"'{param}' is required", "missing_required_parameter", param=param)
+    return ApiError(400, f"'{param}': {err['msg']}", "invalid_value", param=param)
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object, refusing (413) more than ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body exceeds {limit} bytes", "request_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body exceeds {limit} bytes", "request_too_large")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"request body is not valid JSON: {e}", "invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object", "invalid_json")
+    return body
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class RequestRecord:
+    """Everything the one JSON log line per request says; emitted exactly once."""
+
+    endpoint: str
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    model: str | None = None
+    operating_point: str | None = None
+    decision: str | None = None
+    route: str | None = None
+    score: float | None = None
+    threshold: float | None = None
+    stream: bool = False
+    status: int = 0
+    fallback_from: str | None = None
+    error: str | None = None
+    router_ms: float | None = None
+    upstream_ms: float | None = None
+    total_ms: float = 0.0
+    started: float = field(default_factory=time.perf_counter, repr=False)
+    upstream_started: float | None = field(default=None, repr=False)
+    done: bool = field(default=False, repr=False)
+
+    def line(self) -> str:
+        data = {k: v for k, v in asdict(self).items() if k not in ("started", "upstream_started", "done")}
+        data["ts"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+        return json.dumps(data, separators=(",", ":"))
+
+
+class ServerState:
+    """What request handlers share: config, decider, upstream clients, metrics, workers."""
+
+    def __init__(
+        self, config: ServeConfig, decider: Decider, transport: httpx.AsyncBaseTransport | None
+    ) -> None:
+        self.config = config
+        self.decider = decider
+        self.metrics = ServeMetrics()
+        self.keys = config.auth_secrets()
+        self.transport = transport
+        self.clients: dict[str, httpx.AsyncClient] = {}
+        self.scoring = ThreadPoolExecutor(1)
+
+    def open(self) -> None:
+        """Create the pooled clients and scoring workers inside the serving event loop."""
+        self.clients = {
+            "weak": make_client(self.config.weak, self.transport),
+            "strong": make_client(self.config.strong, self.transport),
+        }
+        self.scoring = ThreadPoolExecutor(self.config.scoring_threads, "firewall-score")
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        self.scoring.shutdown(wait=False, cancel_futures=True)
+
+    def upstream_model(self, route: str) -> str:
+        return self.config.weak.model if route == "weak" else self.config.strong.model
+
+    def finish(self, rec: RequestRecord, status: int) -> None:
+        """Log + count a request once (streams finish when their last byte is sent)."""
+        if rec.done:
+            return
+        rec.done, rec.status = True, status
+        rec.total_ms = round((time.perf_counter() - rec.started) * 1000.0, 3)
+        if rec.upstream_started is not None:
+            upstream_s = time.perf_counter() - rec.upstream_started
+            rec.upstream_ms = round(upstream_s * 1000.0, 3)
+            self.metrics.upstream_latency.labels(route=rec.route or "none").observe(upstream_s)
+        self.metrics.requests.labels(
+            endpoint=rec.endpoint, route=rec.route or "none", status=str(status)
+        ).inc()
+        request_log.info(rec.line())
+
+
+def check_auth(state: ServerState, creds: HTTPAuthorizationCredentials | None) -> None:
+    """Bearer auth: any configured key matches (constant-time); no keys = open server."""
+    if not state.keys:
+        return
+    given = creds.credentials if creds is not None else ""
+    if not any(secrets.compare_digest(given.encode(), k.encode()) for k in state.keys):
+        raise ApiError(401, "invalid or missing API key (Authorization: Bearer <key>)", "invalid_api_key")
+
+
+def state_of(request: Request) -> ServerState:
+    st: ServerState = request.app.state.firewall
+    return st
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def parse_request(body: dict[str, Any], endpoint: str) -> tuple[str, bool, Any]:
+    """(model, stream, routed payload) — chat messages or a completion prompt text."""
+    try:
+        if endpoint == "chat":
+            chat = ChatRequest.model_validate(body)
+            return chat.model, chat.stream, [m.model_dump() for m in chat.messages]
+        comp = CompletionRequest.model_validate(body)
+        return comp.model, comp.stream, completion_prompt_text(comp.prompt)
+    except ValidationError as e:
+        raise validation_error(e) from None
+
+
+def resolve(decider: Decider, model: str) -> OperatingPoint:
+    try:
+        return decider.resolve(model)
+    except UnknownModel as e:
+        raise ApiError(404, str(e), "model_not_found", param="model") from None
+
+
+def text_to_score(decider: Decider, op: OperatingPoint, routed: Any) -> str:
+    if op.kind in ("weak", "strong") or isinstance(routed, str):
+        return routed if isinstance(routed, str) else ""
+    try:
+        return decider.text_of(routed)
+    except ValueError:
+        raise ApiError(
+            400,
+            "messages must contain a user message with text content",
+            "invalid_value",
+            param="messages",
+        ) from None
+
+
+async def decide(state: ServerState, op: OperatingPoint, text: str) -> Decision:
+    """Score in the worker pool so the event loop never blocks on the encoder."""
+    if op.kind in ("weak", "strong"):
+        return state.decider.decide(text, op)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(state.scoring, state.decider.decide, text, op)
+
+
+def decision_headers(rec: RequestRecord, decision: Decision) -> dict[str, str]:
+    headers = {
+        "x-firewall-route": rec.route or decision.route,
+        "x-firewall-operating-point": decision.operating_point,
+        "x-request-id": rec.request_id,
+    }
+    if decision.score is not None and decision.threshold is not None:
+        headers["x-firewall-score"] = f"{decision.score:.6f}"
+        headers["x-firewall-threshold"] = repr(decision.threshold)
+    if rec.fallback_from is not None:
+        headers["x-firewall-fallback"] = f"{rec.fallback_from}->{rec.route}"
+    return headers
+
+
+def other(route: str) -> Route:
+    return "strong" if route == "weak" else "weak"
+
+
+async def open_upstream(
+    state: ServerState, rec: RequestRecord, path: str, body: dict[str, Any], route: Route
+) -> httpx.Response:
+    """Open the chosen upstream; on failure, optionally fall back to the other one."""
+    rec.route, rec.upstream_started = route, time.perf_counter()
+    try:
+        return await open_response(
+            state.clients[route], path, {**body, "model": state.upstream_model(route)}, route
+        )
+    except UpstreamError as e:
+        state.metrics.upstream_errors.labels(route=route, kind=e.kind).inc()
+        if not state.config.fallback:
+            raise
+        first = e
+    second = other(route)
+    state.metrics.fallbacks.labels(failed_route=route).inc()
+    log.warning("request %s: %s; falling back to %s", rec.request_id, first, second)
+    rec.fallback_from, rec.route, rec.error = route, second, str(first)
+    try:
+        return await open_response(
+            state.clients[second], path, {**body, "model": state.upstream_model(second)}, second
+        )
+    except UpstreamError as e:
+        state.metrics.upstream_errors.labels(route=second, kind=e.kind).inc()
+        raise UpstreamError(e.status, e.kind, f"{first}; fallback: {e}") from e
+
+
+async def stream_out(
+    state: ServerState, rec: RequestRecord, response: httpx.Response
+) -> AsyncIterator[bytes]:
+    """Relay SSE events; a mid-stream upstream failure becomes a final error event."""
+    try:
+        async for chunk in relay_events(response, rec.route or "upstream"):
+            yield chunk
+    except UpstreamError as e:
+        state.metrics.upstream_errors.labels(route=rec.route or "none", kind=e.kind).inc()
+        rec.error = str(e)
+        log.warning("request %s: %s", rec.request_id, e)
+        yield error_event(e)
+    finally:
+        state.finish(rec, response.status_code)
+
+
+async def proxy(request: Request, creds: HTTPAuthorizationCredentials | None, endpoint: str) -> Response:
+    state = state_of(request)
+    rec = RequestRecord(endpoint=endpoint)
+    try:
+        check_auth(state, creds)
+        body = await read_json_object(request, state.config.max_body_bytes)
+        rec.model, stream, routed = parse_request(body, endpoint)
+        rec.stream = stream
+        op = resolve(state.decider, rec.model)
+        decision = await decide(state, op, text_to_score(state.decider, op, routed))
+        state.metrics.record_decision(decision.route, decision.forced, decision.router_ms / 1000.0)
+        rec.operating_point, rec.decision = decision.operating_point, decision.route
+        rec.score, rec.threshold = decision.score, decision.threshold
+        rec.router_ms = round(decision.router_ms, 3)
+        try:
+            upstream = await open_upstream(state, rec, PATHS[endpoint], body, decision.route)
+        except UpstreamError as e:
+            raise upstream_api_error(e) from None
+        headers = decision_headers(rec, decision)
+        media = upstream.headers.get("content-type", "application/json")
+        if stream and media.startswith("text/event-stream"):
+            return StreamingResponse(
+                stream_out(state, rec, upstream),
+                upstream.status_code,
+                headers=headers,
+                media_type=media,
+            )
+        try:
+            content = await read_body(upstream, decision.route)
+        except UpstreamError as e:
+            raise upstream_api_error(e) from None
+        state.finish(rec, upstream.status_code)
+        return Response(content, upstream.status_code, headers=headers, media_type=media)
+    except ApiError as e:
+        rec.error = rec.error or e.message
+        state.finish(rec, e.status)
+        raise
+
+
+# --------------------------------------------------------------------------- app
+
+
+def add_routes(app: FastAPI) -> None:
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request, creds: Credentials) -> Response:
+        return await proxy(request, creds, "chat")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request, creds: Credentials) -> Response:
+        return await proxy(request, creds, "completions")
+
+    @app.get("/v1/models")
+    async def models(request: Request, creds: Credentials) -> dict[str, Any]:
+        state = state_of(request)
+        check_auth(state, creds)
+        names = listed_models(state.config.default_model, state.decider.calibration is not None)
+        return {
+            "object": "list",
+            "data": [
+                {"id": n, "object": "model", "created": 0, "owned_by": "firewall-routing"} for n in names
+            ],
+        }
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> dict[str, Any]:
+        state = state_of(request)
+        return {
+            "status": "ok",
+            "backend": state.decider.scorer.backend,
+            "calibrated": state.decider.calibration is not None,
+            "default_model": state.config.default_model,
+        }
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        return Response(state_of(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "http_error"
+        return ApiError(exc.status_code, str(exc.detail), code).response()
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return ApiError(500, "internal server error", "internal_error", "server_error").response()
+
+
+def create_app(
+    config: ServeConfig,
+    *,
+    decider: Decider | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the app; ``decider``/``transport`` let tests inject a scorer or fake upstream."""
+    if decider is None:
+        decider = build_decider(
+            config.router,
+            config.calibration,
+            backend=config.backend,
+            default_model=config.default_model,
+            context_tokens=config.context_tokens,
+            threads=1,
+        )
+    state = ServerState(config, decider, transport)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.open()
+        if not state.keys:
+            log.warning("no auth_keys configured: the server accepts unauthenticated requests")
+        yield
+        await state.close()
+
+    app = FastAPI(title="firewall-routing", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.firewall = state
+    add_routes(app)
+    add_error_handlers(app)
+    return app

@@ -1,0 +1,195 @@
+"""Model name → operating point → decision: the routing logic the server and the API share.
+
+Model names are the operating-point knob clients already have (every OpenAI client sends
+``model``), so no custom header or parameter is needed:
+
+* ``firewall@30%`` – the calibrated threshold that sent 30 % of calibration prompts to the
+  strong model (integer percent 0…100; needs ``calibration.json``);
+* ``firewall@t=0.42`` – a raw threshold;
+* ``firewall`` – the configured default operating point;
+* ``weak`` / ``strong`` – force a side, nothing is scored.
+
+A query goes strong iff ``score < threshold`` (see ``firewall_routing.calibration``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from firewall_routing.calibration import Calibration
+from firewall_routing.errors import InputError
+from firewall_routing.routers.base import Router
+from firewall_routing.serve.scoring import (
+    Backend,
+    Scorer,
+    TokenCounter,
+    make_scorer,
+    minilm_token_counter,
+    scored_text,
+    user_turns,
+)
+
+log = logging.getLogger("firewall_routing.serve")
+
+Route = Literal["weak", "strong"]
+Kind = Literal["fraction", "threshold", "weak", "strong"]
+FIREWALL = "firewall"
+LISTED_PERCENTS = tuple(range(0, 101, 10))
+
+_FRACTION = re.compile(r"^firewall@(\d{1,3})%$")
+_THRESHOLD = re.compile(r"^firewall@t=([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)$")
+
+
+class UnknownModel(ValueError):
+    """The model name is no operating point this server can serve (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A parsed model name; ``value`` is the percent or the raw threshold."""
+
+    name: str
+    kind: Kind
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where one request goes and why (``score``/``threshold`` are None when forced)."""
+
+    route: Route
+    operating_point: str
+    score: float | None
+    threshold: float | None
+    router_ms: float
+
+    @property
+    def forced(self) -> bool:
+        return self.score is None
+
+
+def parse_model(name: str) -> OperatingPoint:
+    """Parse a model name (not ``firewall`` itself: that one is resolved via the default)."""
+    if name == "weak":
+        return OperatingPoint(name, "weak")
+    if name == "strong":
+        return OperatingPoint(name, "strong")
+    if m := _FRACTION.match(name):
+        percent = int(m.group(1))
+        if percent > 100:
+            raise UnknownModel(f"'{name}': the strong-call percent must be 0…100")
+        return OperatingPoint(name, "fraction", float(percent))
+    if m := _THRESHOLD.match(name):
+        return OperatingPoint(name, "threshold", float(m.group(1)))
+    raise UnknownModel(
+        f"unknown model '{name}': use firewall, firewall@<0-100>%, firewall@t=<threshold>, weak or strong"
+    )
+
+
+def listed_models(default: str, calibrated: bool) -> list[str]:
+    """Names ``GET /v1/models`` shows (any integer percent and any t= are accepted too)."""
+    names = [FIREWALL, "weak", "strong"]
+    if calibrated:
+        names += [f"firewall@{p}%" for p in LISTED_PERCENTS]
+    if default not in names:
+        names.append(default)
+    return names
+
+
+class Decider:
+    """Resolves operating points and scores conversations; thread-safe, no I/O."""
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        calibration: Calibration | None,
+        default_model: str,
+        context_tokens: int,
+        count_tokens: TokenCounter,
+    ) -> None:
+        self.scorer = scorer
+        self.calibration = calibration
+        self.context_tokens = context_tokens
+        self.count_tokens = count_tokens
+        self.default = self.resolve(default_model)
+
+    def resolve(self, model: str) -> OperatingPoint:
+        """Parse ``model``; fails (UnknownModel) if it needs a calibration we do not have."""
+        if model == FIREWALL:
+            return self.default
+        op = parse_model(model)
+        if op.kind == "fraction" and self.calibration is None:
+            raise UnknownModel(
+                f"'{model}' needs a calibration file (none is configured): run "
+                "`firewall-routing calibrate`, or use firewall@t=<threshold>"
+            )
+        return op
+
+    def threshold(self, op: OperatingPoint) -> float | None:
+        if op.kind == "threshold":
+            return op.value
+        if op.kind == "fraction" and self.calibration is not None and op.value is not None:
+            return self.calibration.threshold(int(op.value))
+        return None
+
+    def text_of(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        """The scored text of a chat (raises ValueError when it has no user turn)."""
+        return scored_text(user_turns(messages), self.context_tokens, self.count_tokens)
+
+    def decide(self, text: str, op: OperatingPoint) -> Decision:
+        """Score ``text`` (unless the side is forced) and compare with the threshold."""
+        if op.kind in ("weak", "strong"):
+            side: Route = "weak" if op.kind == "weak" else "strong"
+            return Decision(side, op.name, None, None, 0.0)
+        threshold = self.threshold(op)
+        assert threshold is not None
+        start = time.perf_counter()
+        score = float(self.scorer([text])[0])
+        ms = (time.perf_counter() - start) * 1000.0
+        route: Route = "strong" if score < threshold else "weak"
+        return Decision(route, op.name, score, threshold, ms)
+
+    def route(self, messages: Sequence[Mapping[str, Any]], model: str = FIREWALL) -> Decision:
+        """Resolve, extract the text, decide: the one-call form the Python API uses."""
+        op = self.resolve(model)
+        if op.kind in ("weak", "strong"):
+            return self.decide("", op)
+        return self.decide(self.text_of(messages), op)
+
+
+def build_decider(
+    router: str | Path | Router,
+    calibration: str | Path | Calibration | None,
+    *,
+    backend: Backend = "onnx",
+    default_model: str = "firewall@t=0.5",
+    context_tokens: int = 256,
+    threads: int = 1,
+) -> Decider:
+    """Load the router, its scorer, the calibration and the token counter; fail clearly."""
+    from firewall_routing.calibration import load_calibration
+    from firewall_routing.routers import load_router
+
+    r = router if isinstance(router, Router) else load_router(router)
+    cal = calibration
+    if cal is not None and not isinstance(cal, Calibration):
+        cal = load_calibration(cal)
+    scorer = make_scorer(r, backend, threads)
+    if cal is not None and cal.backend and cal.backend != scorer.backend:
+        log.warning(
+            "calibration was computed with backend %s but scoring uses %s: observed "
+            "strong-call fractions may drift; re-run calibrate --backend %s",
+            cal.backend,
+            scorer.backend,
+            scorer.backend,
+        )
+    try:
+        return Decider(scorer, cal, default_model, context_tokens, minilm_token_counter())
+    except UnknownModel as e:
+        raise InputError(f"default model: {e}", field="default_model") from None

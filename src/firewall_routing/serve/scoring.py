@@ -1,0 +1,146 @@
+"""What the server scores and with which backend.
+
+Two questions live here because both decide the number the threshold is compared with:
+
+* **the text**: a chat's user turns, not just the last message — a follow-up such as "and
+  the second one?" says nothing alone. The last user turn always counts; earlier user turns
+  are added newest first while the total stays within a token budget (MiniLM tokens, the
+  unit the encoder truncates in). The newest turn comes *first* in the scored text, so when
+  the encoder truncates at 256 tokens it drops old context, never the current question.
+* **the backend**: ``onnx`` (int8 MiniLM, fast) or ``torch`` (the exact training-time
+  encoder), both feeding the router's own head via ``score_embeddings`` so the saved router
+  format is unchanged. Routers that are not embedding-head routers use ``router.score``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from firewall_routing.errors import InputError
+from firewall_routing.outcomes import FloatArray
+from firewall_routing.routers.base import Router
+
+Backend = Literal["onnx", "torch"]
+TokenCounter = Callable[[str], int]
+SEPARATOR = "\n\n"
+
+
+class Scorer(Protocol):
+    """Texts in, router scores in [0, 1] out (higher = the weak model is enough)."""
+
+    backend: str
+
+    def __call__(self, texts: Sequence[str]) -> FloatArray: ...
+
+
+class Encoder(Protocol):
+    def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray: ...
+
+
+class EmbeddingScorer:
+    """Encoder + the router's trained head (``score_embeddings``), no embedding cache.
+
+    The server deliberately bypasses ``embeddings.get_encoder``'s SQLite cache: it would
+    write every user prompt to disk and grow without bound.
+    """
+
+    def __init__(self, router: Any, encoder: Encoder, backend: str) -> None:
+        self._router = router
+        self._encoder = encoder
+        self.backend = backend
+
+    def __call__(self, texts: Sequence[str]) -> FloatArray:
+        scores: FloatArray = self._router.score_embeddings(self._encoder.encode(texts))
+        return scores
+
+
+class RouterScorer:
+    """Any other router: its own ``score`` (backend choice does not apply)."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self.backend = f"router:{router.name}"
+
+    def __call__(self, texts: Sequence[str]) -> FloatArray:
+        return np.asarray(self._router.score(texts), dtype=np.float64)
+
+
+def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> Scorer:
+    """The scorer for ``router``: ONNX or torch MiniLM for embedding-head routers."""
+    from firewall_routing.embeddings import DEFAULT_ENCODER
+
+    if backend not in ("onnx", "torch"):
+        raise InputError(f"scoring backend must be 'onnx' or 'torch', got '{backend}'", field="backend")
+    if not hasattr(router, "score_embeddings"):
+        return RouterScorer(router)
+    model = str(getattr(router, "encoder", DEFAULT_ENCODER))
+    if backend == "torch":
+        from firewall_routing.embeddings import SentenceEncoder
+
+        return EmbeddingScorer(router, SentenceEncoder(model), "torch")
+    if model not in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
+        raise InputError(
+            f"the onnx backend only ships {DEFAULT_ENCODER}; this router uses "
+            f"'{model}': set backend to torch",
+            field="backend",
+        )
+    from firewall_routing.serve.onnx_encoder import OnnxEncoder
+
+    return EmbeddingScorer(router, OnnxEncoder(threads=threads), "onnx")
+
+
+def minilm_token_counter() -> TokenCounter:
+    """Counts MiniLM WordPiece tokens (no special tokens) — the context budget's unit."""
+    from firewall_routing.serve.onnx_encoder import load_tokenizer
+
+    tok = load_tokenizer()
+
+    def count(text: str) -> int:
+        return len(tok.encode(text, add_special_tokens=False).ids)
+
+    return count
+
+
+# --------------------------------------------------------------------------- scored text
+
+
+def content_text(content: Any) -> str:
+    """Text of a message's ``content``: a string, or the text parts of a content list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, Mapping)]
+        return "\n".join(t for t in parts if isinstance(t, str))
+    return ""
+
+
+def user_turns(messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Non-empty user message texts in conversation order."""
+    texts = (content_text(m.get("content")) for m in messages if m.get("role") == "user")
+    return [t for t in texts if t.strip()]
+
+
+def scored_text(turns: Sequence[str], budget: int, count: TokenCounter) -> str:
+    """Last user turn, then earlier turns newest first while the total fits ``budget``."""
+    if not turns:
+        raise ValueError("no user turn to score")
+    picked = [turns[-1]]
+    used = count(turns[-1])
+    for turn in reversed(turns[:-1]):
+        used += count(turn)
+        if used > budget:
+            break
+        picked.append(turn)
+    return SEPARATOR.join(picked)
+
+
+def completion_prompt_text(prompt: Any) -> str:
+    """Text of a ``/v1/completions`` prompt: a string or a list of strings (joined)."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
+        return SEPARATOR.join(prompt)
+    raise ValueError("prompt must be a string or a list of strings")

