@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from firewall_routing.errors import InputError, MetricError
 
@@ -23,14 +24,23 @@ app = typer.Typer(
 )
 
 WeakOpt = Annotated[str | None, typer.Option("--weak", help="Weak model name (files with several models).")]
-StrongOpt = Annotated[str | None, typer.Option("--strong", help="Strong model name (files with several models).")]
+StrongOpt = Annotated[
+    str | None, typer.Option("--strong", help="Strong model name (files with several models).")
+]
 GreedyOpt = Annotated[
-    str, typer.Option("--greedy-approx", help="Where greedy answers are missing: 'majority' "
-                      "(1[pass rate ≥ 0.5], reported) or 'none' (fail).")
+    str,
+    typer.Option(
+        "--greedy-approx",
+        help="Where greedy answers are missing: 'majority' (1[pass rate ≥ 0.5], reported) or 'none' (fail).",
+    ),
 ]
 PairingOpt = Annotated[
-    str, typer.Option("--pairing-approx", help="Where paired samples are missing (win-rate): "
-                      "'independent' (expectation, reported) or 'none' (fail).")
+    str,
+    typer.Option(
+        "--pairing-approx",
+        help="Where paired samples are missing (win-rate): "
+        "'independent' (expectation, reported) or 'none' (fail).",
+    ),
 ]
 
 
@@ -46,8 +56,12 @@ def _approx(greedy: str, pairing: str):  # type: ignore[no-untyped-def]
 
 @app.command()
 def labels(
-    outcomes: Annotated[Path, typer.Argument(help="Outcome file (RouterDC .json, RouteLLM .csv, generic .jsonl/.csv).")],
-    design: Annotated[str, typer.Option(help="Label design (see DESIGN.md §3), e.g. soft-block.")] = "soft-block",
+    outcomes: Annotated[
+        Path, typer.Argument(help="Outcome file (RouterDC .json, RouteLLM .csv, generic .jsonl/.csv).")
+    ],
+    design: Annotated[
+        str, typer.Option(help="Label design (see DESIGN.md §3), e.g. soft-block.")
+    ] = "soft-block",
     out: Annotated[Path, typer.Option(help="Output JSONL: id, prompt, label.")] = Path("labels.jsonl"),
     weak: WeakOpt = None,
     strong: StrongOpt = None,
@@ -119,10 +133,8 @@ def evaluate(
     from firewall_routing.routers import REGISTRY, load_router, make_router
 
     table = load_table(outcomes, weak, strong)
-    if router in REGISTRY and not Path(router).exists():
-        r = make_router(router)
-    else:
-        r = load_router(router)
+    builtin = router in REGISTRY and not Path(router).exists()
+    r = make_router(router) if builtin else load_router(router)
     result = evaluate_router(r, table, n_boot=bootstrap)
     typer.echo(format_evaluation(result))
     if json_out is not None:
@@ -137,8 +149,10 @@ from firewall_routing.experiment_cli import register as _register_reproduce  # n
 
 _register_reproduce(app)
 from firewall_routing.sampling.commands import register as _register_sampling  # noqa: E402
+
 _register_sampling(app)
 from firewall_routing.serve.commands import register as _register_serve  # noqa: E402
+
 _register_serve(app)
 
 
@@ -150,6 +164,11 @@ def main() -> None:
         sys.exit(2)
     except MetricError as e:
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except ValidationError as e:  # option values checked by a pydantic config model
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        typer.echo(f"error: option '{where}': {err['msg'].removeprefix('Value error, ')}", err=True)
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)

@@ -1,0 +1,136 @@
+"""Benchmark: `firewall-routing reproduce` wall time and the embedding-head router's scoring speed.
+
+Prints a table and writes benchmarks/results/reproduce.json. Run: `make bench` or
+`python benchmarks/bench_reproduce.py [--skip-reproduce]`. The cold run uses an empty
+embedding cache (what a fresh machine sees); the warm run reuses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "reproduce.json"
+
+
+def time_reproduce(cache: Path, out: Path) -> float:
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "FIREWALL_ROUTING_CACHE": str(cache)}
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "firewall_routing.cli", "reproduce", "--out", str(out)],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def scoring(router_dir: Path, cache: Path) -> dict[str, float]:
+    os.environ["FIREWALL_ROUTING_CACHE"] = str(cache)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from firewall_routing.embeddings import SentenceEncoder
+    from firewall_routing.outcomes import load_routerdc
+    from firewall_routing.routers import load_router
+    from firewall_routing.routers.embedding_head import EmbeddingHeadRouter
+
+    router = load_router(router_dir)
+    assert isinstance(router, EmbeddingHeadRouter)
+    t = load_routerdc(
+        ROOT / "data" / "routerdc" / "gsm8k-test.json",
+        "HuggingFaceH4/zephyr-7b-beta",
+        "cognitivecomputations/dolphin-2.9-llama3-8b",
+    )
+    prompts = list(t.prompts)
+    enc = SentenceEncoder()
+    enc.encode(prompts[:8])  # load weights
+    start = time.perf_counter()
+    emb = enc.encode(prompts[:512])
+    uncached_qps = 512 / (time.perf_counter() - start)
+    lat = []
+    for p in prompts[:200]:
+        s = time.perf_counter()
+        router.score_embeddings(enc.encode([p]))
+        lat.append((time.perf_counter() - s) * 1000)
+    start = time.perf_counter()
+    for _ in range(20):
+        router.score_embeddings(emb)
+    head_qps = 20 * len(emb) / (time.perf_counter() - start)
+    return {
+        "encode_plus_head_batched_qps": round(uncached_qps, 1),
+        "head_only_batched_qps": round(head_qps, 1),
+        "batch1_p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "batch1_p99_ms": round(float(np.percentile(lat, 99)), 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--skip-reproduce", action="store_true", help="only measure scoring")
+    args = ap.parse_args()
+    result: dict[str, object] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_at_start": os.getloadavg(),
+        }
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        cache, out = Path(tmp) / "cache", Path(tmp) / "rep"
+        if not args.skip_reproduce:
+            result["reproduce_cold_s"] = round(time_reproduce(cache, out), 1)
+            result["reproduce_warm_s"] = round(time_reproduce(cache, Path(tmp) / "rep2"), 1)
+            router_dir = out / "routers" / "soft-block"
+        else:
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "firewall_routing.cli",
+                    "reproduce",
+                    "--out",
+                    str(out),
+                    "--designs",
+                    "soft-block",
+                    "--seeds",
+                    "1",
+                    "--datasets",
+                    "gsm8k",
+                    "--gen-weak",
+                    "",
+                    "--bootstrap",
+                    "0",
+                    "--no-plots",
+                ],
+                check=True,
+                env=os.environ | {"FIREWALL_ROUTING_CACHE": str(cache)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            router_dir = out / "routers" / "soft-block"
+        result["scoring_embedding_head"] = scoring(router_dir, cache)
+    result["machine"]["load_avg_at_end"] = os.getloadavg()  # type: ignore[index]
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'metric':<42}{'value':>12}")
+    for k, v in result.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                print(f"{k + '.' + k2:<42}{v2!s:>12}")
+        else:
+            print(f"{k:<42}{v!s:>12}")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
