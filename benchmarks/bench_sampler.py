@@ -12,7 +12,8 @@ Two measurements, both on loopback only and bounded in requests and time:
    lookups, commits, parsing) from generation time.
 
 Prints a table and writes ``benchmarks/results/sampler.json``.
-Usage: ``python benchmarks/bench_sampler.py [--prompts 16] [--rounds 3] [--max-tokens 32]``.
+Usage: ``python benchmarks/bench_sampler.py [--prompts 16] [--rounds 3] [--max-tokens 32]
+[--threads 1]``.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--slots", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="llama.cpp threads; more than the free cores makes its spin-waiting "
+                    "threads stall each other on a shared machine")
     ap.add_argument("--fake-prompts", type=int, default=2000)
     args = ap.parse_args()
     deadline = time.monotonic() + TIME_BUDGET_S
@@ -130,7 +134,7 @@ def main() -> None:
         lambda: measure(sampler_client, "http://fake/v1", fake_prompts, params, 8, fake),
         deadline)
 
-    with local_server_process(slots=args.slots, context=512) as server:
+    with local_server_process(slots=args.slots, context=512, threads=args.threads) as server:
         results["llama_cpp"] = compare(
             "llama.cpp SmolLM2-135M", args.rounds,
             lambda: measure(plain_client, server.base_url, prompts, params, args.slots),

@@ -358,3 +358,28 @@ def test_offline_mode_sends_nothing(store: SampleStore) -> None:
     with pytest.raises(MissingSamples):
         run(offline())
     assert server.bodies == []
+
+
+def test_concurrency_is_bounded_per_upstream(store: SampleStore) -> None:
+    """Each upstream gets ``concurrency`` requests in flight, whatever the other one does."""
+    in_flight: dict[str, int] = {}
+    peak: dict[str, int] = {}
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        in_flight[host] = in_flight.get(host, 0) + 1
+        peak[host] = max(peak.get(host, 0), in_flight[host])
+        await asyncio.sleep(0.01 if host == "fast.test" else 0.05)
+        in_flight[host] -= 1
+        return httpx.Response(200, json={"choices": [{"message": {"content": "x"}}]})
+
+    fast = Upstream("http://fast.test/v1", "f")
+    slow_up = Upstream("http://slow.test/v1", "s")
+
+    async def go() -> None:
+        async with Sampler(store, transport=httpx.MockTransport(slow), concurrency=2) as s:
+            await asyncio.gather(*(s.sample(up, f"p{i}", CHAT, 1)
+                                   for i in range(8) for up in (fast, slow_up)))
+
+    run(go())
+    assert peak == {"fast.test": 2, "slow.test": 2}

@@ -8,7 +8,8 @@ What it does for one ``(upstream, prompt, parameters, n)`` request (DESIGN.md §
 * splits ``n`` across requests when the server caps it: some servers silently return fewer
   choices than asked (the rest is requested again), llama.cpp rejects ``n`` above its slot
   count with a 400 naming the limit (the limit is learned once per upstream);
-* bounds the requests in flight with one semaphore shared by all upstreams of a run;
+* bounds the requests in flight per upstream (one FIFO semaphore each), so a fast upstream
+  never takes the slots of a slow one, and queued requests do not time out on a busy server;
 * retries 429, 5xx, timeouts and connection errors with exponential backoff and jitter,
   waiting at least as long as a ``Retry-After`` header asks;
 * reads the first generated token's top log-probabilities in both response shapes
@@ -276,6 +277,9 @@ class Sampler:
     """Fetches samples through the store; one instance per run (shares the semaphore).
 
     Use as ``async with Sampler(store) as s: await s.sample(upstream, prompt, params, n)``.
+    ``concurrency`` is the number of requests in flight *per upstream*; ``timeout`` the
+    seconds one request may take (a local CPU server can need many minutes for n long
+    completions: a request that times out is retried and its work is lost).
     ``transport`` and ``sleep`` exist for tests (an in-process fake server, no real waits);
     ``offline`` never sends a request and raises :class:`MissingSamples` instead.
     ``requests_sent`` counts every HTTP attempt, retries included.
@@ -307,13 +311,11 @@ class Sampler:
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._caps: dict[tuple[str, str], int] = {}
-        self._sem: asyncio.Semaphore | None = None
+        self._sems: dict[tuple[str, str], asyncio.Semaphore] = {}
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Sampler:
-        self._sem = asyncio.Semaphore(self._concurrency)
-        limits = httpx.Limits(max_connections=self._concurrency,
-                              max_keepalive_connections=self._concurrency)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits,
                                          transport=self._transport)
         return self
@@ -371,12 +373,14 @@ class Sampler:
         self, upstream: Upstream, params: SamplingParams, body: dict[str, Any]
     ) -> list[StoredSample]:
         """POST with retries; the semaphore is held only while a request is in flight."""
-        assert self._client is not None and self._sem is not None, "use 'async with Sampler'"
+        assert self._client is not None, "use 'async with Sampler'"
         url = upstream.url(params.template)
+        sem = self._sems.setdefault((upstream.base_url, upstream.model),
+                                    asyncio.Semaphore(self._concurrency))
         err = ""
         for attempt in range(1, self.retry.max_attempts + 1):
             retry_after: float | None = None
-            async with self._sem:
+            async with sem:
                 self.requests_sent += 1
                 try:
                     resp = await self._client.post(url, json=body, headers=upstream.headers())

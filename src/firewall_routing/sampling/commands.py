@@ -56,8 +56,11 @@ _MaxTokens = Annotated[int | None, _run("Completion limit (default 512).")]
 _Template = Annotated[str | None, _run(
     "'chat' (prompt as one user message, the server applies its chat template) or "
     "'completion' (raw prompt). Default chat.")]
-_Concurrency = Annotated[int | None, _run("Requests in flight, both upstreams together "
-                                          "(default 8).")]
+_Concurrency = Annotated[int | None, _run("Requests in flight per upstream (default 4; "
+                                          "about the server's slots / n).")]
+_Timeout = Annotated[float | None, _run("Seconds one request may take (default 600; raise it "
+                                        "for slow local servers: a timed-out request is "
+                                        "retried and its work lost).")]
 _Store = Annotated[Path | None, typer.Option(
     help="SQLite store of finished samples; rerun with the same store to resume "
     "(default samples.sqlite).")]
@@ -89,6 +92,7 @@ def sample(
     max_tokens: _MaxTokens = None,
     template: _Template = None,
     concurrency: _Concurrency = None,
+    timeout: _Timeout = None,
     store: _Store = None,
     output: _Output = None,
     offline: _Offline = False,
@@ -117,7 +121,8 @@ def sample(
                    "api_key_env": strong_api_key_env, "name": strong_name},
         "dataset": dataset or None, "split": split, "limit": limit, "n": n,
         "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
-        "template": template, "concurrency": concurrency, "store": store, "output": output,
+        "template": template, "concurrency": concurrency, "timeout": timeout, "store": store,
+        "output": output,
     }, config)
     items = load_items(cfg)
     with SampleStore(cfg.store) as st:

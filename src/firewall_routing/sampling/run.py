@@ -7,7 +7,7 @@ goes through the :class:`~firewall_routing.sampling.client.Sampler` and its stor
 rerun of the same command after a crash requests only what is missing and, given the same
 store, writes an identical table.
 
-Items are submitted in benchmark order and the sampler's semaphore is FIFO, so an
+Items are submitted in benchmark order and the sampler's semaphores are FIFO, so an
 interrupted run has finished (mostly) a prefix of the items; ``offline=True`` writes the
 table of the items the store already completes without sending any request.
 """
@@ -75,7 +75,8 @@ class RunConfig(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=512, ge=1)
     template: Literal["chat", "completion"] = "chat"
-    concurrency: int = Field(default=8, ge=1, le=1024)
+    concurrency: int = Field(default=4, ge=1, le=1024, description="Per upstream.")
+    timeout: float = Field(default=600.0, gt=0.0, description="Seconds per request.")
     store: Path = Path("samples.sqlite")
     output: Path = Path("outcomes.jsonl")
 
@@ -273,8 +274,9 @@ async def sample_run(
         bar.set_postfix_str(f"{stats.tokens_new / elapsed:.1f} tok/s", refresh=False)
 
     try:
-        async with Sampler(store, concurrency=cfg.concurrency, on_sample=on_sample,
-                           offline=offline, **(sampler_kwargs or {})) as sampler:
+        async with Sampler(store, concurrency=cfg.concurrency, timeout=cfg.timeout,
+                           on_sample=on_sample, offline=offline,
+                           **(sampler_kwargs or {})) as sampler:
             results = await asyncio.gather(
                 *(_item(sampler, it, weak, strong, params, cfg.n) for it in items)
             )
