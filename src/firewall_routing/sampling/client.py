@@ -74,6 +74,11 @@ class Upstream:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
+    @property
+    def ident(self) -> tuple[str, str]:
+        """What per-upstream state (semaphore, learned n cap) is keyed by."""
+        return (self.base_url, self.model)
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -215,7 +220,7 @@ def count_tokens(
     return math.ceil(len(text) / CHARS_PER_TOKEN), "estimate"
 
 
-def parse_choices(data: Any, template: Template, url: str) -> list[StoredSample]:
+def parse_choices(data: Any, url: str) -> list[StoredSample]:
     """Samples of one response, ordered by choice ``index`` (when given)."""
     choices = data.get("choices") if isinstance(data, Mapping) else None
     if not isinstance(choices, list):
@@ -274,7 +279,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class Sampler:
-    """Fetches samples through the store; one instance per run (shares the semaphore).
+    """Fetches samples through the store; one instance per run (it holds the per-upstream
+    semaphores and the learned ``n`` caps).
 
     Use as ``async with Sampler(store) as s: await s.sample(upstream, prompt, params, n)``.
     ``concurrency`` is the number of requests in flight *per upstream*; ``timeout`` the
@@ -289,7 +295,7 @@ class Sampler:
         self,
         store: SampleStore,
         *,
-        concurrency: int = 8,
+        concurrency: int = 4,
         retry: RetryPolicy | None = None,
         timeout: float = 600.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -335,7 +341,7 @@ class Sampler:
         if missing and self.offline:
             raise MissingSamples(f"{len(missing)} of {n} samples not in the store")
         while missing:
-            cap = self._caps.get((upstream.base_url, upstream.model), len(missing))
+            cap = self._caps.get(upstream.ident, len(missing))
             chunks = [missing[i:i + cap] for i in range(0, len(missing), cap)]
             results = await asyncio.gather(
                 *(self._fill(upstream, prompt, params, key, c, have) for c in chunks),
@@ -352,7 +358,7 @@ class Sampler:
         indices: list[int], have: dict[int, StoredSample],
     ) -> None:
         """One request for ``indices``; stores what comes back, learns the n cap."""
-        cap_key = (upstream.base_url, upstream.model)
+        cap_key = upstream.ident
         try:
             samples = await self._request(upstream, params, params.body(upstream.model, prompt,
                                                                          len(indices)))
@@ -375,8 +381,7 @@ class Sampler:
         """POST with retries; the semaphore is held only while a request is in flight."""
         assert self._client is not None, "use 'async with Sampler'"
         url = upstream.url(params.template)
-        sem = self._sems.setdefault((upstream.base_url, upstream.model),
-                                    asyncio.Semaphore(self._concurrency))
+        sem = self._sems.setdefault(upstream.ident, asyncio.Semaphore(self._concurrency))
         err = ""
         for attempt in range(1, self.retry.max_attempts + 1):
             retry_after: float | None = None
@@ -388,7 +393,7 @@ class Sampler:
                     err = f"{type(e).__name__}: {e}".rstrip(": ")
                 else:
                     if resp.status_code == 200:
-                        return parse_choices(_json(resp, url), params.template, url)
+                        return parse_choices(_json(resp, url), url)
                     msg = _error_message(resp)
                     cap = n_cap_from_error(resp.status_code, msg, int(body.get("n", 1)))
                     if cap is not None:

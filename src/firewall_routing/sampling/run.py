@@ -206,12 +206,17 @@ def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
     return items
 
 
+def _side_requests(params: SamplingParams, n: int, top_logprobs: int
+                   ) -> tuple[tuple[SamplingParams, int], tuple[SamplingParams, int]]:
+    """One model's two sample sets per item: n at the run's temperature, 1 greedy."""
+    return (params, n), (params.greedy(top_logprobs), 1)
+
+
 async def _side(sampler: Sampler, up: Upstream, prompt: str, params: SamplingParams,
                 n: int, top_logprobs: int) -> SideResult:
-    samples, greedy = await asyncio.gather(
-        sampler.sample(up, prompt, params, n),
-        sampler.sample(up, prompt, params.greedy(top_logprobs), 1),
-    )
+    (p, k), (pg, kg) = _side_requests(params, n, top_logprobs)
+    samples, greedy = await asyncio.gather(sampler.sample(up, prompt, p, k),
+                                           sampler.sample(up, prompt, pg, kg))
     return SideResult(tuple(samples), greedy[0])
 
 
@@ -237,7 +242,7 @@ def count_cached(store: SampleStore, items: Sequence[BenchmarkItem], weak: Upstr
     total = 0
     for it in items:
         for up, lp in ((weak, MARGIN_TOP_LOGPROBS), (strong, 0)):
-            for p, k in ((params, n), (params.greedy(lp), 1)):
+            for p, k in _side_requests(params, n, lp):
                 have = store.get(SampleKey.make(up.base_url, up.model, it.prompt, p.key()))
                 total += sum(1 for i in have if i < k)
     return total
