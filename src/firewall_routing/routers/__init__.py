@@ -13,6 +13,9 @@ REGISTRY: dict[str, str] = {
     "embedding-head": "firewall_routing.routers.embedding_head:EmbeddingHeadRouter",
     "random": "firewall_routing.routers.random:RandomRouter",
     "oracle": "firewall_routing.routers.oracle:OracleRouter",
+    "encoder": "firewall_routing.routers.encoder:EncoderRouter",
+    "causal-lm": "firewall_routing.routers.encoder:CausalLMRouter",
+    "mf": "firewall_routing.routers.mf:MFRouter",
     "margin": "firewall_routing.routers.margin:MarginRouter",
 }
 """Router name → ``module:Class``. Add a router by adding a file and a line here."""
