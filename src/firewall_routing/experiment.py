@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
@@ -22,6 +22,9 @@ from firewall_routing import metrics
 from firewall_routing.errors import InputError
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
 from firewall_routing.outcomes import FloatArray, OutcomeTable, concat, load_routerdc
+
+if TYPE_CHECKING:
+    from firewall_routing.routers import FitReport, Router, Validation
 
 DATASET_FILES: dict[str, tuple[str, ...]] = {
     "gsm8k": ("gsm8k-test.json",),
@@ -32,6 +35,24 @@ DATASET_FILES: dict[str, tuple[str, ...]] = {
 
 TRAIN_FILE = "gsm8k-train.json"
 MAIN, GEN = "main", "gen"
+
+DEFAULT_BASELINES: tuple[str, ...] = ("random", "mf", "oracle")
+"""Baseline routers every run adds beside the label designs (any registry name works: a
+router with ``fit_table`` is trained on the outcome table itself, e.g. ``mf`` on RouteLLM
+battles; others are train-free and read prompts or the table, e.g. ``margin``)."""
+
+PAPER_ROUTER_OPTIONS: dict[str, Any] = {
+    "epochs": 3,
+    "max_length": 256,
+    "batch_size": 16,
+    "lr": 5e-5,
+    "threads": 1,
+}
+"""``reproduce --paper`` defaults for the fine-tuned ``encoder`` router (MiniLM backbone).
+The paper trains DeBERTa-v3-large for 10 epochs on 8 A100s; 3 epochs of MiniLM is what a
+shared 2-core CPU can afford (docs/routers.md has the measured time per epoch). One torch
+thread: on a busy 2-core machine two threads made each step ~3× slower (measured 15 s vs
+5 s per batch of 16), because every parallel region waits for a descheduled thread."""
 
 
 def default_data_dir() -> Path:
@@ -65,6 +86,10 @@ class ExperimentConfig(BaseModel):
     split_seed: int = 0
     router: str = "embedding-head"
     router_options: dict[str, Any] = Field(default_factory=dict)
+    baselines: list[str] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
+    baseline_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    paper: bool = False
+    resume: bool = False
     plots: bool = True
 
     @field_validator("datasets")
@@ -129,6 +154,136 @@ def _progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="router", dynamic_ncols=True)
 
 
+def score_tables(router: Router, tables: dict[str, OutcomeTable]) -> dict[str, FloatArray]:
+    """Scores on every table; a prompt-only router scores each distinct prompt once.
+
+    The main and generalization pairs share prompts, so this halves scoring time for the
+    fine-tuned encoder. Routers that read the table (oracle, margin) get each table.
+    """
+    from firewall_routing.routers import Router as Base
+
+    if type(router).score_table is not Base.score_table:
+        return {k: router.score_table(t) for k, t in tables.items()}
+    prompts = list(dict.fromkeys(p for t in tables.values() for p in t.prompts))
+    by_prompt = dict(zip(prompts, router.score(prompts), strict=True))
+    return {k: np.array([by_prompt[p] for p in t.prompts]) for k, t in tables.items()}
+
+
+class ScoreStore:
+    """Per-router-and-seed scores on disk, so an interrupted run resumes where it stopped.
+
+    A file is reused only if it was written under the same run fingerprint (config minus
+    presentation options), so changing epochs or designs never mixes old scores in.
+    """
+
+    def __init__(self, directory: Path | None, fingerprint: str, enabled: bool) -> None:
+        self.dir = directory
+        self.fingerprint = fingerprint
+        self.enabled = enabled and directory is not None
+
+    def _path(self, name: str, seed: int) -> Path:
+        assert self.dir is not None
+        return self.dir / f"{name}-seed{seed}.json"
+
+    def load(self, name: str, seed: int) -> tuple[dict[str, FloatArray], dict[str, Any]] | None:
+        if not self.enabled or not self._path(name, seed).exists():
+            return None
+        d = json.loads(self._path(name, seed).read_text())
+        if d.get("fingerprint") != self.fingerprint:
+            return None
+        return {k: np.array(v) for k, v in d["scores"].items()}, d["training"]
+
+    def save(self, name: str, seed: int, scores: dict[str, FloatArray], training: dict[str, Any]) -> None:
+        if self.dir is None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "fingerprint": self.fingerprint,
+            "training": training,
+            "scores": {k: v.tolist() for k, v in scores.items()},
+        }
+        self._path(name, seed).write_text(json.dumps(payload) + "\n")
+
+
+def fingerprint(cfg: ExperimentConfig) -> str:
+    import hashlib
+
+    keep = cfg.model_dump(exclude={"n_boot", "plots", "resume", "datasets", "designs", "seeds"})
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _fit_record(seed: int, rep: FitReport) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "best_epoch": rep.best_epoch,
+        "best_val_apgr": rep.best_val_apgr,
+        "seconds": round(rep.seconds, 3),
+        "epochs": rep.epochs,
+    }
+
+
+def _link_saved(save_dir: Path, design: str, same_as: str) -> None:
+    """A design whose labels equal an earlier one's points to that router (no second copy)."""
+    target, link = save_dir / same_as, save_dir / design
+    if not target.exists() or link.exists():
+        return
+    try:
+        link.symlink_to(same_as, target_is_directory=True)
+    except OSError:
+        import shutil
+
+        shutil.copytree(target, link)
+
+
+def _train_design(
+    cfg: ExperimentConfig,
+    design: str,
+    labels: FloatArray,
+    ctx: _Context,
+) -> RouterRun:
+    """All seeds of one label design (each seed resumed from disk when possible)."""
+    from firewall_routing.routers import make_router
+
+    run = RouterRun(design, "design")
+    for seed in range(cfg.seeds):
+        cached = ctx.store.load(design, seed)
+        if cached is None:
+            router = make_router(cfg.router, seed=seed, label_design=design, **cfg.router_options)
+            rep = router.fit(ctx.train.prompts, labels, val=ctx.validation)
+            scores, record = score_tables(router, ctx.tables), _fit_record(seed, rep)
+            ctx.store.save(design, seed, scores, record)
+            if ctx.save_dir is not None and seed == 0:
+                router.save(ctx.save_dir / design)
+        else:
+            scores, record = cached
+        run.training.append(record)
+        for key in ctx.tables:
+            run.scores.setdefault(key, []).append(scores[key])
+        ctx.bar.set_postfix_str(f"{design} seed {seed}")
+        ctx.bar.update(1)
+    return run
+
+
+@dataclass
+class _Context:
+    train: OutcomeTable
+    validation: Validation
+    tables: dict[str, OutcomeTable]
+    store: ScoreStore
+    save_dir: Path | None
+    bar: Any
+
+
+def same_labels(a: FloatArray, b: FloatArray) -> bool:
+    """Equal up to float rounding (1e-9): e.g. hybrid-prob sums products that soft-block
+    computes in one expression, so the two differ in the last bits only."""
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=0.0, atol=1e-9))
+
+
+def _copy_run(run: RouterRun, name: str) -> RouterRun:
+    return RouterRun(name, run.kind, dict(run.scores), list(run.training))
+
+
 def train_and_score(
     cfg: ExperimentConfig,
     train: OutcomeTable,
@@ -136,54 +291,76 @@ def train_and_score(
     tables: dict[str, OutcomeTable],
     approx: Approximations,
     save_dir: Path | None = None,
+    score_dir: Path | None = None,
 ) -> tuple[list[RouterRun], dict[str, list[str]], dict[str, dict[str, float]]]:
-    """Train every design × seed, score every table. Returns runs, notes and label params."""
-    from firewall_routing.routers import Validation, make_router
+    """Train every design × seed, score every table. Returns runs, notes and label params.
+
+    Designs whose labels are identical to an earlier design's (e.g. hybrid-prob and
+    soft-block on 0/1 correctness) train identical routers under the same seeds, so they are
+    trained once and their scores reused; the label note says so.
+    """
+    from firewall_routing.routers import Validation
 
     designs = cfg.design_list()
     notes: dict[str, list[str]] = {}
     params: dict[str, dict[str, float]] = {}
     runs: list[RouterRun] = []
     label_values: dict[str, FloatArray] = {}
-    validation = Validation.from_table(val)
+    trained: dict[str, RouterRun] = {}
+    store = ScoreStore(score_dir, fingerprint(cfg), cfg.resume)
     with _progress(len(designs) * cfg.seeds, "training routers") as bar:
+        ctx = _Context(train, Validation.from_table(val), tables, store, save_dir, bar)
         for design in designs:
             lab = compute_labels(train, design, approx)
             notes[design], params[design] = list(lab.notes), lab.params
-            same = [d for d, v in label_values.items() if np.array_equal(v, lab.values)]
+            same = [d for d, v in label_values.items() if same_labels(v, lab.values)]
+            label_values[design] = lab.values
             if same:
                 notes[design].append(
-                    f"labels identical to {', '.join(same)} on this training "
-                    "data, so the routers are identical too"
+                    f"labels identical (to 1e-9) to {', '.join(same)} on this training data, so the "
+                    f"routers are identical too (trained once, scores reused from {same[0]})"
                 )
-            label_values[design] = lab.values
-            run = RouterRun(design, "design")
-            for seed in range(cfg.seeds):
-                router = make_router(cfg.router, seed=seed, label_design=design, **cfg.router_options)
-                rep = router.fit(train.prompts, lab.values, val=validation)
-                run.training.append(
-                    {
-                        "seed": seed,
-                        "best_epoch": rep.best_epoch,
-                        "best_val_apgr": rep.best_val_apgr,
-                        "seconds": round(rep.seconds, 3),
-                    }
-                )
-                for key, t in tables.items():
-                    run.scores.setdefault(key, []).append(router.score_table(t))
-                if save_dir is not None and seed == 0:
-                    router.save(save_dir / design)
-                bar.set_postfix_str(f"{design} seed {seed}")
-                bar.update(1)
-            runs.append(run)
-    for name in ("random", "oracle"):
-        run = RouterRun(name, "baseline")
-        for seed in range(cfg.seeds if name == "random" else 1):
-            r = make_router(name, **({"seed": seed} if name == "random" else {}))
-            for key, t in tables.items():
-                run.scores.setdefault(key, []).append(r.score_table(t))
-        runs.append(run)
+                runs.append(_copy_run(trained[same[0]], design))
+                if save_dir is not None:
+                    _link_saved(save_dir, design, same[0])
+                bar.update(cfg.seeds)
+                continue
+            trained[design] = _train_design(cfg, design, lab.values, ctx)
+            runs.append(trained[design])
+    runs += [_baseline_run(cfg, name, ctx) for name in cfg.baselines]
     return runs, notes, params
+
+
+def _seeded(name: str) -> bool:
+    import inspect
+
+    from firewall_routing.routers import router_class
+
+    return "seed" in inspect.signature(router_class(name).__init__).parameters
+
+
+def _baseline_run(cfg: ExperimentConfig, name: str, ctx: _Context) -> RouterRun:
+    """One baseline router per seed (one run if it takes no seed), trained if it can be."""
+    from firewall_routing.routers import make_router
+
+    run = RouterRun(name, "baseline")
+    for seed in range(cfg.seeds if _seeded(name) else 1):
+        opts = dict(cfg.baseline_options.get(name, {})) | ({"seed": seed} if _seeded(name) else {})
+        cached = ctx.store.load(name, seed)
+        if cached is None:
+            router = make_router(name, **opts)
+            fit_table = getattr(router, "fit_table", None)
+            if fit_table is not None:
+                run.training.append(_fit_record(seed, fit_table(ctx.train, val=ctx.validation)))
+            scores = score_tables(router, ctx.tables)
+            ctx.store.save(name, seed, scores, run.training[-1] if run.training else {})
+        else:
+            scores, record = cached
+            if record:
+                run.training.append(record)
+        for key in ctx.tables:
+            run.scores.setdefault(key, []).append(scores[key])
+    return run
 
 
 def evaluate_runs(
@@ -229,6 +406,28 @@ def evaluate_runs(
     return rows
 
 
+EMBEDDING_ROUTERS = ("embedding-head", "mf")
+"""Routers over cached sentence embeddings: ``run`` embeds every prompt once up front."""
+
+
+def embedding_encoders(cfg: ExperimentConfig) -> list[str]:
+    """The sentence encoders this run's embedding routers use (to pre-fill the cache)."""
+    from firewall_routing.embeddings import DEFAULT_ENCODER
+
+    names = [cfg.router, *cfg.baselines]
+    opts = {cfg.router: cfg.router_options} | {b: cfg.baseline_options.get(b, {}) for b in cfg.baselines}
+    found = [str(opts[n].get("encoder", DEFAULT_ENCODER)) for n in names if n in EMBEDDING_ROUTERS]
+    return list(dict.fromkeys(found))
+
+
+def paper_config(router_options: dict[str, Any] | None = None, **fields: Any) -> ExperimentConfig:
+    """``reproduce --paper``: the fine-tuned ``encoder`` router (the paper's router type) for
+    every label design, one seed by default, beside the same baselines (random, MF, oracle)."""
+    fields.setdefault("seeds", 1)
+    opts = PAPER_ROUTER_OPTIONS | {"progress": True} | (router_options or {})
+    return ExperimentConfig(router="encoder", router_options=opts, paper=True, **fields)
+
+
 def run(cfg: ExperimentConfig, out: Path | None = None) -> Path:
     """Run the whole experiment; returns the output directory (printed as it starts)."""
     from firewall_routing import report
@@ -247,14 +446,18 @@ def run(cfg: ExperimentConfig, out: Path | None = None) -> Path:
     train, val = split_train_val(full_train, cfg.val_fraction, cfg.split_seed)
     tables = load_eval_tables(cfg, data_dir)
 
-    if cfg.router in ("embedding-head",):
+    encoders = embedding_encoders(cfg)
+    if encoders:
         prompts = list(
             dict.fromkeys(list(full_train.prompts) + [p for t in tables.values() for p in t.prompts])
         )
         print(f"embedding {len(prompts)} distinct prompts (cached on disk after the first run)", flush=True)
-        get_encoder(cfg.router_options.get("encoder", "all-MiniLM-L6-v2")).encode(prompts, progress=True)
+        for enc in encoders:
+            get_encoder(enc).encode(prompts, progress=True)
 
-    runs, notes, params = train_and_score(cfg, train, val, tables, approx, out / "routers")
+    runs, notes, params = train_and_score(
+        cfg, train, val, tables, approx, out / "routers", score_dir=out / "scores"
+    )
     print("computing metrics and bootstrap CIs", flush=True)
     rows = evaluate_runs(runs, tables, cfg.n_boot)
     wall = time.perf_counter() - start

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+DEFAULT_SEEDS = 3
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +31,9 @@ def reproduce(
         str, typer.Option(help="Comma-separated evaluation sets: gsm8k,humaneval,mbpp.")
     ] = "gsm8k,humaneval,mbpp",
     designs: Annotated[str, typer.Option(help="Comma-separated label designs, or 'all'.")] = "all",
-    seeds: Annotated[int, typer.Option(help="Number of seeds (0..n-1) per router.")] = 3,
+    seeds: Annotated[
+        int | None, typer.Option(help="Seeds (0..n-1) per router [default: 3; with --paper: 1].")
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95 % CIs.")] = 1000,
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder with routerdc/ (default: the shipped data/).")
@@ -38,23 +42,64 @@ def reproduce(
         str, typer.Option(help="'majority' or 'none' (see `labels --help`).")
     ] = "majority",
     plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
+    baselines: Annotated[
+        str, typer.Option(help="Comma-separated baseline routers beside the designs ('' for none).")
+    ] = "random,mf,oracle",
+    paper: Annotated[
+        bool,
+        typer.Option(
+            "--paper",
+            help="Use the paper's router type: a fine-tuned `encoder` (MiniLM by default) per "
+            "label design (one seed unless --seeds is given). Slow on CPU: see docs/routers.md.",
+        ),
+    ] = False,
+    epochs: Annotated[int | None, typer.Option(help="--paper: fine-tuning epochs (default 3).")] = None,
+    backbone: Annotated[
+        str | None, typer.Option(help="--paper: encoder backbone path/name (default all-MiniLM-L6-v2).")
+    ] = None,
+    max_length: Annotated[int | None, typer.Option(help="--paper: max tokens per prompt (256).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="--paper: training batch size (16).")] = None,
+    lr: Annotated[float | None, typer.Option(help="--paper: peak learning rate (5e-5).")] = None,
+    device: Annotated[str | None, typer.Option(help="--paper: torch device, e.g. cuda (cpu).")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Reuse finished routers' scores from --out (same settings).")
+    ] = False,
 ) -> None:
     """Train one router per label design on RouterDC GSM8K and evaluate in/out of distribution.
 
     Writes report.md, results.json and PNG plots into the output directory it prints.
     """
-    from firewall_routing.experiment import ExperimentConfig, run
+    from firewall_routing.errors import InputError
+    from firewall_routing.experiment import ExperimentConfig, paper_config, run
 
-    cfg = ExperimentConfig(
-        weak=weak,
-        strong=strong,
-        gen_weak=gen_weak or None,
-        datasets=[d.strip() for d in datasets.split(",") if d.strip()],
-        designs=designs,
-        seeds=seeds,
-        n_boot=bootstrap,
-        data_dir=data_dir,
-        greedy_approx=greedy_approx,
-        plots=plots,
-    )
+    fields: dict[str, Any] = {
+        "weak": weak,
+        "strong": strong,
+        "gen_weak": gen_weak or None,
+        "datasets": [d.strip() for d in datasets.split(",") if d.strip()],
+        "designs": designs,
+        "n_boot": bootstrap,
+        "data_dir": data_dir,
+        "greedy_approx": greedy_approx,
+        "plots": plots,
+        "baselines": [b.strip() for b in baselines.split(",") if b.strip()],
+        "resume": resume,
+    }
+    tuning = {
+        "epochs": epochs,
+        "backbone": backbone,
+        "max_length": max_length,
+        "batch_size": batch_size,
+        "lr": lr,
+        "device": device,
+    }
+    chosen = {k: v for k, v in tuning.items() if v is not None}
+    if resume and out is None:
+        raise InputError("--resume needs the --out directory of the run to resume")
+    if paper:
+        cfg = paper_config(chosen, **fields, seeds=seeds or 1)
+    elif chosen:
+        raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in chosen)} only apply with --paper")
+    else:
+        cfg = ExperimentConfig(seeds=seeds or DEFAULT_SEEDS, **fields)
     run(cfg, out)

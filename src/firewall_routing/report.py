@@ -20,11 +20,19 @@ if TYPE_CHECKING:
     from firewall_routing.experiment import RouterRun
     from firewall_routing.routers import Router
 
-TITLES: dict[str, str] = {"random": "Linear Interpolation (random)", "oracle": "Oracle (upper bound)"}
+TITLES: dict[str, str] = {
+    "random": "Linear Interpolation (random)",
+    "oracle": "Oracle (upper bound)",
+    "mf": "RouteLLM MF (MiniLM emb.)",
+    "margin": "Margin Sampling",
+}
 TITLES |= DESIGN_TITLES
 
-TABLE1_ROWS = ("random", "hybrid-trans", "hard-block", "soft-block", "oracle")
-"""Paper Table 1/2 rows we can build: RouteLLM MF and Margin Sampling are separate routers."""
+TABLE1_ROWS = ("random", "mf", "margin", "hybrid-trans", "hard-block", "soft-block", "oracle")
+"""Paper Table 1/2 rows. Baseline routers (``mf``, ``margin``) appear when the run has them;
+rows without results are left out. Other baselines are appended after these (see
+:func:`table1_rows`)."""
+HYBRID_ROWS = ("hybrid-det", "hybrid-prob", "hybrid-trans")
 TABLE3_ROWS = (
     "weak-pass-rate",
     "strong-pass-rate",
@@ -129,6 +137,12 @@ def _apgr_cell(r: dict[str, Any]) -> str:
     return s
 
 
+def table1_rows(res: dict[str, Any]) -> tuple[str, ...]:
+    """TABLE1_ROWS plus any extra baseline router the run had, before the oracle row."""
+    extra = [b for b in res["config"].get("baselines", []) if b not in TABLE1_ROWS]
+    return (*TABLE1_ROWS[:-1], *extra, TABLE1_ROWS[-1])
+
+
 def _paper_table(res: dict[str, Any], pair: str, rows: Sequence[str]) -> list[str]:
     datasets = res["config"]["datasets"]
     head = "| Router | " + " | ".join(f"{d} APGR ↑ | {d} 20 % | {d} 50 % | {d} 80 %" for d in datasets) + " |"
@@ -156,7 +170,7 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
         f"Produced by `firewall-routing reproduce` in {wall_seconds:.1f} s; every number below "
         "is computed from the data by that run (also in `results.json`).",
         "",
-        f"* Router: `{cfg['router']}`, {cfg['seeds']} seed(s) per label design; "
+        f"* Router: `{cfg['router']}`{_router_options(cfg)}, {cfg['seeds']} seed(s) per label design; "
         f"trained on `{res['train']['source']}` ({res['train']['rows']} train / "
         f"{res['train']['val_rows']} validation rows, split seed {cfg['split_seed']}); best epoch "
         "by validation APGR.",
@@ -182,12 +196,13 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
             f"| {k} | {t['n']} | {t['weak_pass_rate'] * 100:.2f} | {t['strong_pass_rate'] * 100:.2f} |"
         )
     lines += ["", "## Table 1 — main pair (in-distribution GSM8K, OOD HumanEval/MBPP)", ""]
-    lines += _paper_table(res, "main", TABLE1_ROWS)
+    lines += _paper_table(res, "main", table1_rows(res))
     if "gen" in pairs:
         lines += ["", "## Table 2 — generalization pair, same routers", ""]
-        lines += _paper_table(res, "gen", TABLE1_ROWS)
+        lines += _paper_table(res, "gen", table1_rows(res))
     lines += ["", "## Table 3 — label designs, main pair", ""]
     lines += _paper_table(res, "main", (*TABLE3_ROWS, "random", "oracle"))
+    lines += _hybrid_llm(res)
     lines += _more_metrics(res)
     lines += _taxonomy(res)
     lines += ["", "## Approximations and label parameters", ""]
@@ -218,6 +233,64 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
             "into 10 equal bins; bars are the strong/weak pass rates per bin (seed 0).",
         ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _router_options(cfg: dict[str, Any]) -> str:
+    """The options that define a fine-tuned router (``--paper``), shown next to its name."""
+    opts = {k: v for k, v in cfg.get("router_options", {}).items() if k != "progress"}
+    if not opts:
+        return ""
+    return " (" + ", ".join(f"{k} = {v}" for k, v in sorted(opts.items())) + ")"
+
+
+def _identity_notes(res: dict[str, Any]) -> list[str]:
+    """Which Hybrid LLM label designs coincided with which others on this run's data."""
+    out = []
+    for design in HYBRID_ROWS:
+        for n in res["label_notes"].get(design, []):
+            if n.startswith("labels identical"):
+                out.append(f"* `{design}`: {n}.")
+    return out
+
+
+def _hybrid_llm(res: dict[str, Any]) -> list[str]:
+    """Hybrid LLM (Ding et al.) as a system: its three labels, its own metric beside APGR."""
+    if not any(_row(res["results"], d, "main", ds) for d in HYBRID_ROWS for ds in res["config"]["datasets"]):
+        return []
+    lines = [
+        "",
+        "## Hybrid LLM as a system (Ding et al., ICLR 2024)",
+        "",
+        "Routers trained on the three Hybrid LLM labels (r_det, r_prob at t = 0, r_trans at the "
+        "automatically searched t*), scored with Hybrid LLM's own metric — quality drop (% of "
+        "the all-strong pass rate) at a cost advantage c (share of queries sent to the weak "
+        "model) — beside APGR. Seed means.",
+        "",
+        "With 0/1 correctness, as on this data, the Hybrid LLM labels are not new targets: "
+        "r_prob(t = 0) = 1 − (1 − pr_w)·pr_s is exactly Soft Blocking (Eq. 7), r_trans equals "
+        "it whenever t* = 0, and r_det = 1[g_w ≥ g_s] is exactly the Hard Label (Eq. 1) "
+        "(see `labels.py`). The identities found on this run's training labels:",
+        "",
+    ]
+    lines += _identity_notes(res) or ["* none: every Hybrid LLM label differed from the other designs."]
+    t_star = res["label_params"].get("hybrid-trans", {}).get("t")
+    if t_star is not None:
+        lines.append(f"* searched t* for r_trans: {t_star:g}.")
+    lines += [
+        "",
+        "| pair | dataset | router | APGR | QD@10 % | QD@20 % | QD@40 % |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for pair in res["pairs"]:
+        for ds in res["config"]["datasets"]:
+            for name in (*HYBRID_ROWS, "soft-block", "random"):
+                r = _row(res["results"], name, pair, ds)
+                if r is None:
+                    continue
+                m = r["mean"]
+                qd = [f"{m.get(f'quality_drop@cost_adv{c}', float('nan')):.2f}" for c in (10, 20, 40)]
+                lines.append(f"| {pair} | {ds} | {title(name)} | {m['apgr']:.2f} | " + " | ".join(qd) + " |")
+    return lines
 
 
 def _more_metrics(res: dict[str, Any]) -> list[str]:
@@ -278,7 +351,7 @@ def console_summary(res: dict[str, Any]) -> str:
     for pair in res["pairs"]:
         lines.append(f"\nAPGR, {pair} pair (weak {res['pairs'][pair]['weak']}):")
         lines.append(f"  {'router':<32}" + "".join(f"{d:>24}" for d in datasets))
-        for name in (*TABLE3_ROWS, "random", "oracle"):
+        for name in dict.fromkeys((*TABLE3_ROWS, *table1_rows(res))):
             cells = []
             for d in datasets:
                 r = _row(res["results"], name, pair, d)
