@@ -47,6 +47,8 @@ class KeywordScorer:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
         self.seen.extend(texts)
+        if any("explode" in t for t in texts):
+            raise RuntimeError("scorer crashed")
         return np.array([0.9 if "easy" in t else 0.1 for t in texts])
 
 

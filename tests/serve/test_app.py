@@ -350,3 +350,16 @@ def test_healthz_needs_no_auth(make_server: Any) -> None:
     s: FastServer = make_server()
     body = s.client.get("/healthz").json()
     assert body == {"status": "ok", "backend": "fake", "calibrated": True, "default_model": "firewall@t=0.5"}
+
+
+def test_scorer_crash_is_openai_shaped_500_and_logged(make_server: Any, caplog: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    s: FastServer = make_server()
+    client = TestClient(s.client.app, raise_server_exceptions=False)
+    with caplog.at_level(logging.INFO, logger="firewall_routing.serve.requests"):
+        r = client.post(CHAT, json=chat("explode"), headers={"authorization": f"Bearer {API_KEY}"})
+    assert_openai_error(r, 500, "internal_error")
+    line = json.loads(next(m.message for m in caplog.records if m.name.endswith(".requests")))
+    assert line["status"] == 500 and "scorer crashed" in line["error"]
+    assert s.post(CHAT, chat("easy")).status_code == 200

@@ -5,6 +5,7 @@ Slow: starts llama.cpp servers and the routing server as subprocesses on 127.0.0
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -25,8 +26,6 @@ Serve = Callable[[str, str], Proc]
 @pytest.fixture(scope="session")
 def calibrated_router(minilm_router: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test router, calibrated with the CLI (onnx backend) on 300 GSM8K train prompts."""
-    import json
-
     root = Path(__file__).resolve().parents[2]
     data = json.loads((root / "data/routerdc/gsm8k-train.json").read_text())
     prompts = tmp_path_factory.mktemp("cal") / "prompts.txt"
@@ -100,6 +99,10 @@ def test_chat_non_streaming_through_router(smollm2: Proc, serve: Serve) -> None:
         score, threshold = float(raw.headers["x-firewall-score"]), float(raw.headers["x-firewall-threshold"])
         assert 0.0 <= score <= 1.0
         assert route == ("strong" if score < threshold else "weak")
+    lines = [json.loads(x) for x in proxy.log.read_text().splitlines() if x.startswith("{")]
+    assert [x["model"] for x in lines] == ["firewall@0%", "firewall@100%", "firewall"]
+    assert all(x["status"] == 200 and x["upstream_ms"] > 0 for x in lines)
+    assert "HTTP Request:" not in proxy.log.read_text()  # one line per request, no httpx noise
 
 
 def test_chat_streaming_and_completions_through_router(smollm2: Proc, serve: Serve) -> None:

@@ -245,3 +245,13 @@ def test_controller_routes_and_calls_chosen_upstream(monkeypatch: Any) -> None:
     assert out.choices[0].message.content == "ok" and out.model == "big"
     ctl.chat.completions.create(model="firewall@t=0.5", messages=msgs)
     assert seen == [("s.test", "big"), ("w.test", "small")]
+
+
+def test_docs_config_example_is_valid(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    block = docs.split("`serve.yaml` (relative paths")[1].split("```yaml\n")[1].split("```")[0]
+    (tmp_path / "serve.yaml").write_text(block)
+    cfg = load_config(tmp_path / "serve.yaml", env={ENV_STRONG_KEY: "sk-x"})
+    assert cfg.router == tmp_path / "runs" / "r1"
+    assert (cfg.default_model, cfg.backend, cfg.fallback) == ("firewall@30%", "onnx", False)
+    assert cfg.strong.api_key is not None and cfg.auth_secrets() == ["change-me"]

@@ -388,6 +388,10 @@ async def proxy(request: Request, creds: HTTPAuthorizationCredentials | None, en
         rec.error = rec.error or e.message
         state.finish(rec, e.status)
         raise
+    except Exception as e:  # a bug or a scorer failure: still one log line, then a 500
+        rec.error = f"{type(e).__name__}: {e}"
+        state.finish(rec, 500)
+        raise
 
 
 # --------------------------------------------------------------------------- app

@@ -79,6 +79,8 @@ def serve(
 
     cfg = load_config(config)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    # httpx logs every upstream call at INFO: keep it to one JSON line per request.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(cfg)
     uvicorn.run(
         app,

@@ -39,7 +39,7 @@ def _client(cfg: UpstreamConfig) -> Any:
     import openai
 
     key = cfg.api_key.get_secret_value() if cfg.api_key is not None else "not-needed"
-    return openai.OpenAI(base_url=cfg.base_url, api_key=key, timeout=cfg.timeout, max_retries=0)
+    return openai.OpenAI(base_url=cfg.base_url, api_key=key, timeout=cfg.timeout)
 
 
 class _ChatCompletions:
