@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from firewall_routing import metrics
 from firewall_routing.errors import InputError
@@ -99,6 +99,11 @@ class ExperimentConfig(BaseModel):
         if bad or not v:
             raise ValueError(f"unknown dataset(s) {bad}; choose from {', '.join(DATASET_FILES)}")
         return v
+
+    @model_validator(mode="after")
+    def _known_designs(self) -> ExperimentConfig:
+        self.design_list()  # fail before any embedding or training starts
+        return self
 
     def design_list(self) -> list[str]:
         if self.designs == "all":
