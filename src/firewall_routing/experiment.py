@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -181,8 +182,11 @@ class ScoreStore:
     presentation options), so changing epochs or designs never mixes old scores in.
     """
 
-    def __init__(self, directory: Path | None, fingerprint: str, enabled: bool) -> None:
+    def __init__(
+        self, directory: Path | None, fingerprint: str, enabled: bool, tables: Sequence[str]
+    ) -> None:
         self.dir = directory
+        self.tables = list(tables)
         self.fingerprint = fingerprint
         self.enabled = enabled and directory is not None
 
@@ -194,7 +198,7 @@ class ScoreStore:
         if not self.enabled or not self._path(name, seed).exists():
             return None
         d = json.loads(self._path(name, seed).read_text())
-        if d.get("fingerprint") != self.fingerprint:
+        if d.get("fingerprint") != self.fingerprint or not set(self.tables) <= set(d["scores"]):
             return None
         return {k: np.array(v) for k, v in d["scores"].items()}, d["training"]
 
@@ -312,7 +316,7 @@ def train_and_score(
     runs: list[RouterRun] = []
     label_values: dict[str, FloatArray] = {}
     trained: dict[str, RouterRun] = {}
-    store = ScoreStore(score_dir, fingerprint(cfg), cfg.resume)
+    store = ScoreStore(score_dir, fingerprint(cfg), cfg.resume, list(tables))
     with _progress(len(designs) * cfg.seeds, "training routers") as bar:
         ctx = _Context(train, Validation.from_table(val), tables, store, save_dir, bar)
         for design in designs:
