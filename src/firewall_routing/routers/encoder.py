@@ -78,6 +78,17 @@ def init_distributed(device: str) -> bool:
     return True
 
 
+def rank_device(device: str) -> str:
+    """Under torchrun every rank must own one GPU: a bare ``cuda`` becomes ``cuda:LOCAL_RANK``."""
+    if device != "cuda":
+        return device
+    import torch
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.cuda.set_device(local)
+    return f"cuda:{local}"
+
+
 def pool(hidden: Any, mask: Any, pooling: str) -> Any:
     """One vector per sequence: mean over real tokens, the first token, or the last real one.
 
@@ -173,6 +184,7 @@ class EncoderRouter(Router):
         self.dropout = dropout
         self.seed = seed
         self.device = device
+        self._device = device  # where tensors live; under torchrun, cuda → cuda:LOCAL_RANK
         self.threads = threads
         self.eval_batch_size = eval_batch_size
         self.group_by_length = group_by_length
@@ -208,7 +220,7 @@ class EncoderRouter(Router):
             # We pool the hidden states ourselves; the backbone's own pooler (BERT) gets no
             # gradient, and DistributedDataParallel fails on trainable parameters without one.
             backbone.pooler.requires_grad_(False)
-        self._net = _net_class()(backbone, self.pooling, self.dropout).to(self.device)
+        self._net = _net_class()(backbone, self.pooling, self.dropout).to(self._device)
 
     def _encode(self, prompts: Sequence[str]) -> dict[str, Any]:
         batch = self._tokenizer(
@@ -218,7 +230,7 @@ class EncoderRouter(Router):
             max_length=self.max_length,
             return_tensors="pt",
         )
-        return {k: batch[k].to(self.device) for k in ("input_ids", "attention_mask")}
+        return {k: batch[k].to(self._device) for k in ("input_ids", "attention_mask")}
 
     # ------------------------------------------------------------------ training
 
@@ -231,7 +243,8 @@ class EncoderRouter(Router):
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            init_distributed(self.device)
+            if init_distributed(self.device):
+                self._device = rank_device(self.device)
             self._build(self.backbone)
             report = self._train(list(prompts), y, val)
         finally:
@@ -302,7 +315,7 @@ class EncoderRouter(Router):
             for idx in self._batches(lengths, epoch):
                 opt.zero_grad()
                 logits = model(**self._encode([prompts[i] for i in idx]))
-                loss = loss_fn(logits, target[idx].to(self.device)) / len(idx)
+                loss = loss_fn(logits, target[idx].to(self._device)) / len(idx)
                 loss.backward()
                 if self.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self._net.parameters(), self.grad_clip)
@@ -357,7 +370,7 @@ class EncoderRouter(Router):
             return net
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [int(self.device.split(":")[1])] if self.device.startswith("cuda:") else None
+        ids = [int(self._device.split(":")[1])] if self._device.startswith("cuda:") else None
         return DistributedDataParallel(net, device_ids=ids)
 
     def _mean_over_ranks(self, loss_sum: float, seen: int) -> float:
@@ -367,7 +380,7 @@ class EncoderRouter(Router):
         import torch
         import torch.distributed as dist
 
-        t = torch.tensor([loss_sum, float(seen)], dtype=torch.float64, device=self.device)
+        t = torch.tensor([loss_sum, float(seen)], dtype=torch.float64, device=self._device)
         dist.all_reduce(t)
         return float(t[0] / t[1].clamp(min=1))
 
