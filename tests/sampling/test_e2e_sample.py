@@ -333,3 +333,19 @@ def test_kill_9_and_resume_requests_nothing_twice(servers: tuple[str, str],
     assert offline.returncode == 0, offline.stderr
     # the proxies are gone: offline mode must not need the upstreams at all
     assert (tmp_path / "offline.jsonl").read_bytes() == first_table
+
+
+def test_local_server_failure_shows_the_servers_error(tmp_path: Path) -> None:
+    from firewall_routing.sampling.local_server import local_server_process
+
+    missing = tmp_path / "missing.gguf"
+    with pytest.raises(RuntimeError, match="model file not found"), \
+            local_server_process(missing, timeout=60):
+        pass
+
+
+def test_default_model_is_the_smollm2_gguf() -> None:
+    from firewall_routing.sampling.local_server import default_gguf
+
+    path = default_gguf()
+    assert path.suffix == ".gguf" and path.stat().st_size > 10_000_000
