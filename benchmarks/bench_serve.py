@@ -213,8 +213,13 @@ def bench_fraction(seeds: int, emb_tr: dict[str, Any], emb_te: dict[str, Any]) -
 
     def observe(router: Any, cal_idx: np.ndarray[Any, Any], kind: str, seed: int) -> None:
         for backend in ("onnx", "torch"):
-            t30 = calibrate(router.score_embeddings(emb_tr[backend][cal_idx])).threshold(30)
+            s_cal = router.score_embeddings(emb_tr[backend][cal_idx])
+            t30 = calibrate(s_cal).threshold(30)
             s_test = router.score_embeddings(emb_te[backend])
+            # Same-distribution check: calibrate on one half of the calibration prompts and
+            # observe on the other; separates sampling noise from the train→test shift.
+            half = len(s_cal) // 2
+            t_half = calibrate(s_cal[:half]).threshold(30)
             rows.append(
                 {
                     "kind": kind,
@@ -223,6 +228,7 @@ def bench_fraction(seeds: int, emb_tr: dict[str, Any], emb_te: dict[str, Any]) -
                     "threshold": t30,
                     "n_calibration": len(cal_idx),
                     "test_fraction": strong_fraction(s_test, t30),
+                    "train_half_to_half_fraction": strong_fraction(s_cal[half:], t_half),
                 }
             )
         s_on, s_to = router.score_embeddings(emb_te["onnx"]), router.score_embeddings(emb_te["torch"])
@@ -498,6 +504,7 @@ def print_table(r: dict[str, Any]) -> None:
         print(
             f"  {row['kind']:<9} seed {row['seed']} {row['backend']:<6} calibration n={row['n_calibration']:>4}"
             f"  threshold {row['threshold']:.4f}  test strong fraction {100 * row['test_fraction']:.1f} %"
+            f"  (train half→half {100 * row['train_half_to_half_fraction']:.1f} %)"
         )
     for row in r["fraction"]["rows"]:
         if "onnx_vs_torch_max_abs_diff" in row:
