@@ -22,7 +22,6 @@ router, with the fraction each one really produces on the calibration prompts.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firewall_routing.errors import InputError
+from firewall_routing.files import iter_jsonl, read_text
 from firewall_routing.outcomes import FloatArray
 
 CALIBRATION_FILE = "calibration.json"
@@ -150,29 +150,16 @@ def read_prompts(path: str | Path, weak: str | None = None, strong: str | None =
     elif suffix in (".json", ".csv"):
         prompts = _table_prompts(p, weak, strong)
     else:
-        prompts = [line for line in _text(p).splitlines() if line.strip()]
+        prompts = [line for line in read_text(p, allow_empty=True).splitlines() if line.strip()]
     if not prompts:
         raise InputError("no prompts in file", path=p)
     return prompts
 
 
-def _text(p: Path) -> str:
-    try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 text (byte {e.start})", path=p) from None
-
-
 def _jsonl_prompts(p: Path) -> list[str]:
     prompts = []
-    for i, raw in enumerate(_text(p).splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=p, row=i) from None
-        prompt = obj.get("prompt") if isinstance(obj, dict) else None
+    for i, obj in iter_jsonl(p):
+        prompt = obj.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError("missing or empty prompt", path=p, row=i, field="prompt")
         prompts.append(prompt)
@@ -209,7 +196,7 @@ def load_calibration(path: str | Path) -> Calibration:
     if not p.is_file():
         raise InputError("no calibration: run `firewall-routing calibrate ROUTER PROMPTS`", path=p)
     try:
-        cal = Calibration.model_validate_json(_text(p))
+        cal = Calibration.model_validate_json(read_text(p))
     except ValidationError as e:
         err = e.errors()[0]
         fld = ".".join(str(x) for x in err["loc"]) or None

@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from firewall_routing.errors import InputError
+from firewall_routing.files import iter_jsonl, read_text
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -206,25 +207,11 @@ def routerdc_models(path: str | Path) -> list[str]:
 
 
 def _read_json(p: Path) -> Any:
-    text = _read_text(p)
+    text = read_text(p)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=p, row=e.lineno) from None
-
-
-def _read_text(p: Path) -> str:
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", path=p) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a file", path=p) from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 text (byte {e.start})", path=p) from None
-    if not text.strip():
-        raise InputError("file is empty", path=p)
-    return text
 
 
 def _rate(v: Any, p: Path, row: int, fld: str) -> float:
@@ -294,7 +281,7 @@ def load_routellm_csv(
 
 def _read_csv(p: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """Rows with the physical line number each starts on (so errors point at the file)."""
-    text = _read_text(p)
+    text = read_text(p)
     lines = text.splitlines(keepends=True)
     reader = csv.DictReader(lines)
     header = list(reader.fieldnames or [])
@@ -412,17 +399,7 @@ def _iter_generic_records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     rec[k] = v
             yield line, rec
         return
-    text = _read_text(p)
-    for i, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=p, row=i) from None
-        if not isinstance(obj, dict):
-            raise InputError("line is not a JSON object", path=p, row=i)
-        yield i, obj
+    yield from iter_jsonl(p)
 
 
 def load_generic(path: str | Path, benchmark: str = "") -> OutcomeTable:

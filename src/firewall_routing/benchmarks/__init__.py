@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from firewall_routing.errors import InputError
+from firewall_routing.files import iter_jsonl, parse_jsonl, read_text
 
 DATA_ENV = "FIREWALL_ROUTING_DATA"
 PAPER_PROMPT = "Question: {question}\nAnswer: "
@@ -88,18 +89,21 @@ def load_triviaqa(split: str = "test") -> list[BenchmarkItem]:
     return _question_answer_items(path, "triviaqa", "triviaqa", grader="triviaqa-contains")
 
 
-def _question_answer_items(
-    path: Path, benchmark: str, id_prefix: str, grader: str
-) -> list[BenchmarkItem]:
+def _question_answer_items(path: Path, benchmark: str, id_prefix: str, grader: str) -> list[BenchmarkItem]:
     """Items from ``{"question", "answer"}`` lines, asked in the paper's prompt format."""
     items = []
     for i, (row, rec) in enumerate(_read_jsonl(path)):
         question = _str_field(rec, "question", path, row)
-        items.append(BenchmarkItem(
-            id=f"{id_prefix}/{i}", benchmark=benchmark, question=question,
-            prompt=paper_prompt(question), reference=_str_field(rec, "answer", path, row),
-            grader=grader,
-        ))
+        items.append(
+            BenchmarkItem(
+                id=f"{id_prefix}/{i}",
+                benchmark=benchmark,
+                question=question,
+                prompt=paper_prompt(question),
+                reference=_str_field(rec, "answer", path, row),
+                grader=grader,
+            )
+        )
     return items
 
 
@@ -124,17 +128,23 @@ def load_humaneval(split: str = "test") -> list[BenchmarkItem]:
     with resources.as_file(path) as real, gzip.open(real, "rt", encoding="utf-8") as f:
         lines = f.read().splitlines()
     items = []
-    for row, rec in _parse_jsonl(lines, path):
+    for row, rec in parse_jsonl(lines, str(path)):
         prompt = _str_field(rec, "prompt", path, row)
         task = _str_field(rec, "task_id", path, row)
-        items.append(BenchmarkItem(
-            id=f"humaneval/{task.rpartition('/')[2]}", benchmark="humaneval", question=prompt,
-            prompt=prompt, grader="humaneval",
-            reference=humaneval_reference(
-                prompt, _str_field(rec, "test", path, row),
-                _str_field(rec, "entry_point", path, row),
-            ),
-        ))
+        items.append(
+            BenchmarkItem(
+                id=f"humaneval/{task.rpartition('/')[2]}",
+                benchmark="humaneval",
+                question=prompt,
+                prompt=prompt,
+                grader="humaneval",
+                reference=humaneval_reference(
+                    prompt,
+                    _str_field(rec, "test", path, row),
+                    _str_field(rec, "entry_point", path, row),
+                ),
+            )
+        )
     return items
 
 
@@ -161,10 +171,16 @@ def load_mbpp(split: str = "test") -> list[BenchmarkItem]:
         tests = _ASSERT_LINE.findall(q)
         if not tests:
             raise InputError("question has no assert line", path=path, row=i + 1, field="question")
-        items.append(BenchmarkItem(
-            id=f"mbpp/{i}", benchmark="mbpp", question=q, prompt=paper_prompt(q),
-            reference="\n".join(tests), grader="mbpp",
-        ))
+        items.append(
+            BenchmarkItem(
+                id=f"mbpp/{i}",
+                benchmark="mbpp",
+                question=q,
+                prompt=paper_prompt(q),
+                reference="\n".join(tests),
+                grader="mbpp",
+            )
+        )
     return items
 
 
@@ -189,44 +205,46 @@ def load_jsonl(path: str | Path) -> list[BenchmarkItem]:
     from firewall_routing.sampling.graders import GRADERS
 
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 text (byte {e.start})", path=p) from None
-    except OSError as e:
-        raise InputError(f"cannot read file: {e.strerror}", path=p) from None
+    text = read_text(p, allow_empty=True)
     items: list[BenchmarkItem] = []
     seen: dict[str, int] = {}
-    for row, rec in _parse_jsonl(text.splitlines(), p):
+    for row, rec in parse_jsonl(text.splitlines(), p):
         prompt = _str_field(rec, "prompt", p, row)
         grader = _str_field(rec, "grader", p, row)
         if grader not in GRADERS:
             known = ", ".join(sorted(GRADERS))
             raise InputError(
                 f"unknown grader '{grader}'; known graders: {known}",
-                path=p, row=row, field="grader",
+                path=p,
+                row=row,
+                field="grader",
             )
         bench = _str_field(rec, "benchmark", p, row, default=p.stem)
         item_id = _str_field(rec, "id", p, row, default=f"{bench}/{len(items)}")
         if item_id in seen:
             raise InputError(
                 f"duplicate id '{item_id}' (first on line {seen[item_id]})",
-                path=p, row=row, field="id",
+                path=p,
+                row=row,
+                field="id",
             )
         seen[item_id] = row
-        items.append(BenchmarkItem(
-            id=item_id, benchmark=bench,
-            question=_str_field(rec, "question", p, row, default=prompt), prompt=prompt,
-            reference=_str_field(rec, "reference", p, row), grader=grader,
-        ))
+        items.append(
+            BenchmarkItem(
+                id=item_id,
+                benchmark=bench,
+                question=_str_field(rec, "question", p, row, default=prompt),
+                prompt=prompt,
+                reference=_str_field(rec, "reference", p, row),
+                grader=grader,
+            )
+        )
     if not items:
         raise InputError("file has no items", path=p)
     return items
 
 
-def load_benchmark(
-    name_or_path: str, split: str = "test", limit: int | None = None
-) -> list[BenchmarkItem]:
+def load_benchmark(name_or_path: str, split: str = "test", limit: int | None = None) -> list[BenchmarkItem]:
     """A built-in benchmark by name (:data:`BENCHMARKS`) or a user JSONL file by path.
 
     ``split`` selects train/test for built-ins (user files have no splits and ignore it);
@@ -241,9 +259,7 @@ def load_benchmark(
         items = load_jsonl(name_or_path)
     else:
         known = ", ".join(BENCHMARKS)
-        raise InputError(
-            f"unknown benchmark '{name_or_path}': not a built-in ({known}) and no such file"
-        )
+        raise InputError(f"unknown benchmark '{name_or_path}': not a built-in ({known}) and no such file")
     return items if limit is None else items[:limit]
 
 
@@ -259,32 +275,10 @@ def _check_split(name: str, split: str, available: tuple[str, ...]) -> None:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise InputError(f"cannot read benchmark data: {e.strerror}", path=path) from None
-    return _parse_jsonl(lines, path)
+    return iter_jsonl(path)
 
 
-def _parse_jsonl(lines: list[str], path: object) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(1-based line number, object) for each non-blank line."""
-    for row, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise InputError(
-                f"invalid JSON at column {e.colno}: {e.msg}", path=str(path), row=row
-            ) from None
-        if not isinstance(obj, dict):
-            raise InputError("line is not a JSON object", path=str(path), row=row)
-        yield row, obj
-
-
-def _str_field(
-    rec: Any, name: str, path: object, row: int, *, default: str | None = None
-) -> str:
+def _str_field(rec: Any, name: str, path: object, row: int, *, default: str | None = None) -> str:
     """A required (or defaulted) non-empty string field, else InputError naming it."""
     if not isinstance(rec, dict):
         raise InputError("row is not a JSON object", path=str(path), row=row)
@@ -294,9 +288,7 @@ def _str_field(
     if value is None:
         raise InputError("missing field", path=str(path), row=row, field=name)
     if not isinstance(value, str):
-        raise InputError(
-            f"must be a string, got {type(value).__name__}", path=str(path), row=row, field=name
-        )
+        raise InputError(f"must be a string, got {type(value).__name__}", path=str(path), row=row, field=name)
     if not value.strip():
         raise InputError("must not be empty", path=str(path), row=row, field=name)
     return value

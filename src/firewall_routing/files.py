@@ -1,0 +1,51 @@
+"""Reading user files at the edge, with errors that name the file and line.
+
+Every loader (outcome tables, benchmark JSONL, calibration prompts) reads text and JSON Lines
+the same way, so the messages a user sees for a missing, empty, non-UTF-8 or malformed file
+are the same wherever the file goes in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from firewall_routing.errors import InputError
+
+
+def read_text(path: Path, *, allow_empty: bool = False) -> str:
+    """The file's UTF-8 text, or an InputError saying why it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a file", path=path) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text (byte {e.start})", path=path) from None
+    except OSError as e:
+        raise InputError(f"cannot read file: {e.strerror}", path=path) from None
+    if not allow_empty and not text.strip():
+        raise InputError("file is empty", path=path)
+    return text
+
+
+def parse_jsonl(lines: list[str], path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) for each non-blank line; each line must be an object."""
+    for row, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=path, row=row) from None
+        if not isinstance(obj, dict):
+            raise InputError("line is not a JSON object", path=path, row=row)
+        yield row, obj
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Objects of a JSON Lines file with their line numbers."""
+    return parse_jsonl(read_text(path).splitlines(), path)
