@@ -86,6 +86,18 @@ class Router(ABC):
         return cls(**config)
 
 
+def check_labels(prompts: Sequence[str], labels: FloatArray) -> FloatArray:
+    """Soft labels must be finite and in [0, 1]; BCE would silently accept nonsense otherwise."""
+    y = np.asarray(labels, dtype=np.float64)
+    if len(prompts) != len(y):
+        raise ValueError(f"{len(prompts)} prompts but {len(y)} labels")
+    if len(y) == 0:
+        raise InputError("no training examples")
+    if np.isnan(y).any() or (y < 0).any() or (y > 1).any():
+        raise InputError("labels must lie in [0, 1]")
+    return y
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     cfg_path = p / CONFIG_FILE if p.is_dir() else p

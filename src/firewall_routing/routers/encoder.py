@@ -37,25 +37,13 @@ from firewall_routing import metrics
 from firewall_routing.embeddings import DEFAULT_ENCODER, resolve_model_path
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
-from firewall_routing.routers.base import FitReport, Router, Validation
+from firewall_routing.routers.base import FitReport, Router, Validation, check_labels
 
 HEAD_FILE = "head.pt"
 BACKBONE_DIR = "backbone"
 TRAINING_FILE = "training.json"
 POOLINGS = ("mean", "cls", "last")
 BACKBONE_TYPES = ("encoder", "causal")
-
-
-def check_labels(prompts: Sequence[str], labels: FloatArray) -> FloatArray:
-    """Soft labels must be finite and in [0, 1]; BCE would silently accept nonsense otherwise."""
-    y = np.asarray(labels, dtype=np.float64)
-    if len(prompts) != len(y):
-        raise ValueError(f"{len(prompts)} prompts but {len(y)} labels")
-    if len(y) == 0:
-        raise InputError("no training examples")
-    if np.isnan(y).any() or (y < 0).any() or (y > 1).any():
-        raise InputError("labels must lie in [0, 1]")
-    return y
 
 
 def dist_info() -> tuple[int, int]:

@@ -29,23 +29,18 @@ soft label in [0, 1] with weight 1, so MF can also be paired with a paper label 
 
 from __future__ import annotations
 
-import copy
 import functools
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from firewall_routing import metrics
-from firewall_routing.embeddings import DEFAULT_ENCODER, get_encoder
+from firewall_routing.embeddings import DEFAULT_ENCODER
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray, OutcomeTable
-from firewall_routing.routers.base import FitReport, Router, Validation
-from firewall_routing.routers.encoder import check_labels
+from firewall_routing.routers.base import FitReport, Validation, check_labels
+from firewall_routing.routers.frozen import FrozenEmbeddingRouter
 
-WEIGHTS_FILE = "mf.pt"
 WEAK, STRONG = 0, 1
 
 
@@ -87,8 +82,9 @@ def _mf_class() -> type:
     return MFNet
 
 
-class MFRouter(Router):
+class MFRouter(FrozenEmbeddingRouter):
     name = "mf"
+    weights_file = "mf.pt"
 
     def __init__(
         self,
@@ -113,11 +109,8 @@ class MFRouter(Router):
         self.ties = ties
         self.seed = seed
         self.label_design = label_design
-        self._net: Any = None
-        self.fit_report: FitReport | None = None
-
-    def embed(self, prompts: Sequence[str]) -> FloatArray:
-        return get_encoder(self.encoder).encode(prompts)
+        self._net = None
+        self.fit_report = None
 
     def _build(self, text_dim: int) -> Any:
         import torch
@@ -130,7 +123,7 @@ class MFRouter(Router):
     def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
         """Generic interface: any soft label = target P(weak wins), every query weight 1."""
         y = check_labels(prompts, labels)
-        return self._fit(prompts, y, np.ones_like(y), val)
+        return self._fit_weighted(prompts, y, np.ones_like(y), val)
 
     def fit_table(self, table: OutcomeTable, *, val: Validation | None = None) -> FitReport:
         """RouteLLM's own target: expected battle outcomes from the pass rates (see module doc)."""
@@ -138,96 +131,7 @@ class MFRouter(Router):
         if not (weight > 0).any():
             raise InputError("every training query is a tie: MF has nothing to learn from")
         self.label_design = f"battles (ties {self.ties})"
-        return self._fit(table.prompts, target, weight, val)
-
-    def _fit(
-        self, prompts: Sequence[str], target: FloatArray, weight: FloatArray, val: Validation | None
-    ) -> FitReport:
-        import torch
-
-        start = time.perf_counter()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a 384×128 bilinear model: thread hand-offs only cost time
-        try:
-            report = self._train(prompts, target, weight, val)
-        finally:
-            torch.set_num_threads(threads)
-        report.seconds = time.perf_counter() - start
-        self.fit_report = report
-        return report
-
-    def _train(
-        self, prompts: Sequence[str], target: FloatArray, weight: FloatArray, val: Validation | None
-    ) -> FitReport:
-        import torch
-
-        x = torch.tensor(self.embed(prompts), dtype=torch.float32)
-        y = torch.tensor(target, dtype=torch.float32)
-        w = torch.tensor(weight, dtype=torch.float32)
-        xv = torch.tensor(self.embed(val.prompts), dtype=torch.float32) if val else None
-        net = self._build(x.shape[1])
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        gen = torch.Generator().manual_seed(self.seed)
-        report, best = FitReport(), -np.inf
-        best_state = copy.deepcopy(net.state_dict())
-        for epoch in range(1, self.epochs + 1):
-            net.train()
-            row = {"epoch": float(epoch), "train_loss": self._epoch(net, opt, x, y, w, gen)}
-            if val is not None and xv is not None:
-                row["val_apgr"] = self._apgr(net, xv, val)
-                if row["val_apgr"] > best:
-                    best, best_state = row["val_apgr"], copy.deepcopy(net.state_dict())
-                    report.best_epoch, report.best_val_apgr = epoch, row["val_apgr"]
-            report.epochs.append(row)
-        if val is not None:
-            net.load_state_dict(best_state)
-        else:
-            report.best_epoch = self.epochs
-        net.eval()
-        self._net = net
-        return report
-
-    def _epoch(self, net: Any, opt: Any, x: Any, y: Any, w: Any, gen: Any) -> float:
-        """One pass of weighted BCE; returns the weight-averaged loss."""
-        import torch
-
-        perm = torch.randperm(len(y), generator=gen)
-        total, mass = 0.0, 0.0
-        for i in range(0, len(y), self.batch_size):
-            idx = perm[i : i + self.batch_size]
-            if float(w[idx].sum()) == 0.0:
-                continue
-            q = x[idx] + torch.randn(x[idx].shape, generator=gen) * self.noise
-            losses = torch.nn.functional.binary_cross_entropy_with_logits(net(q), y[idx], reduction="none")
-            loss = (losses * w[idx]).sum() / w[idx].sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total, mass = total + float((losses * w[idx]).sum().detach()), mass + float(w[idx].sum())
-        return total / max(mass, 1e-12)
-
-    def _apgr(self, net: Any, xv: Any, val: Validation) -> float:
-        import torch
-
-        net.eval()
-        with torch.no_grad():
-            sv = torch.sigmoid(net(xv)).double().numpy()
-        return metrics.apgr(metrics.deferral_curve(sv, val.pr_w, val.pr_s))
-
-    # ------------------------------------------------------------------ scoring
-
-    def score_embeddings(self, emb: FloatArray) -> FloatArray:
-        import torch
-
-        if self._net is None:
-            raise InputError("router is not trained: call fit() or load a saved router")
-        with torch.no_grad():
-            out = torch.sigmoid(self._net(torch.tensor(emb, dtype=torch.float32)))
-        return out.double().numpy().reshape(-1)
-
-    def score(self, prompts: Sequence[str]) -> FloatArray:
-        """1 − P(strong wins) in [0, 1]: higher = the weak model is enough."""
-        return self.score_embeddings(self.embed(prompts))
+        return self._fit_weighted(table.prompts, target, weight, val)
 
     # ------------------------------------------------------------------ persistence
 
@@ -245,22 +149,11 @@ class MFRouter(Router):
             "label_design": self.label_design,
         }
 
-    def _save_weights(self, path: Path) -> None:
+    def _optimizer(self, params: Any) -> Any:
         import torch
 
-        if self._net is None:
-            raise InputError("cannot save an untrained router")
-        torch.save(self._net.state_dict(), path / WEIGHTS_FILE)
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any], path: Path | None = None) -> Router:
-        import torch
-
-        r = cls(**config)
-        if path is not None and (path / WEIGHTS_FILE).exists():
-            state = torch.load(path / WEIGHTS_FILE, weights_only=True)
-            net = r._build(int(state["text_proj.weight"].shape[1]))
-            net.load_state_dict(state)
-            net.eval()
-            r._net = net
-        return r
+    @staticmethod
+    def _text_dim(state: dict[str, Any]) -> int:
+        return int(state["text_proj.weight"].shape[1])
