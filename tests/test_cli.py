@@ -188,3 +188,22 @@ def test_reproduce_bad_options(tmp_path: Path, args: list[str]) -> None:
     r = run("reproduce", "--out", str(tmp_path / "x"), *args)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
+
+
+def test_train_router_options(tmp_path: Path) -> None:
+    rows = [{"prompt": f"q{i}", "weak_pass_rate": (i % 3) / 2, "strong_pass_rate": 1.0} for i in range(20)]
+    f = tmp_path / "t.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ok = run("train", str(f), "--out", str(tmp_path / "r"), "--router-options", '{"epochs": 2, "hidden": 0}')
+    assert ok.returncode == 0, ok.stderr
+    cfg = json.loads((tmp_path / "r" / "router.json").read_text())["config"]
+    assert cfg["epochs"] == 2 and cfg["hidden"] == 0
+    _assert_clean_error(
+        run("train", str(f), "--out", str(tmp_path / "x"), "--router-options", '{"epoch": 2}'),
+        "no option(s) epoch",
+        "epochs",
+    )
+    _assert_clean_error(
+        run("train", str(f), "--out", str(tmp_path / "x"), "--router-options", "{bad"),
+        "not valid JSON",
+    )

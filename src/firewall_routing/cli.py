@@ -54,6 +54,18 @@ def _approx(greedy: str, pairing: str):  # type: ignore[no-untyped-def]
     return Approximations(greedy=greedy, pairing=pairing)  # type: ignore[arg-type]
 
 
+def _json_options(text: str) -> dict[str, object]:
+    import json
+
+    try:
+        opts = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"--router-options is not valid JSON: {e.msg} at column {e.colno}") from None
+    if not isinstance(opts, dict):
+        raise InputError("--router-options must be a JSON object")
+    return opts
+
+
 @app.command()
 def labels(
     outcomes: Annotated[
@@ -97,6 +109,13 @@ def train(
     strong: StrongOpt = None,
     val_fraction: Annotated[float, typer.Option(help="Held-out share for best-epoch selection.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed for the split and the router.")] = 0,
+    router_options: Annotated[
+        str,
+        typer.Option(
+            help='Router constructor options as JSON, e.g. \'{"epochs": 3, "max_length": 128}\' '
+            "(see docs/routers.md)."
+        ),
+    ] = "{}",
     greedy_approx: GreedyOpt = "majority",
     pairing_approx: PairingOpt = "independent",
 ) -> None:
@@ -109,7 +128,7 @@ def train(
     table = load_table(outcomes, weak, strong)
     tr, va = split_train_val(table, val_fraction, seed)
     lab = compute_labels(tr, design, _approx(greedy_approx, pairing_approx))
-    r = make_router(router, seed=seed, label_design=design)
+    r = make_router(router, **({"seed": seed, "label_design": design} | _json_options(router_options)))
     rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
     r.save(out)
     for note in lab.notes:

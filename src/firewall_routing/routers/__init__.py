@@ -30,7 +30,21 @@ def router_class(name: str) -> type[Router]:
 
 
 def make_router(name: str, **options: Any) -> Router:
-    return router_class(name)(**options)
+    """Construct a router by name; unknown option names are a user error, not a TypeError."""
+    import inspect
+
+    cls = router_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        allowed = [p for p in params if p != "self"]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise InputError(
+                f"router '{name}' has no option(s) {', '.join(unknown)}; "
+                f"its options: {', '.join(allowed) or 'none'}",
+                field="router options",
+            )
+    return cls(**options)
 
 
 def load_router(path: str | Path) -> Router:
