@@ -77,6 +77,7 @@ def scoring(router_dir: Path, cache: Path) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--skip-reproduce", action="store_true", help="only measure scoring")
+    ap.add_argument("--keep", type=Path, help="also copy the cold run's output (report.md, ...) here")
     args = ap.parse_args()
     result: dict[str, object] = {
         "machine": {
@@ -91,6 +92,10 @@ def main() -> None:
             result["reproduce_cold_s"] = round(time_reproduce(cache, out), 1)
             result["reproduce_warm_s"] = round(time_reproduce(cache, Path(tmp) / "rep2"), 1)
             router_dir = out / "routers" / "soft-block"
+            if args.keep is not None:
+                import shutil
+
+                shutil.copytree(out, args.keep, dirs_exist_ok=True)
         else:
             subprocess.run(
                 [
