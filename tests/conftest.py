@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -47,3 +49,17 @@ def toy_encoder(tmp_path: Path) -> ToyEncoder:
     enc = ToyEncoder()
     register_encoder("toy", enc, tmp_path / "toycache")
     return enc
+
+
+def make_table(prompts: list[str], pr_w: np.ndarray, pr_s: np.ndarray) -> OutcomeTable:
+    """A pass-rate-only outcome table (10 samples, no greedy, no margin) for router tests."""
+    n = len(prompts)
+    nan = np.full(n, np.nan)
+    return OutcomeTable(
+        tuple(map(str, range(n))),
+        tuple(prompts),
+        ModelOutcomes("w", pr_w, np.full(n, 10), nan),
+        ModelOutcomes("s", pr_s, np.full(n, 10), nan),
+        nan,
+        ("t",) * n,
+    )

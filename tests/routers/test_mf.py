@@ -9,24 +9,10 @@ import pytest
 
 from firewall_routing import metrics
 from firewall_routing.errors import InputError
-from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
 from firewall_routing.routers import Validation, load_router, make_router
 from firewall_routing.routers.mf import MFRouter, battle_targets
 
-from ..conftest import ToyEncoder
-
-
-def _table(prompts: list[str], pr_w: np.ndarray, pr_s: np.ndarray) -> OutcomeTable:
-    n = len(prompts)
-    nan = np.full(n, np.nan)
-    return OutcomeTable(
-        tuple(map(str, range(n))),
-        tuple(prompts),
-        ModelOutcomes("w", pr_w, np.full(n, 10), nan),
-        ModelOutcomes("s", pr_s, np.full(n, 10), nan),
-        nan,
-        ("t",) * n,
-    )
+from ..conftest import ToyEncoder, make_table
 
 
 def _toy(n: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -53,7 +39,7 @@ def test_battle_targets_drop_or_split_ties() -> None:
 def test_learns_who_wins_and_scores_high_for_weak(toy_encoder: ToyEncoder, tmp_path: Path) -> None:
     prompts, pr_w, pr_s = _toy(200, 0)
     r = MFRouter(encoder="toy", dim=16, epochs=40, lr=3e-2, noise=0.05, seed=0)
-    rep = r.fit_table(_table(prompts, pr_w, pr_s))
+    rep = r.fit_table(make_table(prompts, pr_w, pr_s))
     assert rep.best_epoch == 40  # no validation: the last epoch is kept
     losses = [e["train_loss"] for e in rep.epochs]
     assert losses[-1] < losses[0] - 0.1
@@ -91,7 +77,7 @@ def test_soft_label_is_used_as_is(toy_encoder: ToyEncoder) -> None:
 
 def test_deterministic_under_seed(toy_encoder: ToyEncoder) -> None:
     prompts, pr_w, pr_s = _toy(64, 5)
-    t = _table(prompts, pr_w, pr_s)
+    t = make_table(prompts, pr_w, pr_s)
     a, b, c = (MFRouter(encoder="toy", epochs=5, seed=s) for s in (3, 3, 4))
     for r in (a, b, c):
         r.fit_table(t)
@@ -103,6 +89,6 @@ def test_errors(toy_encoder: ToyEncoder) -> None:
     with pytest.raises(InputError, match="not trained"):
         make_router("mf", encoder="toy").score(["a"])
     with pytest.raises(InputError, match="tie"):
-        MFRouter(encoder="toy").fit_table(_table(["a", "b"], np.ones(2), np.ones(2)))
+        MFRouter(encoder="toy").fit_table(make_table(["a", "b"], np.ones(2), np.ones(2)))
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         MFRouter(encoder="toy").fit(["a"], np.array([2.0]))

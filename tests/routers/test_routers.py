@@ -9,24 +9,10 @@ import pytest
 
 from firewall_routing import metrics
 from firewall_routing.errors import InputError
-from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
 from firewall_routing.routers import Validation, load_router, make_router
 from firewall_routing.routers.embedding_head import EmbeddingHeadRouter
 
-from ..conftest import ToyEncoder
-
-
-def _table(prompts: list[str], pr_w: np.ndarray, pr_s: np.ndarray) -> OutcomeTable:
-    n = len(prompts)
-    nan = np.full(n, np.nan)
-    return OutcomeTable(
-        tuple(map(str, range(n))),
-        tuple(prompts),
-        ModelOutcomes("w", pr_w, np.full(n, 10), nan),
-        ModelOutcomes("s", pr_s, np.full(n, 10), nan),
-        nan,
-        ("t",) * n,
-    )
+from ..conftest import ToyEncoder, make_table
 
 
 def test_random_is_deterministic_and_order_free(tmp_path: Path) -> None:
@@ -41,7 +27,7 @@ def test_random_is_deterministic_and_order_free(tmp_path: Path) -> None:
 
 
 def test_oracle_sorts_by_gain_and_round_trips(tmp_path: Path) -> None:
-    t = _table(["a", "b", "c"], np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.5]))
+    t = make_table(["a", "b", "c"], np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.5]))
     o = make_router("oracle")
     s = o.score_table(t)
     assert s.argsort().tolist() == [1, 2, 0]  # b (gain +1) first to strong
@@ -150,7 +136,7 @@ def test_real_minilm_embeddings_round_trip(tmp_path: Path) -> None:
 
 
 def test_margin_router_reads_table_margin(tmp_path: Path) -> None:
-    t = _table(["a", "b", "c"], np.array([0.9, 0.1, 0.5]), np.array([0.9, 0.9, 0.5]))
+    t = make_table(["a", "b", "c"], np.array([0.9, 0.1, 0.5]), np.array([0.9, 0.9, 0.5]))
     t = type(t)(t.ids, t.prompts, t.weak, t.strong, np.array([0.8, 0.05, 0.4]), t.benchmark)
     r = make_router("margin")
     assert r.score_table(t).tolist() == [0.8, 0.05, 0.4]  # small margin -> strong first
@@ -159,7 +145,7 @@ def test_margin_router_reads_table_margin(tmp_path: Path) -> None:
 
 
 def test_margin_router_needs_margins() -> None:
-    t = _table(["a"], np.array([0.5]), np.array([0.5]))
+    t = make_table(["a"], np.array([0.5]), np.array([0.5]))
     with pytest.raises(InputError, match="no margin"):
         make_router("margin").score_table(t)
     with pytest.raises(InputError, match="bare prompts"):
