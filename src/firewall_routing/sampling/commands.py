@@ -132,7 +132,7 @@ def sample(
         except KeyboardInterrupt:
             typer.echo(f"interrupted: finished samples are in {cfg.store}; rerun the same "
                        "command to resume", err=True)
-            raise typer.Exit(130) from None
+            raise  # the CLI's main() exits 130 on KeyboardInterrupt
     table = build_table(results, cfg.weak.display_name, cfg.strong.display_name,
                         source=str(cfg.output))
     write_generic(table, cfg.output)
