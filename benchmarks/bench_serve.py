@@ -2,22 +2,31 @@
 
 Everything runs on 127.0.0.1 and is bounded in requests and time:
 
-1. **Scoring** (in process): one GSM8K test prompt at a time through the router's scorer,
-   ONNX int8 vs torch — p50/p99 ms (target: ONNX p50 ≤ 5 ms); max |Δscore| between the two
-   over all 1,319 GSM8K test prompts and the share of identical decisions.
-2. **Added latency** (HTTP): a minimal upstream (bare ASGI app under uvicorn, instant fixed
-   answer) is called (a) directly, (b) through ``firewall-routing serve`` with model
-   ``firewall@30%`` (scored) and (c) through the server with model ``weak`` (forced, proxy
-   cost only), at concurrency 1, 16 and 64 with distinct prompts. Added latency = the
-   routed percentile minus the direct percentile (target: p99 added ≤ 10 ms at 64).
-   The server's own per-request scoring time (``router_ms`` in its JSON log) is reported
-   alongside, which separates compute from queueing.
-3. **Calibration**: thresholds from GSM8K *train* prompts, observed strong-call fraction
-   at ``firewall@30%`` on GSM8K *test* prompts (target 30 % ± 2), per backend.
+1. **Scoring** (in process): one GSM8K test prompt at a time through the router's scorer —
+   ONNX int8 with 1 and 2 intra-op threads, torch with 1 — p50/p99 ms (target: ONNX p50
+   ≤ 5 ms).
+2. **Added latency** (HTTP): a minimal upstream (bare ASGI app under uvicorn, fixed answer
+   after an optional delay) is called (a) directly, (b) through ``firewall-routing serve``
+   with model ``firewall@30%`` (scored) and (c) through the server with model ``weak``
+   (forced, proxy cost only), at concurrency 1, 16 and 64 with distinct prompts. Added
+   latency = the routed percentile minus the direct percentile (target: p99 added ≤ 10 ms
+   at 64). Two upstreams: an instant one (delay 0: the closed loop then saturates the
+   router, so this measures capacity) and one answering after ``--delay-ms`` (default
+   1,000 ms, an LLM-like response time: the offered load stays below the router's capacity,
+   so this measures the latency the router adds in use). The server's own per-request
+   scoring time (``router_ms`` in its JSON log) is reported alongside, which separates
+   compute from queueing.
+3. **Calibration**: a router trained on RouterDC's 1,000 GSM8K train prompts (three seeds),
+   calibrated on the 6,473 other GSM8K train questions (prompts it never saw, as a user
+   would calibrate on unlabeled traffic), observed strong-call fraction at
+   ``firewall@30%`` on the 1,319 GSM8K test prompts (target 30 % ± 2), per backend; plus
+   the in-sample mistake (calibrating on the router's own training prompts); ONNX vs torch
+   max |Δscore|, identical decisions and APGR on the test prompts.
 
 Prints a table and writes ``benchmarks/results/serve.json``.
-Usage: ``python benchmarks/bench_serve.py [--router DIR] [--requests 400] [--cap-s 60]``
-(without ``--router`` a soft-block embedding-head router is trained on GSM8K train).
+Usage: ``python benchmarks/bench_serve.py [--router DIR] [--requests 400] [--cap-s 60]
+[--delay-ms 1000]`` (without ``--router`` a soft-block embedding-head router is trained on
+RouterDC GSM8K train).
 """
 
 from __future__ import annotations
@@ -44,10 +53,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "serve.json"
 TRAIN = ROOT / "data/routerdc/gsm8k-train.json"
 TEST = ROOT / "data/routerdc/gsm8k-test.json"
+GSM8K_TRAIN = ROOT / "data/gsm8k/train.jsonl"
 WEAK = "HuggingFaceH4/zephyr-7b-beta"
 STRONG = "cognitivecomputations/dolphin-2.9-llama3-8b"
 HOST = "127.0.0.1"
 CONCURRENCY = (1, 16, 64)
+SCORING = (("onnx", 1), ("onnx", 2), ("torch", 1))  # (backend, intra-op threads)
+UPSTREAM_DELAY_S = 0.0  # set in the upstream process from --upstream-delay-ms
 ANSWER = json.dumps(
     {
         "id": "bench",
@@ -71,14 +83,19 @@ async def upstream_app(
     """The cheapest OpenAI-shaped upstream: read the body, answer a fixed completion."""
     while (await receive()).get("more_body"):
         pass
+    if UPSTREAM_DELAY_S:
+        await asyncio.sleep(UPSTREAM_DELAY_S)
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
     )
     await send({"type": "http.response.body", "body": ANSWER})
 
 
-def run_upstream(port: int) -> None:
+def run_upstream(port: int, delay_ms: float) -> None:
     import uvicorn
+
+    global UPSTREAM_DELAY_S
+    UPSTREAM_DELAY_S = delay_ms / 1000.0
 
     uvicorn.run(upstream_app, host=HOST, port=port, log_level="warning", access_log=False, lifespan="off")
 
@@ -128,6 +145,13 @@ def prompts(path: Path) -> list[str]:
     return [row["question"] for row in json.loads(path.read_text())]
 
 
+def unseen_prompts() -> list[str]:
+    """GSM8K train questions outside RouterDC's 1,000: prompts the router never saw."""
+    seen = {" ".join(q.split()) for q in prompts(TRAIN)}
+    rows = [json.loads(line)["question"] for line in GSM8K_TRAIN.read_text().splitlines() if line.strip()]
+    return [q for q in rows if " ".join(q.split()) not in seen]
+
+
 def train_router(out: Path) -> Path:
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import load_table
@@ -151,15 +175,15 @@ def bench_scoring(router_dir: Path, test: list[str], n: int) -> dict[str, Any]:
     """Single-prompt scoring latency per backend: wall time and this process's CPU time.
 
     CPU time is reported because on a shared machine wall time mostly measures the wait
-    for a core; both backends run one intra-op thread, so CPU time ≈ compute.
+    for a core; with one intra-op thread CPU time ≈ compute (with two it is their sum).
     """
     from firewall_routing.routers import load_router
     from firewall_routing.serve.scoring import make_scorer
 
     router = load_router(router_dir)
     out: dict[str, Any] = {}
-    for backend in ("onnx", "torch"):
-        scorer = make_scorer(router, backend)  # type: ignore[arg-type]
+    for backend, threads in SCORING:
+        scorer = make_scorer(router, backend, threads)  # type: ignore[arg-type]
         for p in test[:10]:
             scorer([p])
         wall, cpu = [], []
@@ -168,7 +192,7 @@ def bench_scoring(router_dir: Path, test: list[str], n: int) -> dict[str, Any]:
             scorer([p])
             wall.append((time.perf_counter() - t0) * 1000)
             cpu.append((time.process_time() - c0) * 1000)
-        out[backend] = {
+        out[f"{backend}/{threads}"] = {
             "n": len(wall),
             "p50_ms": pct(wall, 50),
             "p99_ms": pct(wall, 99),
@@ -194,57 +218,52 @@ def fit_router(prompts: list[str], labels: np.ndarray[Any, Any], seed: int, val:
     return router
 
 
-def bench_fraction(seeds: int, emb_tr: dict[str, Any], emb_te: dict[str, Any]) -> dict[str, Any]:
-    """Observed strong-call share at firewall@30 % on GSM8K test, calibrated on GSM8K train.
+def bench_fraction(seeds: int, emb: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Observed strong-call share at firewall@30 % on GSM8K test, per backend and seed.
 
-    ``held_out``: per seed, the train prompts are split in half — one half trains the router
-    (10 % of it held out for best-epoch selection, as ``firewall-routing train`` does), the
-    other half calibrates it. ``in_sample``: the router is trained and calibrated on all
-    train prompts, the mistake the held-out rows exist to show.
+    ``held_out``: the router is trained as ``firewall-routing train`` does (RouterDC's 1,000
+    GSM8K train prompts, 10 % held out for best-epoch selection, seeded) and calibrated on
+    ``emb["cal"]``, the GSM8K train questions it never saw. ``in_sample``: calibrated on its
+    own training prompts, the mistake docs/serving.md warns about. Each row also carries the
+    router's APGR on the test prompts with that backend's scores.
     """
     from firewall_routing.calibration import calibrate, strong_fraction
     from firewall_routing.labels import compute_labels
+    from firewall_routing.metrics import apgr, deferral_curve
     from firewall_routing.outcomes import load_table
     from firewall_routing.routers import Validation
 
-    train = load_table(TRAIN, WEAK, STRONG)
+    train, test = load_table(TRAIN, WEAK, STRONG), load_table(TEST, WEAK, STRONG)
     labels = compute_labels(train, "soft-block").values
     rows: list[dict[str, Any]] = []
-
-    def observe(router: Any, cal_idx: np.ndarray[Any, Any], kind: str, seed: int) -> None:
-        for backend in ("onnx", "torch"):
-            s_cal = router.score_embeddings(emb_tr[backend][cal_idx])
-            t30 = calibrate(s_cal).threshold(30)
-            s_test = router.score_embeddings(emb_te[backend])
-            # Same-distribution check: calibrate on one half of the calibration prompts and
-            # observe on the other; separates sampling noise from the train→test shift.
-            half = len(s_cal) // 2
-            t_half = calibrate(s_cal[:half]).threshold(30)
-            rows.append(
-                {
-                    "kind": kind,
-                    "seed": seed,
-                    "backend": backend,
-                    "threshold": t30,
-                    "n_calibration": len(cal_idx),
-                    "test_fraction": strong_fraction(s_test, t30),
-                    "train_half_to_half_fraction": strong_fraction(s_cal[half:], t_half),
-                }
-            )
-        s_on, s_to = router.score_embeddings(emb_te["onnx"]), router.score_embeddings(emb_te["torch"])
-        rows[-1]["onnx_vs_torch_max_abs_diff"] = float(np.max(np.abs(s_on - s_to)))
-        rows[-1]["onnx_vs_torch_same_decisions_at_t30"] = float(
-            np.mean((s_on < rows[-1]["threshold"]) == (s_to < rows[-1]["threshold"]))
-        )
-
     for seed in range(seeds):
         perm = np.random.default_rng(seed).permutation(len(train))
-        fit_idx, val_idx, cal_idx = perm[:450], perm[450:500], perm[500:]
-        val = Validation.from_table(train.take(val_idx))
-        router = fit_router([train.prompts[i] for i in fit_idx], labels[fit_idx], seed, val)
-        observe(router, cal_idx, "held_out", seed)
-    everything = np.arange(len(train))
-    observe(fit_router(list(train.prompts), labels, 0), everything, "in_sample", 0)
+        fit_idx, val_idx = perm[: int(0.9 * len(train))], perm[int(0.9 * len(train)) :]
+        router = fit_router(
+            [train.prompts[i] for i in fit_idx], labels[fit_idx], seed, Validation.from_table(train.take(val_idx))
+        )
+        s_test = {b: router.score_embeddings(emb["test"][b]) for b in ("onnx", "torch")}
+        for kind, cal_set in (("held_out", "cal"), ("in_sample", "train")):
+            if kind == "in_sample" and seed > 0:
+                continue
+            for backend in ("onnx", "torch"):
+                t30 = calibrate(router.score_embeddings(emb[cal_set][backend])).threshold(30)
+                rows.append(
+                    {
+                        "kind": kind,
+                        "seed": seed,
+                        "backend": backend,
+                        "n_calibration": len(emb[cal_set][backend]),
+                        "threshold": t30,
+                        "test_fraction": strong_fraction(s_test[backend], t30),
+                        "test_apgr": apgr(deferral_curve(s_test[backend], test.weak.pass_rate, test.strong.pass_rate)),
+                    }
+                )
+            on, to = s_test["onnx"], s_test["torch"]
+            rows[-1]["onnx_vs_torch_max_abs_diff"] = float(np.max(np.abs(on - to)))
+            rows[-1]["onnx_vs_torch_same_decisions_at_t30"] = float(
+                np.mean((on < rows[-2]["threshold"]) == (to < rows[-1]["threshold"]))
+            )
     held = [r["test_fraction"] for r in rows if r["kind"] == "held_out" and r["backend"] == "onnx"]
     return {
         "rows": rows,
@@ -332,12 +351,25 @@ def server_log_stats(log: Path, since: int, skip: int) -> dict[str, float | None
     return out
 
 
+def requests_at(concurrency: int, requests: int, delay_ms: float) -> int:
+    """Requests per measurement: fewer at c=1 (serial), and with a slow upstream ~10 rounds."""
+    if delay_ms > 0:
+        return min(requests, 30 if concurrency == 1 else 10 * concurrency)
+    return min(requests, 100) if concurrency == 1 else requests
+
+
 def bench_http(
-    router_dir: Path, calibration: Path, test: list[str], requests: int, cap_s: float, workdir: Path
+    router_dir: Path,
+    calibration: Path,
+    test: list[str],
+    requests: int,
+    cap_s: float,
+    workdir: Path,
+    delay_ms: float,
 ) -> dict[str, Any]:
     up_port, fw_port = free_port(), free_port()
     up = start(
-        [sys.executable, __file__, "--upstream-port", str(up_port)],
+        [sys.executable, __file__, "--upstream-port", str(up_port), "--upstream-delay-ms", str(delay_ms)],
         f"http://{HOST}:{up_port}/",
         workdir / "upstream.log",
     )
@@ -358,7 +390,7 @@ def bench_http(
     rows: list[dict[str, Any]] = []
     try:
         for c in CONCURRENCY:
-            n = min(requests, 100) if c == 1 else requests
+            n = requests_at(c, requests, delay_ms)
             for target, url, model in (
                 ("direct", f"http://{HOST}:{up_port}/v1/chat/completions", "w"),
                 ("router firewall@30%", f"http://{HOST}:{fw_port}/v1/chat/completions", "firewall@30%"),
@@ -366,12 +398,12 @@ def bench_http(
             ):
                 offset = fw_log.stat().st_size
                 res = asyncio.run(load(url, bodies_for(model, test), c, n, cap_s, auth))
-                res.update(target=target, concurrency=c)
+                res.update(target=target, concurrency=c, delay_ms=delay_ms)
                 if target.startswith("router"):
                     res.update(server_log_stats(fw_log, offset, skip=c))
                 rows.append(res)
                 print(
-                    f"  c={c:>2} {target:<26} n={res['n']:>4} p50={res['p50_ms']:7.1f} ms "
+                    f"  delay {delay_ms:g} ms c={c:>2} {target:<26} n={res['n']:>4} p50={res['p50_ms']:7.1f} ms "
                     f"p99={res['p99_ms']:7.1f} ms {res['rps']:7.1f} req/s",
                     flush=True,
                 )
@@ -381,7 +413,7 @@ def bench_http(
     finally:
         stop(fw)
         stop(up)
-    return {"rows": rows, "added": added_latency(rows), "served_fraction": served_fraction}
+    return {"delay_ms": delay_ms, "rows": rows, "added": added_latency(rows), "served_fraction": served_fraction}
 
 
 def added_latency(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -393,6 +425,7 @@ def added_latency(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r = by[target]
             out.append(
                 {
+                    "delay_ms": base["delay_ms"],
                     "concurrency": c,
                     "target": target,
                     "added_p50_ms": r["p50_ms"] - base["p50_ms"],
@@ -412,10 +445,14 @@ def main() -> None:
     ap.add_argument("--cap-s", type=float, default=60.0, help="Time cap per measurement.")
     ap.add_argument("--scoring-n", type=int, default=200, help="Prompts for the scoring bench.")
     ap.add_argument("--seeds", type=int, default=3, help="Seeds of the held-out calibration study.")
+    ap.add_argument(
+        "--delay-ms", type=float, default=1000.0, help="Response time of the slow upstream (0: skip it)."
+    )
     ap.add_argument("--upstream-port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--upstream-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.upstream_port:
-        run_upstream(args.upstream_port)
+        run_upstream(args.upstream_port, args.upstream_delay_ms)
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from firewall_routing.calibration import calibrate, save_calibration
@@ -423,22 +460,25 @@ def main() -> None:
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     router_dir = args.router or train_router(work / "router")
-    train_p, test_p = prompts(TRAIN), prompts(TEST)
+    train_p, test_p, cal_p = prompts(TRAIN), prompts(TEST), unseen_prompts()
 
     print("scoring (single prompt, in process)…", flush=True)
     scoring = bench_scoring(router_dir, test_p, args.scoring_n)
-    print("embeddings of all train/test prompts (onnx, torch)…", flush=True)
-    emb_tr, emb_te = embeddings(train_p), embeddings(test_p)
+    print(f"embeddings of {len(train_p)} train, {len(cal_p)} calibration, {len(test_p)} test prompts…", flush=True)
+    emb = {"train": embeddings(train_p), "cal": embeddings(cal_p), "test": embeddings(test_p)}
     print("calibration study…", flush=True)
-    fraction = bench_fraction(args.seeds, emb_tr, emb_te)
+    fraction = bench_fraction(args.seeds, emb)
     from firewall_routing.routers import load_router
 
     served: Any = load_router(router_dir)  # an embedding-head router: has score_embeddings
-    train_scores = served.score_embeddings(emb_tr["onnx"])
-    cal = calibrate(train_scores, router=str(router_dir), backend="onnx", source=str(TRAIN))
+    cal = calibrate(
+        served.score_embeddings(emb["cal"]["onnx"]), router=str(router_dir), backend="onnx", source=str(GSM8K_TRAIN)
+    )
     cal_path = save_calibration(cal, work / "calibration.json")
-    print("HTTP load (loopback)…", flush=True)
-    http = bench_http(router_dir, cal_path, test_p, args.requests, args.cap_s, work)
+    http = []
+    for delay in sorted({0.0, args.delay_ms}):
+        print(f"HTTP load (loopback), upstream delay {delay:g} ms…", flush=True)
+        http.append(bench_http(router_dir, cal_path, test_p, args.requests, args.cap_s, work, delay))
 
     result = {
         "machine": {
@@ -452,13 +492,14 @@ def main() -> None:
         "http": http,
         "fraction": fraction,
         "targets": {
-            "scoring_onnx_p50_ms<=5": scoring["onnx"]["p50_ms"] <= 5.0,
-            "added_p99_ms_at_64<=10": next(
-                a["added_p99_ms"]
-                for a in http["added"]
+            "scoring_onnx_p50_ms<=5 (1 thread)": scoring["onnx/1"]["p50_ms"] <= 5.0,
+            "scoring_onnx_p50_ms<=5 (2 threads)": scoring["onnx/2"]["p50_ms"] <= 5.0,
+            **{
+                f"added_p99_ms_at_64<=10 (upstream delay {a['delay_ms']:g} ms)": a["added_p99_ms"] <= 10.0
+                for h in http
+                for a in h["added"]
                 if a["concurrency"] == 64 and a["target"] == "router firewall@30%"
-            )
-            <= 10.0,
+            },
             "fraction_30_pm_2_every_held_out_seed": all(
                 abs(r["test_fraction"] - 0.30) <= 0.02
                 for r in fraction["rows"]
@@ -473,48 +514,50 @@ def main() -> None:
 
 
 def print_table(r: dict[str, Any]) -> None:
-    s = r["scoring"]
     print("\nscoring, one prompt      p50 ms   p99 ms   CPU p50 ms   CPU p99 ms")
-    for b in ("onnx", "torch"):
+    for name, x in r["scoring"].items():
         print(
-            f"  {b:<22}{s[b]['p50_ms']:7.2f}  {s[b]['p99_ms']:7.2f}  {s[b]['cpu_p50_ms']:10.2f}  "
-            f"{s[b]['cpu_p99_ms']:10.2f}"
+            f"  {name + ' thread(s)':<22}{x['p50_ms']:7.2f}  {x['p99_ms']:7.2f}  {x['cpu_p50_ms']:10.2f}  "
+            f"{x['cpu_p99_ms']:10.2f}"
         )
-    print("\nadded latency vs direct   conc  p50 ms   p99 ms")
-    for a in r["http"]["added"]:
-        print(f"  {a['target']:<24}{a['concurrency']:>4}  {a['added_p50_ms']:7.2f}  {a['added_p99_ms']:7.2f}")
-    print("\nserver-side, from its log   conc  in-router p50/p99 ms   scoring p50/p99 ms")
-    for x in r["http"]["rows"]:
-        if x["target"].startswith("router"):
-            sc = (
-                f"{x['server_scoring_p50_ms']:7.1f} / {x['server_scoring_p99_ms']:7.1f}"
-                if x.get("server_scoring_p50_ms") is not None
-                else "      –"
-            )
-            print(
-                f"  {x['target']:<26}{x['concurrency']:>4}  {x['server_in_router_p50_ms']:7.1f} / "
-                f"{x['server_in_router_p99_ms']:7.1f}   {sc}"
-            )
-    print("\nthroughput (req/s)        " + "  ".join(f"c={c:<5}" for c in CONCURRENCY))
-    for target in ("direct", "router firewall@30%", "router weak (no scoring)"):
-        rps = [x["rps"] for x in r["http"]["rows"] if x["target"] == target]
-        print(f"  {target:<24}" + "  ".join(f"{v:7.1f}" for v in rps))
-    print("\nfirewall@30%: calibrated on GSM8K train prompts, observed on GSM8K test")
+    for h in r["http"]:
+        print(f"\n-- upstream delay {h['delay_ms']:g} ms --")
+        print("added latency vs direct   conc  p50 ms   p99 ms")
+        for a in h["added"]:
+            print(f"  {a['target']:<24}{a['concurrency']:>4}  {a['added_p50_ms']:7.2f}  {a['added_p99_ms']:7.2f}")
+        print("server-side, from its log   conc  in-router p50/p99 ms   scoring p50/p99 ms")
+        for x in h["rows"]:
+            if x["target"].startswith("router"):
+                sc = (
+                    f"{x['server_scoring_p50_ms']:7.1f} / {x['server_scoring_p99_ms']:7.1f}"
+                    if x.get("server_scoring_p50_ms") is not None
+                    else "      –"
+                )
+                print(
+                    f"  {x['target']:<26}{x['concurrency']:>4}  {x['server_in_router_p50_ms']:7.1f} / "
+                    f"{x['server_in_router_p99_ms']:7.1f}   {sc}"
+                )
+        print("throughput (req/s)        " + "  ".join(f"c={c:<5}" for c in CONCURRENCY))
+        for target in ("direct", "router firewall@30%", "router weak (no scoring)"):
+            rps = [x["rps"] for x in h["rows"] if x["target"] == target]
+            print(f"  {target:<24}" + "  ".join(f"{v:7.1f}" for v in rps))
+        print(f"  server gauge firewall_strong_call_fraction over the load test: {h['served_fraction']}")
+    print("\nfirewall@30%: observed on the 1,319 GSM8K test prompts")
     for row in r["fraction"]["rows"]:
         print(
             f"  {row['kind']:<9} seed {row['seed']} {row['backend']:<6} calibration n={row['n_calibration']:>4}"
             f"  threshold {row['threshold']:.4f}  test strong fraction {100 * row['test_fraction']:.1f} %"
-            f"  (train half→half {100 * row['train_half_to_half_fraction']:.1f} %)"
+            f"  test APGR {row['test_apgr']:.2f}"
         )
     for row in r["fraction"]["rows"]:
         if "onnx_vs_torch_max_abs_diff" in row:
             print(
                 f"  onnx vs torch, {row['kind']} seed {row['seed']}: max |Δscore| "
-                f"{row['onnx_vs_torch_max_abs_diff']:.4f} over 1319 test prompts, same decisions "
-                f"{100 * row['onnx_vs_torch_same_decisions_at_t30']:.2f} %"
+                f"{row['onnx_vs_torch_max_abs_diff']:.4f} over the test prompts, same decisions "
+                f"{100 * row['onnx_vs_torch_same_decisions_at_t30']:.2f} % (each at its own 30 % threshold)"
             )
-    print(f"  server gauge over the load test: {r['http']['served_fraction']}")
-    print(f"\nload average before/after: {r['machine']['loadavg_before']} / {r['machine']['loadavg_after']}")
+    print(f"\ntargets: {json.dumps(r['targets'], indent=1)}")
+    print(f"load average before/after: {r['machine']['loadavg_before']} / {r['machine']['loadavg_after']}")
 
 
 if __name__ == "__main__":

@@ -463,7 +463,7 @@ def create_app(
             backend=config.backend,
             default_model=config.default_model,
             context_tokens=config.context_tokens,
-            threads=1,
+            threads=config.encoder_threads,
         )
     state = ServerState(config, decider, transport)
 

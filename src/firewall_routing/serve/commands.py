@@ -59,7 +59,7 @@ def calibrate(
     r = load_router(router)
     scorer = make_scorer(r, backend)  # type: ignore[arg-type]
     # torch: router.score uses the on-disk embedding cache, same vectors as the server's.
-    scores = r.score(texts) if scorer.backend == "torch" else scorer(texts)
+    scores = r.score(texts) if scorer.backend == "torch" else scorer(texts, progress=True)
     cal = compute(scores, router=str(router), backend=scorer.backend, source=str(prompts))
     path = save_calibration(cal, out if out is not None else router)
     typer.echo(format_table(cal))

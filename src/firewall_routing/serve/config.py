@@ -71,6 +71,13 @@ class ServeConfig(BaseModel):
     backend: Literal["onnx", "torch"] = "onnx"
     context_tokens: int = Field(default=256, gt=0)
     scoring_threads: int = Field(default=1, gt=0, le=64)
+    encoder_threads: int = Field(
+        default=1,
+        gt=0,
+        le=64,
+        description="Intra-op threads per scoring call: 2 cuts one prompt's latency on an idle "
+        "2-core machine, 1 gives the most requests/s under concurrency.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -93,6 +93,7 @@ class Controller:
         backend: Backend = "onnx",
         default_model: str = "firewall@t=0.5",
         context_tokens: int = 256,
+        encoder_threads: int = 1,
         decider: Decider | None = None,
     ) -> None:
         self.decider = decider or build_decider(
@@ -101,6 +102,7 @@ class Controller:
             backend=backend,
             default_model=default_model,
             context_tokens=context_tokens,
+            threads=encoder_threads,
         )
         self._upstreams = {"weak": _upstream(weak), "strong": _upstream(strong)}
         self._clients = {side: _client(cfg) for side, cfg in self._upstreams.items()}
@@ -118,6 +120,7 @@ class Controller:
             backend=config.backend,
             default_model=config.default_model,
             context_tokens=config.context_tokens,
+            encoder_threads=config.encoder_threads,
         )
 
     def route(self, messages: Sequence[Mapping[str, Any]], operating_point: str = FIREWALL) -> Decision:

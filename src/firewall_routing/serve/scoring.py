@@ -33,7 +33,7 @@ class Scorer(Protocol):
 
     backend: str
 
-    def __call__(self, texts: Sequence[str]) -> FloatArray: ...
+    def __call__(self, texts: Sequence[str], progress: bool = False) -> FloatArray: ...
 
 
 class Encoder(Protocol):
@@ -52,8 +52,8 @@ class EmbeddingScorer:
         self._encoder = encoder
         self.backend = backend
 
-    def __call__(self, texts: Sequence[str]) -> FloatArray:
-        scores: FloatArray = self._router.score_embeddings(self._encoder.encode(texts))
+    def __call__(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
+        scores: FloatArray = self._router.score_embeddings(self._encoder.encode(texts, progress))
         return scores
 
 
@@ -64,7 +64,7 @@ class RouterScorer:
         self._router = router
         self.backend = f"router:{router.name}"
 
-    def __call__(self, texts: Sequence[str]) -> FloatArray:
+    def __call__(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
         return np.asarray(self._router.score(texts), dtype=np.float64)
 
 
