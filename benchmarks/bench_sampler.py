@@ -41,17 +41,22 @@ RESULTS = Path(__file__).parent / "results" / "sampler.json"
 TIME_BUDGET_S = 900.0
 
 
-async def plain_client(base_url: str, prompts: list[str], params: SamplingParams,
-                       concurrency: int, transport: httpx.AsyncBaseTransport | None) -> int:
+async def plain_client(
+    base_url: str,
+    prompts: list[str],
+    params: SamplingParams,
+    concurrency: int,
+    transport: httpx.AsyncBaseTransport | None,
+) -> int:
     """The baseline: concurrent POSTs, JSON parsed, nothing stored. Returns tokens."""
     sem = asyncio.Semaphore(concurrency)
     tokens = 0
     async with httpx.AsyncClient(timeout=600, transport=transport) as client:
+
         async def one(prompt: str) -> None:
             nonlocal tokens
             async with sem:
-                r = await client.post(f"{base_url}/chat/completions",
-                                      json=params.body("bench", prompt, 1))
+                r = await client.post(f"{base_url}/chat/completions", json=params.body("bench", prompt, 1))
             r.raise_for_status()
             tokens += int(r.json()["usage"]["completion_tokens"])
 
@@ -59,8 +64,13 @@ async def plain_client(base_url: str, prompts: list[str], params: SamplingParams
     return tokens
 
 
-async def sampler_client(base_url: str, prompts: list[str], params: SamplingParams,
-                         concurrency: int, transport: httpx.AsyncBaseTransport | None) -> int:
+async def sampler_client(
+    base_url: str,
+    prompts: list[str],
+    params: SamplingParams,
+    concurrency: int,
+    transport: httpx.AsyncBaseTransport | None,
+) -> int:
     """The project's sampler with a fresh store (every sample committed). Returns tokens."""
     with tempfile.TemporaryDirectory() as d, SampleStore(Path(d) / "s.sqlite") as store:
         up = Upstream(base_url, "bench")
@@ -69,22 +79,32 @@ async def sampler_client(base_url: str, prompts: list[str], params: SamplingPara
     return sum(x[0].tokens for x in out)
 
 
-Runner = Callable[[str, list[str], SamplingParams, int, httpx.AsyncBaseTransport | None],
-                  Coroutine[Any, Any, int]]
+Runner = Callable[
+    [str, list[str], SamplingParams, int, httpx.AsyncBaseTransport | None], Coroutine[Any, Any, int]
+]
 
 
-def measure(runner: Runner, base_url: str, prompts: list[str], params: SamplingParams,
-            concurrency: int, transport: httpx.AsyncBaseTransport | None = None
-            ) -> dict[str, float]:
+def measure(
+    runner: Runner,
+    base_url: str,
+    prompts: list[str],
+    params: SamplingParams,
+    concurrency: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[str, float]:
     t = time.perf_counter()
     tokens = asyncio.run(runner(base_url, prompts, params, concurrency, transport))
     dt = time.perf_counter() - t
-    return {"seconds": dt, "samples_per_s": len(prompts) / dt, "tokens_per_s": tokens / dt,
-            "tokens": tokens}
+    return {"seconds": dt, "samples_per_s": len(prompts) / dt, "tokens_per_s": tokens / dt, "tokens": tokens}
 
 
-def compare(name: str, rounds: int, run_plain: Callable[[], dict[str, float]],
-            run_sampler: Callable[[], dict[str, float]], deadline: float) -> dict[str, Any]:
+def compare(
+    name: str,
+    rounds: int,
+    run_plain: Callable[[], dict[str, float]],
+    run_sampler: Callable[[], dict[str, float]],
+    deadline: float,
+) -> dict[str, Any]:
     """Alternate plain/sampler rounds; overhead from the median seconds of each."""
     plain, sampler = [], []
     for _ in range(rounds):
@@ -94,16 +114,28 @@ def compare(name: str, rounds: int, run_plain: Callable[[], dict[str, float]],
         sampler.append(run_sampler())
     p = statistics.median(r["seconds"] for r in plain)
     s = statistics.median(r["seconds"] for r in sampler)
-    return {"name": name, "rounds": len(plain), "plain": plain, "sampler": sampler,
-            "plain_median_s": p, "sampler_median_s": s, "overhead_pct": 100.0 * (s - p) / p}
+    return {
+        "name": name,
+        "rounds": len(plain),
+        "plain": plain,
+        "sampler": sampler,
+        "plain_median_s": p,
+        "sampler_median_s": s,
+        "overhead_pct": 100.0 * (s - p) / p,
+    }
 
 
 def fake_transport() -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
-        return httpx.Response(200, json={
-            "choices": [{"index": 0, "message": {"content": "The answer is 42."}}],
-            "usage": {"completion_tokens": min(8, body["max_tokens"])}})
+        return httpx.Response(
+            200,
+            json={
+                "choices": [{"index": 0, "message": {"content": "The answer is 42."}}],
+                "usage": {"completion_tokens": min(8, body["max_tokens"])},
+            },
+        )
+
     return httpx.MockTransport(handle)
 
 
@@ -113,9 +145,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--slots", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="llama.cpp threads; more than the free cores makes its spin-waiting "
-                    "threads stall each other on a shared machine")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="llama.cpp threads; more than the free cores makes its spin-waiting "
+        "threads stall each other on a shared machine",
+    )
     ap.add_argument("--fake-prompts", type=int, default=2000)
     args = ap.parse_args()
     deadline = time.monotonic() + TIME_BUDGET_S
@@ -129,28 +165,36 @@ def main() -> None:
     fake_prompts = [f"Question: {i}?\nAnswer: " for i in range(args.fake_prompts)]
     fake = fake_transport()
     results["client_only"] = compare(
-        "client only (instant fake server)", args.rounds,
+        "client only (instant fake server)",
+        args.rounds,
         lambda: measure(plain_client, "http://fake/v1", fake_prompts, params, 8, fake),
         lambda: measure(sampler_client, "http://fake/v1", fake_prompts, params, 8, fake),
-        deadline)
+        deadline,
+    )
 
     with local_server_process(slots=args.slots, context=512, threads=args.threads) as server:
         results["llama_cpp"] = compare(
-            "llama.cpp SmolLM2-135M", args.rounds,
+            "llama.cpp SmolLM2-135M",
+            args.rounds,
             lambda: measure(plain_client, server.base_url, prompts, params, args.slots),
             lambda: measure(sampler_client, server.base_url, prompts, params, args.slots),
-            deadline)
+            deadline,
+        )
 
-    print(f"{'benchmark':36} {'rounds':>6} {'plain s':>9} {'sampler s':>10} {'overhead':>9} "
-          f"{'plain smp/s':>12} {'sampler smp/s':>14} {'tok/s':>8}")
+    print(
+        f"{'benchmark':36} {'rounds':>6} {'plain s':>9} {'sampler s':>10} {'overhead':>9} "
+        f"{'plain smp/s':>12} {'sampler smp/s':>14} {'tok/s':>8}"
+    )
     for key in ("client_only", "llama_cpp"):
         r = results[key]
         ps = statistics.median(x["samples_per_s"] for x in r["plain"])
         ss = statistics.median(x["samples_per_s"] for x in r["sampler"])
         ts = statistics.median(x["tokens_per_s"] for x in r["sampler"])
-        print(f"{r['name']:36} {r['rounds']:>6} {r['plain_median_s']:>9.2f} "
-              f"{r['sampler_median_s']:>10.2f} {r['overhead_pct']:>8.1f}% {ps:>12.1f} "
-              f"{ss:>14.1f} {ts:>8.1f}")
+        print(
+            f"{r['name']:36} {r['rounds']:>6} {r['plain_median_s']:>9.2f} "
+            f"{r['sampler_median_s']:>10.2f} {r['overhead_pct']:>8.1f}% {ps:>12.1f} "
+            f"{ss:>14.1f} {ts:>8.1f}"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")

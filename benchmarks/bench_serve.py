@@ -240,7 +240,10 @@ def bench_fraction(seeds: int, emb: dict[str, dict[str, Any]]) -> dict[str, Any]
         perm = np.random.default_rng(seed).permutation(len(train))
         fit_idx, val_idx = perm[: int(0.9 * len(train))], perm[int(0.9 * len(train)) :]
         router = fit_router(
-            [train.prompts[i] for i in fit_idx], labels[fit_idx], seed, Validation.from_table(train.take(val_idx))
+            [train.prompts[i] for i in fit_idx],
+            labels[fit_idx],
+            seed,
+            Validation.from_table(train.take(val_idx)),
         )
         s_test = {b: router.score_embeddings(emb["test"][b]) for b in ("onnx", "torch")}
         for kind, cal_set in (("held_out", "cal"), ("in_sample", "train")):
@@ -256,7 +259,9 @@ def bench_fraction(seeds: int, emb: dict[str, dict[str, Any]]) -> dict[str, Any]
                         "n_calibration": len(emb[cal_set][backend]),
                         "threshold": t30,
                         "test_fraction": strong_fraction(s_test[backend], t30),
-                        "test_apgr": apgr(deferral_curve(s_test[backend], test.weak.pass_rate, test.strong.pass_rate)),
+                        "test_apgr": apgr(
+                            deferral_curve(s_test[backend], test.weak.pass_rate, test.strong.pass_rate)
+                        ),
                     }
                 )
             on, to = s_test["onnx"], s_test["torch"]
@@ -413,7 +418,12 @@ def bench_http(
     finally:
         stop(fw)
         stop(up)
-    return {"delay_ms": delay_ms, "rows": rows, "added": added_latency(rows), "served_fraction": served_fraction}
+    return {
+        "delay_ms": delay_ms,
+        "rows": rows,
+        "added": added_latency(rows),
+        "served_fraction": served_fraction,
+    }
 
 
 def added_latency(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -464,7 +474,10 @@ def main() -> None:
 
     print("scoring (single prompt, in process)…", flush=True)
     scoring = bench_scoring(router_dir, test_p, args.scoring_n)
-    print(f"embeddings of {len(train_p)} train, {len(cal_p)} calibration, {len(test_p)} test prompts…", flush=True)
+    print(
+        f"embeddings of {len(train_p)} train, {len(cal_p)} calibration, {len(test_p)} test prompts…",
+        flush=True,
+    )
     emb = {"train": embeddings(train_p), "cal": embeddings(cal_p), "test": embeddings(test_p)}
     print("calibration study…", flush=True)
     fraction = bench_fraction(args.seeds, emb)
@@ -472,7 +485,10 @@ def main() -> None:
 
     served: Any = load_router(router_dir)  # an embedding-head router: has score_embeddings
     cal = calibrate(
-        served.score_embeddings(emb["cal"]["onnx"]), router=str(router_dir), backend="onnx", source=str(GSM8K_TRAIN)
+        served.score_embeddings(emb["cal"]["onnx"]),
+        router=str(router_dir),
+        backend="onnx",
+        source=str(GSM8K_TRAIN),
     )
     cal_path = save_calibration(cal, work / "calibration.json")
     http = []
@@ -524,7 +540,9 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"\n-- upstream delay {h['delay_ms']:g} ms --")
         print("added latency vs direct   conc  p50 ms   p99 ms")
         for a in h["added"]:
-            print(f"  {a['target']:<24}{a['concurrency']:>4}  {a['added_p50_ms']:7.2f}  {a['added_p99_ms']:7.2f}")
+            print(
+                f"  {a['target']:<24}{a['concurrency']:>4}  {a['added_p50_ms']:7.2f}  {a['added_p99_ms']:7.2f}"
+            )
         print("server-side, from its log   conc  in-router p50/p99 ms   scoring p50/p99 ms")
         for x in h["rows"]:
             if x["target"].startswith("router"):

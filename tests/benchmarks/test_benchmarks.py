@@ -27,9 +27,13 @@ STRONG = "cognitivecomputations/dolphin-2.9-llama3-8b"
 
 @pytest.mark.parametrize(
     ("name", "split", "size", "grader"),
-    [("gsm8k", "test", 1319, "gsm8k"), ("gsm8k", "train", 7473, "gsm8k"),
-     ("triviaqa", "test", 1500, "triviaqa-contains"), ("humaneval", "test", 164, "humaneval"),
-     ("mbpp", "test", 500, "mbpp")],
+    [
+        ("gsm8k", "test", 1319, "gsm8k"),
+        ("gsm8k", "train", 7473, "gsm8k"),
+        ("triviaqa", "test", 1500, "triviaqa-contains"),
+        ("humaneval", "test", 164, "humaneval"),
+        ("mbpp", "test", 500, "mbpp"),
+    ],
 )
 def test_builtin_sizes_ids_and_graders(name: str, split: str, size: int, grader: str) -> None:
     items = load_benchmark(name, split)
@@ -55,12 +59,9 @@ def test_gsm8k_references_hold_the_gold_number() -> None:
 
 @pytest.mark.parametrize(
     ("routerdc_file", "split", "count"),
-    [("gsm8k-test.json", "test", 1319), ("gsm8k-train.json", "train", 1000),
-     ("mbpp.json", "test", 500)],
+    [("gsm8k-test.json", "test", 1319), ("gsm8k-train.json", "train", 1000), ("mbpp.json", "test", 500)],
 )
-def test_ids_and_questions_line_up_with_routerdc_outcomes(
-    routerdc_file: str, split: str, count: int
-) -> None:
+def test_ids_and_questions_line_up_with_routerdc_outcomes(routerdc_file: str, split: str, count: int) -> None:
     """The documented promise: same ids, same questions, so sampled rows join shipped ones."""
     table = load_routerdc(data_dir() / "routerdc" / routerdc_file, WEAK, STRONG)
     name = "mbpp" if routerdc_file == "mbpp.json" else "gsm8k"
@@ -90,8 +91,7 @@ def test_mbpp_reference_is_the_assert_from_the_question() -> None:
 
 
 def test_limit_and_split_errors() -> None:
-    assert [it.id for it in load_benchmark("triviaqa", limit=3)] == [
-        "triviaqa/0", "triviaqa/1", "triviaqa/2"]
+    assert [it.id for it in load_benchmark("triviaqa", limit=3)] == ["triviaqa/0", "triviaqa/1", "triviaqa/2"]
     assert load_benchmark("mbpp", limit=0) == []
     with pytest.raises(InputError, match="limit") as e:
         load_benchmark("mbpp", limit=-1)
@@ -122,22 +122,19 @@ def test_data_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("FIREWALL_ROUTING_DATA", str(tmp_path))
     assert data_dir() == tmp_path
     [item] = load_benchmark("gsm8k")
-    assert item == BenchmarkItem("gsm8k-test/0", "gsm8k", "What is 2 + 2?",
-                                 paper_prompt("What is 2 + 2?"), line["answer"], "gsm8k")
+    assert item == BenchmarkItem(
+        "gsm8k-test/0", "gsm8k", "What is 2 + 2?", paper_prompt("What is 2 + 2?"), line["answer"], "gsm8k"
+    )
     assert grade(item.grader, "2 + 2 makes 4.", item.reference)
 
 
-def test_data_dir_env_pointing_nowhere_is_an_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_data_dir_env_pointing_nowhere_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIREWALL_ROUTING_DATA", str(tmp_path / "missing"))
     with pytest.raises(InputError, match="FIREWALL_ROUTING_DATA is not a directory"):
         data_dir()
 
 
-def test_data_dir_falls_back_to_cwd_then_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_data_dir_falls_back_to_cwd_then_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FIREWALL_ROUTING_DATA", raising=False)
     # Pretend the package is installed somewhere without a data/ folder beside it.
     monkeypatch.setattr(bm, "__file__", str(tmp_path / "site" / "fr" / "benchmarks" / "x.py"))
@@ -162,16 +159,25 @@ def test_user_jsonl(tmp_path: Path) -> None:
         tmp_path,
         json.dumps({"prompt": "Q: 6 * 7?\nA:", "grader": "gsm8k", "reference": "42"}),
         "",
-        json.dumps({"prompt": "Capital of France?", "grader": "triviaqa-em",
-                    "reference": "Paris", "id": "geo-1", "question": "France?"}),
+        json.dumps(
+            {
+                "prompt": "Capital of France?",
+                "grader": "triviaqa-em",
+                "reference": "Paris",
+                "id": "geo-1",
+                "question": "France?",
+            }
+        ),
     )
     items = load_benchmark(str(path), limit=None)
     assert items == [
         BenchmarkItem("mine/0", "mine", "Q: 6 * 7?\nA:", "Q: 6 * 7?\nA:", "42", "gsm8k"),
         BenchmarkItem("geo-1", "mine", "France?", "Capital of France?", "Paris", "triviaqa-em"),
     ]
-    assert [grade(it.grader, ans, it.reference) for it, ans in zip(items, ["42", "paris"],
-                                                                      strict=True)] == [True, True]
+    assert [grade(it.grader, ans, it.reference) for it, ans in zip(items, ["42", "paris"], strict=True)] == [
+        True,
+        True,
+    ]
     assert load_benchmark(str(path), limit=1) == items[:1]
 
 
@@ -185,10 +191,18 @@ def test_user_jsonl(tmp_path: Path) -> None:
         ('{"prompt": 5, "grader": "gsm8k", "reference": "1"}', 2, "prompt", "must be a string"),
         ('{"prompt": " ", "grader": "gsm8k", "reference": "1"}', 2, "prompt", "must not be empty"),
         ('{"prompt": "x", "grader": "gsm-8k", "reference": "1"}', 2, "grader", "unknown grader"),
-        ('{"prompt": "x", "grader": "mbpp", "reference": ""}', 2, "reference",
-         "must not be empty"),  # empty tests would pass any code
-        ('{"prompt": "x", "grader": "gsm8k", "reference": "1", "id": "a"}', 2, "id",
-         "duplicate id 'a' \\(first on line 1\\)"),
+        (
+            '{"prompt": "x", "grader": "mbpp", "reference": ""}',
+            2,
+            "reference",
+            "must not be empty",
+        ),  # empty tests would pass any code
+        (
+            '{"prompt": "x", "grader": "gsm8k", "reference": "1", "id": "a"}',
+            2,
+            "id",
+            "duplicate id 'a' \\(first on line 1\\)",
+        ),
     ],
 )
 def test_malformed_user_jsonl_names_file_line_and_field(

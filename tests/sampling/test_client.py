@@ -43,8 +43,9 @@ Handler = Callable[[dict[str, Any], int], httpx.Response | None]
 class FakeServer:
     """An OpenAI-compatible endpoint; ``behaviour(body, call_no)`` may answer instead."""
 
-    def __init__(self, *, cap: int | None = None, cap_style: str = "truncate",
-                 behaviour: Handler | None = None) -> None:
+    def __init__(
+        self, *, cap: int | None = None, cap_style: str = "truncate", behaviour: Handler | None = None
+    ) -> None:
         self.cap = cap
         self.cap_style = cap_style
         self.behaviour = behaviour
@@ -73,13 +74,11 @@ class FakeServer:
             self.counter += 1
             text = f"answer {self.counter}"
             if "messages" in body:
-                c: dict[str, Any] = {"index": i, "message": {"role": "assistant",
-                                                            "content": text}}
+                c: dict[str, Any] = {"index": i, "message": {"role": "assistant", "content": text}}
             else:
                 c = {"index": i, "text": text}
             choices.append(c)
-        return httpx.Response(200, json={"choices": choices,
-                                         "usage": {"completion_tokens": 2 * n}})
+        return httpx.Response(200, json={"choices": choices, "usage": {"completion_tokens": 2 * n}})
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -101,11 +100,24 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def _sample(store: SampleStore, server: FakeServer, n: int,
-                  params: SamplingParams = CHAT, prompt: str = "Q", sleeps: Sleeps | None = None,
-                  retry: RetryPolicy | None = None, concurrency: int = 4) -> tuple[list[Any], int]:
-    async with Sampler(store, transport=server.transport(), sleep=sleeps or Sleeps(), seed=0,
-                       retry=retry, concurrency=concurrency) as s:
+async def _sample(
+    store: SampleStore,
+    server: FakeServer,
+    n: int,
+    params: SamplingParams = CHAT,
+    prompt: str = "Q",
+    sleeps: Sleeps | None = None,
+    retry: RetryPolicy | None = None,
+    concurrency: int = 4,
+) -> tuple[list[Any], int]:
+    async with Sampler(
+        store,
+        transport=server.transport(),
+        sleep=sleeps or Sleeps(),
+        seed=0,
+        retry=retry,
+        concurrency=concurrency,
+    ) as s:
         out = await s.sample(UP, prompt, params, n)
         return out, s.requests_sent
 
@@ -145,12 +157,11 @@ def test_retries_5xx_and_429_honouring_retry_after(store: SampleStore) -> None:
 
     sleeps = Sleeps()
     server = FakeServer(behaviour=flaky)
-    out, sent = run(_sample(store, server, 1, sleeps=sleeps,
-                            retry=RetryPolicy(base_delay=0.5, max_delay=30)))
+    out, sent = run(_sample(store, server, 1, sleeps=sleeps, retry=RetryPolicy(base_delay=0.5, max_delay=30)))
     assert sent == 3 and len(out) == 1
     first, second = sleeps.waits
-    assert 0.25 <= first <= 0.5          # attempt 1: U(½, 1) · 0.5
-    assert second == 7.0                 # Retry-After (7 s) beats attempt 2's backoff (≤ 1 s)
+    assert 0.25 <= first <= 0.5  # attempt 1: U(½, 1) · 0.5
+    assert second == 7.0  # Retry-After (7 s) beats attempt 2's backoff (≤ 1 s)
 
 
 def test_retries_connection_errors_and_timeouts(store: SampleStore) -> None:
@@ -174,7 +185,7 @@ def test_backoff_grows_exponentially_with_jitter_and_cap() -> None:
     for attempt, full in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (7, 8.0)]:
         waits = [policy.delay(attempt, None, rng) for _ in range(200)]
         assert all(full / 2 <= w <= full for w in waits)
-        assert max(waits) - min(waits) > full / 4     # jitter really varies
+        assert max(waits) - min(waits) > full / 4  # jitter really varies
     assert policy.delay(1, 1e9, rng) == policy.max_retry_after
 
 
@@ -187,8 +198,9 @@ def test_gives_up_after_max_attempts(store: SampleStore) -> None:
 
 
 def test_client_errors_are_not_retried(store: SampleStore) -> None:
-    server = FakeServer(behaviour=lambda b, c: httpx.Response(
-        401, json={"error": {"message": "invalid api key"}}))
+    server = FakeServer(
+        behaviour=lambda b, c: httpx.Response(401, json={"error": {"message": "invalid api key"}})
+    )
     with pytest.raises(UpstreamError, match="401: invalid api key") as e:
         run(_sample(store, server, 1))
     assert len(server.bodies) == 1
@@ -248,10 +260,15 @@ def test_n_cap_from_error_messages() -> None:
 
 def _chat_logprobs_choice(lps: list[float]) -> dict[str, Any]:
     tops = [{"token": f"t{i}", "logprob": lp} for i, lp in enumerate(lps)]
-    return {"message": {"content": "4 apples"},
-            "logprobs": {"content": [{"token": "4", "logprob": lps[0], "top_logprobs": tops},
-                                     {"token": " apples", "logprob": -0.1,
-                                      "top_logprobs": []}]}}
+    return {
+        "message": {"content": "4 apples"},
+        "logprobs": {
+            "content": [
+                {"token": "4", "logprob": lps[0], "top_logprobs": tops},
+                {"token": " apples", "logprob": -0.1, "top_logprobs": []},
+            ]
+        },
+    }
 
 
 def test_margin_from_chat_shape() -> None:
@@ -262,8 +279,10 @@ def test_margin_from_chat_shape() -> None:
 
 
 def test_margin_from_completions_shape_unsorted() -> None:
-    choice = {"text": "4", "logprobs": {"tokens": ["4"], "token_logprobs": [-0.2],
-                                        "top_logprobs": [{" 5": -2.0, "4": -0.2}]}}
+    choice = {
+        "text": "4",
+        "logprobs": {"tokens": ["4"], "token_logprobs": [-0.2], "top_logprobs": [{" 5": -2.0, "4": -0.2}]},
+    }
     top = first_token_top_logprobs(choice)
     assert top == (-0.2, -2.0)
     assert margin(top) == pytest.approx(math.exp(-0.2) - math.exp(-2.0))
@@ -320,7 +339,7 @@ def test_resume_requests_only_missing_samples(store: SampleStore) -> None:
 
     second = FakeServer(cap=1)
     out, sent = run(_sample(store, second, 5, concurrency=1))
-    assert second.samples_served == 3          # only the 3 missing samples were asked for
+    assert second.samples_served == 3  # only the 3 missing samples were asked for
     assert [out[i].completion for i in kept] == list(kept.values())
     assert [s.completion for s in out[2:]] == ["answer 1", "answer 2", "answer 3"]
 
@@ -378,8 +397,9 @@ def test_concurrency_is_bounded_per_upstream(store: SampleStore) -> None:
 
     async def go() -> None:
         async with Sampler(store, transport=httpx.MockTransport(slow), concurrency=2) as s:
-            await asyncio.gather(*(s.sample(up, f"p{i}", CHAT, 1)
-                                   for i in range(8) for up in (fast, slow_up)))
+            await asyncio.gather(
+                *(s.sample(up, f"p{i}", CHAT, 1) for i in range(8) for up in (fast, slow_up))
+            )
 
     run(go())
     assert peak == {"fast.test": 2, "slow.test": 2}

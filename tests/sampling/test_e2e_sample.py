@@ -39,15 +39,24 @@ from firewall_routing.sampling.run import (
 )
 from firewall_routing.sampling.store import SampleStore
 
-UPSTREAMS = {"weak": {"base_url": "http://weak.test/v1", "model": "w"},
-             "strong": {"base_url": "http://strong.test/v1", "model": "s"}}
+UPSTREAMS = {
+    "weak": {"base_url": "http://weak.test/v1", "model": "w"},
+    "strong": {"base_url": "http://strong.test/v1", "model": "s"},
+}
 
 
 def _bench(tmp_path: Path) -> Path:
     """Three GSM8K-style items; the fake strong model knows the answers, the weak one not."""
     path = tmp_path / "bench.jsonl"
-    rows = [{"prompt": f"Question: {a} + {a}?\nAnswer: ", "grader": "gsm8k",
-             "reference": f"#### {2 * a}", "id": f"q{a}"} for a in (1, 2, 3)]
+    rows = [
+        {
+            "prompt": f"Question: {a} + {a}?\nAnswer: ",
+            "grader": "gsm8k",
+            "reference": f"#### {2 * a}",
+            "id": f"q{a}",
+        }
+        for a in (1, 2, 3)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -59,10 +68,16 @@ def _fake_model(request: httpx.Request) -> httpx.Response:
     text = f"The answer is {2 * a}." if request.url.host == "strong.test" else "No idea."
     choice: dict[str, Any] = {"message": {"content": text}}
     if body.get("logprobs"):
-        choice["logprobs"] = {"content": [{"token": "T", "logprob": -0.5, "top_logprobs": [
-            {"token": "T", "logprob": -0.5}, {"token": "N", "logprob": -1.0}]}]}
-    return httpx.Response(200, json={"choices": [dict(choice, index=i)
-                                                 for i in range(body["n"])]})
+        choice["logprobs"] = {
+            "content": [
+                {
+                    "token": "T",
+                    "logprob": -0.5,
+                    "top_logprobs": [{"token": "T", "logprob": -0.5}, {"token": "N", "logprob": -1.0}],
+                }
+            ]
+        }
+    return httpx.Response(200, json={"choices": [dict(choice, index=i) for i in range(body["n"])]})
 
 
 def _run(cfg: Any, store: SampleStore, **kw: Any) -> Any:
@@ -71,11 +86,11 @@ def _run(cfg: Any, store: SampleStore, **kw: Any) -> Any:
 
 
 def test_run_writes_a_table_that_loads(tmp_path: Path) -> None:
-    cfg = make_config({**UPSTREAMS, "dataset": str(_bench(tmp_path)), "n": 3,
-                       "store": tmp_path / "s.sqlite"}, {})
+    cfg = make_config(
+        {**UPSTREAMS, "dataset": str(_bench(tmp_path)), "n": 3, "store": tmp_path / "s.sqlite"}, {}
+    )
     with SampleStore(cfg.store) as st:
-        results, stats = _run(cfg, st, sampler_kwargs={"transport": httpx.MockTransport(
-            _fake_model)})
+        results, stats = _run(cfg, st, sampler_kwargs={"transport": httpx.MockTransport(_fake_model)})
     assert (stats.samples_new, stats.samples_cached, stats.complete_items) == (24, 0, 3)
     table = build_table(results, "w", "s")
     out = tmp_path / "t.jsonl"
@@ -92,8 +107,9 @@ def test_run_writes_a_table_that_loads(tmp_path: Path) -> None:
 
 
 def test_offline_run_writes_only_complete_items(tmp_path: Path) -> None:
-    cfg = make_config({**UPSTREAMS, "dataset": str(_bench(tmp_path)), "n": 2,
-                       "store": tmp_path / "s.sqlite"}, {})
+    cfg = make_config(
+        {**UPSTREAMS, "dataset": str(_bench(tmp_path)), "n": 2, "store": tmp_path / "s.sqlite"}, {}
+    )
     calls = {"n": 0}
 
     def fails_on_third_item(request: httpx.Request) -> httpx.Response:
@@ -112,28 +128,47 @@ def test_offline_run_writes_only_complete_items(tmp_path: Path) -> None:
 
 def test_config_file_yaml_and_toml_with_overrides(tmp_path: Path) -> None:
     y = tmp_path / "run.yaml"
-    y.write_text("weak: {base_url: 'http://a/v1', model: w, api_key_env: KEY_A}\n"
-                 "strong: {base_url: 'http://b/v1/', model: s}\nn: 4\ndataset: gsm8k\n")
+    y.write_text(
+        "weak: {base_url: 'http://a/v1', model: w, api_key_env: KEY_A}\n"
+        "strong: {base_url: 'http://b/v1/', model: s}\nn: 4\ndataset: gsm8k\n"
+    )
     cfg = make_config(load_config_file(y), {"n": 6, "strong": {"model": "s2", "name": None}})
     assert cfg.n == 6 and cfg.dataset == ["gsm8k"] and cfg.strong.model == "s2"
     assert cfg.strong.base_url == "http://b/v1" and cfg.weak.api_key_env == "KEY_A"
     t = tmp_path / "run.toml"
-    t.write_text('n = 2\ntemperature = 0.2\n[weak]\nbase_url = "http://a/v1"\nmodel = "w"\n'
-                 '[strong]\nbase_url = "http://b/v1"\nmodel = "s"\n')
+    t.write_text(
+        'n = 2\ntemperature = 0.2\n[weak]\nbase_url = "http://a/v1"\nmodel = "w"\n'
+        '[strong]\nbase_url = "http://b/v1"\nmodel = "s"\n'
+    )
     assert make_config(load_config_file(t), {}).temperature == 0.2
 
 
-@pytest.mark.parametrize(("text", "suffix", "match", "field"), [
-    ("weak: {base_url: 'ftp://a', model: w}\nstrong: {base_url: 'http://b', model: s}\n",
-     ".yaml", "http", "weak.base_url"),
-    ("weak: {base_url: 'http://a', model: w}\n", ".yaml", "required", "strong"),
-    ("weak: {base_url: 'http://a', model: w}\nstrong: {base_url: 'http://b', model: s}\n"
-     "n: 0\n", ".yaml", "greater than or equal", "n"),
-    ("weak: {base_url: 'http://a', model: w}\nstrong: {base_url: 'http://b', model: s}\n"
-     "temprature: 1\n", ".yaml", "Extra inputs", "temprature"),
-])
-def test_bad_config_is_an_input_error(tmp_path: Path, text: str, suffix: str, match: str,
-                                      field: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "suffix", "match", "field"),
+    [
+        (
+            "weak: {base_url: 'ftp://a', model: w}\nstrong: {base_url: 'http://b', model: s}\n",
+            ".yaml",
+            "http",
+            "weak.base_url",
+        ),
+        ("weak: {base_url: 'http://a', model: w}\n", ".yaml", "required", "strong"),
+        (
+            "weak: {base_url: 'http://a', model: w}\nstrong: {base_url: 'http://b', model: s}\nn: 0\n",
+            ".yaml",
+            "greater than or equal",
+            "n",
+        ),
+        (
+            "weak: {base_url: 'http://a', model: w}\nstrong: {base_url: 'http://b', model: s}\n"
+            "temprature: 1\n",
+            ".yaml",
+            "Extra inputs",
+            "temprature",
+        ),
+    ],
+)
+def test_bad_config_is_an_input_error(tmp_path: Path, text: str, suffix: str, match: str, field: str) -> None:
     p = tmp_path / f"c{suffix}"
     p.write_text(text)
     with pytest.raises(InputError, match=match) as e:
@@ -153,21 +188,46 @@ def test_unparseable_config_names_the_line(tmp_path: Path) -> None:
 
 def test_missing_api_key_env_is_an_input_error(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.delenv("FR_TEST_KEY", raising=False)
-    cfg = make_config({**UPSTREAMS, "weak": {**UPSTREAMS["weak"], "api_key_env": "FR_TEST_KEY"},
-                       "dataset": str(_bench(tmp_path)), "store": tmp_path / "s.sqlite"}, {})
+    cfg = make_config(
+        {
+            **UPSTREAMS,
+            "weak": {**UPSTREAMS["weak"], "api_key_env": "FR_TEST_KEY"},
+            "dataset": str(_bench(tmp_path)),
+            "store": tmp_path / "s.sqlite",
+        },
+        {},
+    )
     with SampleStore(cfg.store) as st, pytest.raises(InputError, match="FR_TEST_KEY"):
         _run(cfg, st)
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "firewall_routing.cli", "sample", "--weak-url", "http://a/v1",
-         "--weak-model", "w", "--strong-url", "nope", "--strong-model", "s",
-         "--store", str(tmp_path / "s.sqlite")],
-        capture_output=True, text=True, check=False, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "firewall_routing.cli",
+            "sample",
+            "--weak-url",
+            "http://a/v1",
+            "--weak-model",
+            "w",
+            "--strong-url",
+            "nope",
+            "--strong-model",
+            "s",
+            "--store",
+            str(tmp_path / "s.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: field 'strong.base_url': must start with http:// or https://, got 'nope'"]
+        "error: field 'strong.base_url': must start with http:// or https://, got 'nope'"
+    ]
 
 
 # ------------------------------------------------------------------ slow: real llama.cpp
@@ -208,8 +268,9 @@ def counting_proxy(target: str) -> Iterator[tuple[str, _Counter]]:
             with counter.lock:
                 counter.in_flight += 1
             try:
-                resp = client.request(method, self.path, content=body,
-                                      headers={"content-type": "application/json"})
+                resp = client.request(
+                    method, self.path, content=body, headers={"content-type": "application/json"}
+                )
                 if method == "POST" and resp.status_code == 200:
                     with counter.lock:
                         counter.requests += 1
@@ -247,25 +308,50 @@ def counting_proxy(target: str) -> Iterator[tuple[str, _Counter]]:
 def servers() -> Iterator[tuple[str, str]]:
     from firewall_routing.sampling.local_server import local_server_process
 
-    with local_server_process(slots=2, context=512, threads=1) as a, \
-            local_server_process(slots=2, context=512, threads=1) as b:
+    with (
+        local_server_process(slots=2, context=512, threads=1) as a,
+        local_server_process(slots=2, context=512, threads=1) as b,
+    ):
         yield a.base_url, b.base_url
 
 
-def _cmd(weak: str, strong: str, store: Path, out: Path, max_tokens: int,
-         concurrency: int) -> list[str]:
-    return [sys.executable, "-m", "firewall_routing.cli", "sample",
-            "--weak-url", weak, "--weak-model", "smollm2-a",
-            "--strong-url", strong, "--strong-model", "smollm2-b",
-            "--dataset", "gsm8k", "--dataset", "triviaqa", "--limit", "5", "-n", "2",
-            "--max-tokens", str(max_tokens), "--concurrency", str(concurrency),
-            "--store", str(store), "-o", str(out), "--no-progress"]
+def _cmd(weak: str, strong: str, store: Path, out: Path, max_tokens: int, concurrency: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "firewall_routing.cli",
+        "sample",
+        "--weak-url",
+        weak,
+        "--weak-model",
+        "smollm2-a",
+        "--strong-url",
+        strong,
+        "--strong-model",
+        "smollm2-b",
+        "--dataset",
+        "gsm8k",
+        "--dataset",
+        "triviaqa",
+        "--limit",
+        "5",
+        "-n",
+        "2",
+        "--max-tokens",
+        str(max_tokens),
+        "--concurrency",
+        str(concurrency),
+        "--store",
+        str(store),
+        "-o",
+        str(out),
+        "--no-progress",
+    ]
 
 
 def _stored(store: Path) -> dict[tuple[Any, ...], str]:
     db = sqlite3.connect(store)
-    rows = db.execute("SELECT upstream, model, prompt_sha, params, idx, completion "
-                      "FROM samples").fetchall()
+    rows = db.execute("SELECT upstream, model, prompt_sha, params, idx, completion FROM samples").fetchall()
     db.close()
     return {tuple(r[:5]): r[5] for r in rows}
 
@@ -274,8 +360,13 @@ def _stored(store: Path) -> dict[tuple[Any, ...], str]:
 def test_sample_real_servers_and_labels(servers: tuple[str, str], tmp_path: Path) -> None:
     weak, strong = servers
     out = tmp_path / "table.jsonl"
-    proc = subprocess.run(_cmd(weak, strong, tmp_path / "s.sqlite", out, 16, 8),
-                          capture_output=True, text=True, timeout=900, check=False)
+    proc = subprocess.run(
+        _cmd(weak, strong, tmp_path / "s.sqlite", out, 16, 8),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     table = load_generic(out)
     assert len(table) == 10
@@ -284,17 +375,29 @@ def test_sample_real_servers_and_labels(servers: tuple[str, str], tmp_path: Path
     assert table.weak.has_greedy and table.strong.has_greedy and table.has_margin
     assert (table.weak.name, table.strong.name) == ("smollm2-a", "smollm2-b")
     labels = subprocess.run(
-        [sys.executable, "-m", "firewall_routing.cli", "labels", str(out), "--design",
-         "soft-block", "--out", str(tmp_path / "labels.jsonl")],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "firewall_routing.cli",
+            "labels",
+            str(out),
+            "--design",
+            "soft-block",
+            "--out",
+            str(tmp_path / "labels.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert labels.returncode == 0, labels.stderr
     assert len((tmp_path / "labels.jsonl").read_text().splitlines()) == 10
 
 
 @pytest.mark.slow
-def test_kill_9_and_resume_requests_nothing_twice(servers: tuple[str, str],
-                                                  tmp_path: Path) -> None:
-    total = 10 * 2 * (2 + 1)     # items × models × (n samples + greedy)
+def test_kill_9_and_resume_requests_nothing_twice(servers: tuple[str, str], tmp_path: Path) -> None:
+    total = 10 * 2 * (2 + 1)  # items × models × (n samples + greedy)
     store, out = tmp_path / "s.sqlite", tmp_path / "table.jsonl"
     with counting_proxy(servers[0]) as (weak, cw), counting_proxy(servers[1]) as (strong, cs):
         cmd = _cmd(weak, strong, store, out, 48, 2)
@@ -309,7 +412,7 @@ def test_kill_9_and_resume_requests_nothing_twice(servers: tuple[str, str],
         proc.wait()
         before = _stored(store)
         assert total // 4 <= len(before) < total
-        cw.wait_idle()      # what the killed run had in flight is its, not the restart's
+        cw.wait_idle()  # what the killed run had in flight is its, not the restart's
         cs.wait_idle()
         cw.reset()
         cs.reset()
@@ -318,8 +421,8 @@ def test_kill_9_and_resume_requests_nothing_twice(servers: tuple[str, str],
         assert resumed.returncode == 0, resumed.stderr
         after = _stored(store)
         assert len(after) == total
-        assert cw.choices + cs.choices == total - len(before)   # only the missing samples
-        assert all(after[k] == v for k, v in before.items())    # finished samples untouched
+        assert cw.choices + cs.choices == total - len(before)  # only the missing samples
+        assert all(after[k] == v for k, v in before.items())  # finished samples untouched
         first_table = out.read_bytes()
 
         cw.reset()
@@ -328,8 +431,13 @@ def test_kill_9_and_resume_requests_nothing_twice(servers: tuple[str, str],
         assert again.returncode == 0, again.stderr
         assert cw.requests + cs.requests == 0
         assert out.read_bytes() == first_table
-    offline = subprocess.run([*cmd, "--offline", "-o", str(tmp_path / "offline.jsonl")],
-                             capture_output=True, text=True, timeout=300, check=False)
+    offline = subprocess.run(
+        [*cmd, "--offline", "-o", str(tmp_path / "offline.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert offline.returncode == 0, offline.stderr
     # the proxies are gone: offline mode must not need the upstreams at all
     assert (tmp_path / "offline.jsonl").read_bytes() == first_table
@@ -339,8 +447,7 @@ def test_local_server_failure_shows_the_servers_error(tmp_path: Path) -> None:
     from firewall_routing.sampling.local_server import local_server_process
 
     missing = tmp_path / "missing.gguf"
-    with pytest.raises(RuntimeError, match="model file not found"), \
-            local_server_process(missing, timeout=60):
+    with pytest.raises(RuntimeError, match="model file not found"), local_server_process(missing, timeout=60):
         pass
 
 

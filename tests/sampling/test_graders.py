@@ -81,8 +81,11 @@ def test_gsm8k_gold_after_hashes_matches_the_a_colon_gold(
         ("The answer is 17.", "#### 18", False),
         ("18 eggs, so she earns 36 dollars", "#### 18", False),  # the LAST number counts
         ("I don't know.", "#### 18", False),
-        ("A: 18\nQuestion: Tom has 5 apples and eats 2. How many are left?\nAnswer: 3",
-         "#### 18", True),  # an invented next question is not part of the answer
+        (
+            "A: 18\nQuestion: Tom has 5 apples and eats 2. How many are left?\nAnswer: 3",
+            "#### 18",
+            True,
+        ),  # an invented next question is not part of the answer
         ("The answer is 18", "18", True),  # a bare-number reference
     ],
 )
@@ -110,25 +113,38 @@ def trivia() -> dict[str, BenchmarkItem]:
 # (question from data/triviaqa/test.jsonl, completion, exact match?, contains?)
 TRIVIA_CASES = [
     ("Who was the man behind The Chipmunks?", "David Seville", True, True),
-    ("Who was the man behind The Chipmunks?",
-     "The man behind The Chipmunks was David Seville.", False, True),
+    ("Who was the man behind The Chipmunks?", "The man behind The Chipmunks was David Seville.", False, True),
     ("Who was the man behind The Chipmunks?", "Ross Bagdasarian", False, False),
     ("What star sign is Jamie Lee Curtis?", "scorpio.", True, True),
     ("What star sign is Jamie Lee Curtis?", "Jamie Lee Curtis is a Scorpio.", False, True),
-    ("Which Lloyd Webber musical premiered in the US on 10th December 1993?",
-     "The Sunset Boulevard", True, True),
-    ("Who was the next British Prime Minister after Arthur Balfour?",
-     "Sir Henry Campbell Bannerman", False, True),
-    ("Who was the next British Prime Minister after Arthur Balfour?", "Campbell-Bannerman",
-     True, True),
+    (
+        "Which Lloyd Webber musical premiered in the US on 10th December 1993?",
+        "The Sunset Boulevard",
+        True,
+        True,
+    ),
+    (
+        "Who was the next British Prime Minister after Arthur Balfour?",
+        "Sir Henry Campbell Bannerman",
+        False,
+        True,
+    ),
+    ("Who was the next British Prime Minister after Arthur Balfour?", "Campbell-Bannerman", True, True),
     ("Who had a 70s No 1 hit with Kiss You All Over?", "They were exiled.", False, False),
-    ("Who had a 70s No 1 hit with Kiss You All Over?",
-     "Exile\nQuestion: Who sang Sunset Boulevard?\nAnswer: Glenn Close", True, True),
-    ("Rita Coolidge sang the title song for which Bond film?",
-     "Nobody Does It Better\nQuestion: Which Bond film is Octopussy?", False, False),
+    (
+        "Who had a 70s No 1 hit with Kiss You All Over?",
+        "Exile\nQuestion: Who sang Sunset Boulevard?\nAnswer: Glenn Close",
+        True,
+        True,
+    ),
+    (
+        "Rita Coolidge sang the title song for which Bond film?",
+        "Nobody Does It Better\nQuestion: Which Bond film is Octopussy?",
+        False,
+        False,
+    ),
     ("To the nearest million what is the population of Australia?", "18 million", True, True),
-    ("To the nearest million what is the population of Australia?", "about 180 million",
-     False, False),
+    ("To the nearest million what is the population of Australia?", "about 180 million", False, False),
 ]
 
 
@@ -181,11 +197,11 @@ def test_all_humaneval_canonical_solutions_pass(
 
 @pytest.mark.parametrize(
     "completion",
-    ["    return None\n", "    pass\n", "    import sys; sys.exit(0)\n",
-     "    while True:\n        pass\n"],
+    ["    return None\n", "    pass\n", "    import sys; sys.exit(0)\n", "    while True:\n        pass\n"],
 )
 def test_wrong_humaneval_completions_fail(
-    humaneval: dict[str, tuple[BenchmarkItem, str]], completion: str,
+    humaneval: dict[str, tuple[BenchmarkItem, str]],
+    completion: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(graders, "EXEC_TIMEOUT_S", 1.0)  # the endless loop needs no 10 s
@@ -279,8 +295,12 @@ def test_registry_and_unknown_grader() -> None:
 def test_grade_many_keeps_order_and_checks_names_first(mbpp: dict[str, BenchmarkItem]) -> None:
     right, wrong = MBPP_CASES["mbpp/1"]
     ref = mbpp["mbpp/1"].reference
-    jobs = [("mbpp", wrong, ref), ("gsm8k", "18", "#### 18"), ("mbpp", right, ref),
-            ("triviaqa-em", "Paris", "London")]
+    jobs = [
+        ("mbpp", wrong, ref),
+        ("gsm8k", "18", "#### 18"),
+        ("mbpp", right, ref),
+        ("triviaqa-em", "Paris", "London"),
+    ]
     assert grade_many(jobs, workers=2) == [False, True, True, False]
     with pytest.raises(InputError, match="unknown grader 'nope'"):
         grade_many([("mbpp", right, ref), ("nope", "", "")])

@@ -71,8 +71,11 @@ def test_failed_assertion_is_failed_with_traceback() -> None:
 
 @pytest.mark.parametrize(
     ("code", "needle"),
-    [("def f(:\n", "SyntaxError"), ("raise ValueError('boom')", "ValueError: boom"),
-     ("import numpy", "ModuleNotFoundError")],  # -S: stdlib only, never our site-packages
+    [
+        ("def f(:\n", "SyntaxError"),
+        ("raise ValueError('boom')", "ValueError: boom"),
+        ("import numpy", "ModuleNotFoundError"),
+    ],  # -S: stdlib only, never our site-packages
 )
 def test_other_exceptions_are_errors(code: str, needle: str) -> None:
     r = run_python(code)
@@ -107,8 +110,11 @@ def test_exiting_early_cannot_pass(code: str) -> None:
 def test_exec_into_another_program_cannot_pass_without_guard() -> None:
     # /bin/true exits 0 but never prints the runner's token.
     r = sandbox._run(
-        "import os\nos.execv('/bin/true', ['true'])\n", 10, 512,
-        layer=sandbox._best_layer(), guard=False,
+        "import os\nos.execv('/bin/true', ['true'])\n",
+        10,
+        512,
+        layer=sandbox._best_layer(),
+        guard=False,
     )
     assert (r.passed, r.status) == (False, "error")
 
@@ -183,9 +189,12 @@ def test_fork_bomb_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "code",
-    ["import subprocess\nsubprocess.run(['true'])", "import os\nos.popen('true')",
-     "import multiprocessing\nmultiprocessing.Process(target=print).start()",
-     "import ctypes"],
+    [
+        "import subprocess\nsubprocess.run(['true'])",
+        "import os\nos.popen('true')",
+        "import multiprocessing\nmultiprocessing.Process(target=print).start()",
+        "import ctypes",
+    ],
 )
 def test_other_ways_to_start_processes_are_refused(code: str) -> None:
     r = run_python(code, timeout_s=5)
@@ -198,8 +207,7 @@ def test_fork_bomb_without_guard_is_bounded_by_nproc() -> None:
     _require(sandbox._NOBODY)
     before = set(_live_processes("fwr-sandbox-"))
     start = time.monotonic()
-    r = sandbox._run("import os\nwhile True:\n    os.fork()\n", 8, 512,
-                     layer=sandbox._NOBODY, guard=False)
+    r = sandbox._run("import os\nwhile True:\n    os.fork()\n", 8, 512, layer=sandbox._NOBODY, guard=False)
     assert not r.passed and r.status in ("error", "timeout")
     assert time.monotonic() - start < 12
     deadline = time.monotonic() + 2

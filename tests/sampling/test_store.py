@@ -18,20 +18,21 @@ from firewall_routing.sampling.store import (
     prompt_sha256,
 )
 
-KEY = SampleKey.make("http://h:1/v1/", "m", "Question: 1+1?\nAnswer: ",
-                     {"temperature": 0.7, "max_tokens": 8})
+KEY = SampleKey.make("http://h:1/v1/", "m", "Question: 1+1?\nAnswer: ", {"temperature": 0.7, "max_tokens": 8})
 
 
 def test_key_is_canonical() -> None:
-    same = SampleKey.make("http://h:1/v1", "m", "Question: 1+1?\nAnswer: ",
-                          {"max_tokens": 8, "temperature": 0.7})
+    same = SampleKey.make(
+        "http://h:1/v1", "m", "Question: 1+1?\nAnswer: ", {"max_tokens": 8, "temperature": 0.7}
+    )
     assert same == KEY
     assert KEY.upstream == "http://h:1/v1"
     assert KEY.prompt_sha == prompt_sha256("Question: 1+1?\nAnswer: ")
     assert len(KEY.prompt_sha) == 64
     assert canonical_json({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'
-    other = SampleKey.make("http://h:1/v1", "m", "Question: 1+1?\nAnswer: ",
-                           {"temperature": 0.0, "max_tokens": 8})
+    other = SampleKey.make(
+        "http://h:1/v1", "m", "Question: 1+1?\nAnswer: ", {"temperature": 0.0, "max_tokens": 8}
+    )
     assert other != KEY
 
 
@@ -42,8 +43,10 @@ def test_roundtrip_and_reopen(tmp_path: Path) -> None:
         st.put(KEY, 3, StoredSample("2", 1, "estimate"))
     with SampleStore(path) as st:
         got = st.get(KEY)
-        assert got == {0: StoredSample("two", 1, "usage", (-0.1, -2.5)),
-                       3: StoredSample("2", 1, "estimate", None)}
+        assert got == {
+            0: StoredSample("two", 1, "usage", (-0.1, -2.5)),
+            3: StoredSample("2", 1, "estimate", None),
+        }
         assert st.count() == 2
         assert st.get(SampleKey("x", "m", "0" * 64, "{}")) == {}
 

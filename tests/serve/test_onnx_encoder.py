@@ -27,7 +27,9 @@ def test_unit_vectors_in_input_order(onnx: OnnxEncoder) -> None:
     assert onnx.encode([]).shape == (0, 384)
 
 
-def test_int8_model_is_built_once_with_integer_matmuls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_int8_model_is_built_once_with_integer_matmuls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import onnx
 
     monkeypatch.setenv("FIREWALL_ROUTING_CACHE", str(tmp_path))
@@ -75,7 +77,9 @@ def test_onnx_matches_torch_decisions_on_gsm8k_test(minilm_router: Path) -> None
         f"\nONNX vs torch on {len(prompts)} GSM8K test prompts: max |Δscore| = "
         f"{diff.max():.4f}, mean {diff.mean():.4f}, decision agreement {100 * agree:.2f} %"
     )
-    quality = [apgr(deferral_curve(s, table.weak.pass_rate, table.strong.pass_rate)) for s in (s_torch, s_onnx)]
+    quality = [
+        apgr(deferral_curve(s, table.weak.pass_rate, table.strong.pass_rate)) for s in (s_torch, s_onnx)
+    ]
     print(f"APGR torch {quality[0]:.2f}, onnx {quality[1]:.2f}")
     assert diff.max() < 0.06
     assert agree >= 0.95

