@@ -70,7 +70,13 @@ class ServeConfig(BaseModel):
     fallback: bool = False
     backend: Literal["onnx", "torch"] = "onnx"
     context_tokens: int = Field(default=256, gt=0)
-    scoring_threads: int = Field(default=1, gt=0, le=64)
+    scoring_threads: int = Field(
+        default=2,
+        gt=0,
+        le=64,
+        description="Prompts scored at the same time (onnxruntime releases the GIL): 2 keeps "
+        "both cores of a small machine scoring when requests arrive together.",
+    )
     encoder_threads: int = Field(
         default=1,
         gt=0,
