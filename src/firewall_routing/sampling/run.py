@@ -334,20 +334,26 @@ def build_table(
     """Grade every stored completion and assemble the OutcomeTable (generic-format ready)."""
     from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
     from firewall_routing.sampling.client import margin
-    from firewall_routing.sampling.graders import grade
+    from firewall_routing.sampling.graders import grade_many
 
     if not results:
         raise InputError("no item has all its samples yet: nothing to write")
 
     def side(name: str, pick: str) -> ModelOutcomes:
+        # One parallel pass over the side's samples, each item's greedy answer last: code
+        # graders wait on sandbox processes, so sequential grading would idle the cores.
+        sides: list[SideResult] = [getattr(r, pick) for r in results]
+        jobs = [
+            (r.item.grader, s.completion, r.item.reference)
+            for r, sr in zip(results, sides, strict=True)
+            for s in (*sr.samples, sr.greedy)
+        ]
+        graded = iter(grade_many(jobs))
         vectors, greedy = [], []
-        for r in results:
-            sr: SideResult = getattr(r, pick)
-            it = r.item
-            vectors.append(
-                np.array([float(grade(it.grader, s.completion, it.reference)) for s in sr.samples])
-            )
-            greedy.append(float(grade(it.grader, sr.greedy.completion, it.reference)))
+        for sr in sides:
+            item = [float(next(graded)) for _ in range(len(sr.samples) + 1)]
+            vectors.append(np.array(item[:-1]))
+            greedy.append(item[-1])
         return ModelOutcomes(
             name,
             np.array([v.mean() for v in vectors]),
