@@ -2,7 +2,8 @@
 
 Prints a table and writes benchmarks/results/reproduce.json. Run: `make bench` or
 `python benchmarks/bench_reproduce.py [--skip-reproduce]`. The cold run uses an empty
-embedding cache (what a fresh machine sees); the warm run reuses it.
+embedding cache (what a fresh machine sees); the warm run reuses it, and the two runs'
+metrics are compared (they must be identical).
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def main() -> None:
         if not args.skip_reproduce:
             result["reproduce_cold_s"] = round(time_reproduce(cache, out), 1)
             result["reproduce_warm_s"] = round(time_reproduce(cache, Path(tmp) / "rep2"), 1)
+            # Reproducibility: the warm run reads every embedding from the cache the cold run
+            # filled; every metric of every router must come out the same.
+            cold, warm = (
+                json.loads((d / "results.json").read_text())["results"] for d in (out, Path(tmp) / "rep2")
+            )
+            result["results_identical_cold_vs_warm"] = cold == warm
             router_dir = out / "routers" / "soft-block"
             if args.keep is not None:
                 import shutil

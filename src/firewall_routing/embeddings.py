@@ -48,12 +48,19 @@ class Encoder(Protocol):
 
 
 class SentenceEncoder:
-    """A sentence-transformers model (torch), loaded on first use."""
+    """A sentence-transformers model (torch), loaded on first use.
 
-    def __init__(self, model: str = DEFAULT_ENCODER, device: str = "cpu", batch_size: int = 64):
+    Texts are encoded one per forward pass. In a batch, a text's embedding shifts in its
+    last bits (~1e-7) with the lengths of its neighbours, and the cache stores whatever the
+    first encode produced — so batched results made ``reproduce`` depend on which prompts
+    earlier runs had embedded together: soft-label routers then picked other best epochs
+    (APGR moved by up to 1.3 points between a cold and a warm run). One text per pass costs
+    ~1.4x the time of batched encoding on CPU, paid once per prompt thanks to the cache.
+    """
+
+    def __init__(self, model: str = DEFAULT_ENCODER, device: str = "cpu"):
         self.model_id = model
         self.device = device
-        self.batch_size = batch_size
         self._model: Any = None
 
     def _load(self) -> Any:
@@ -72,12 +79,17 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
         vecs = self._load().encode(
             list(texts),
-            batch_size=self.batch_size,
+            batch_size=1,
             show_progress_bar=progress,
             convert_to_numpy=True,
             normalize_embeddings=True,
         )
         return np.asarray(vecs, dtype=np.float32).astype(np.float64)
+
+
+# Part of every cache key. Version 2: texts are embedded one per forward pass
+# (SentenceEncoder); version-1 rows, embedded in batches, are never read again.
+CACHE_VERSION = 2
 
 
 class CachedEncoder:
@@ -99,7 +111,7 @@ class CachedEncoder:
         return self.inner.dim
 
     def _key(self, text: str) -> str:
-        return hashlib.sha256(f"{self.model_id}\0{text}".encode()).hexdigest()
+        return hashlib.sha256(f"v{CACHE_VERSION}\0{self.model_id}\0{text}".encode()).hexdigest()
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
         keys = [self._key(t) for t in texts]

@@ -135,6 +135,17 @@ def test_real_minilm_embeddings_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again[0], v[1])
 
 
+def test_real_minilm_embedding_does_not_depend_on_batch_neighbours() -> None:
+    """Bit-identical alone or among longer texts, so results never depend on cache history."""
+    from firewall_routing.embeddings import SentenceEncoder
+
+    enc = SentenceEncoder()
+    texts = ["How many eggs?", "A much longer question about trains leaving two stations " * 5]
+    together = enc.encode(texts)
+    np.testing.assert_array_equal(enc.encode(texts[:1])[0], together[0])
+    np.testing.assert_array_equal(enc.encode(texts[::-1])[1], together[0])
+
+
 def test_margin_router_reads_table_margin(tmp_path: Path) -> None:
     t = make_table(["a", "b", "c"], np.array([0.9, 0.1, 0.5]), np.array([0.9, 0.9, 0.5]))
     t = type(t)(t.ids, t.prompts, t.weak, t.strong, np.array([0.8, 0.05, 0.4]), t.benchmark)
