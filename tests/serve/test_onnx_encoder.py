@@ -41,6 +41,16 @@ def test_int8_model_is_built_once_with_integer_matmuls(
     assert int8_model_path() == path and path.stat().st_mtime_ns == built  # cached, not rebuilt
 
 
+def test_unwritable_cache_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from firewall_routing.errors import InputError
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("FIREWALL_ROUTING_CACHE", str(blocker))
+    with pytest.raises(InputError, match="FIREWALL_ROUTING_CACHE to a writable directory"):
+        int8_model_path()
+
+
 def test_similar_texts_are_closer(onnx: OnnxEncoder) -> None:
     a, b, c = onnx.encode(
         ["The cat sat on the mat.", "A cat is sitting on a mat.", "Quarterly revenue rose by 4 percent."]

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,14 @@ def int8_model_path(source: Path | None = None) -> Path:
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     dest = cache_dir() / "onnx" / f"minilm-l6-{RECIPE}-{digest}-ort{ort.__version__}.onnx"
     if not dest.exists():
-        build_int8_model(source, dest)
+        try:
+            build_int8_model(source, dest)
+        except OSError as e:
+            raise InputError(
+                f"cannot write the int8 model to {dest.parent} ({e.strerror or e}): set "
+                "FIREWALL_ROUTING_CACHE to a writable directory",
+                field="FIREWALL_ROUTING_CACHE",
+            ) from None
     return dest
 
 
