@@ -209,12 +209,13 @@ def bench_scoring(router_dir: Path, test: list[str], n: int) -> dict[str, Any]:
     return out
 
 
-def embeddings(texts: list[str]) -> dict[str, np.ndarray[Any, Any]]:
-    """MiniLM embeddings of ``texts`` per backend (they do not depend on the router)."""
+def embeddings(sets: dict[str, list[str]]) -> dict[str, dict[str, np.ndarray[Any, Any]]]:
+    """MiniLM embeddings of each prompt set per backend (they do not depend on the router)."""
     from firewall_routing.embeddings import get_encoder
     from firewall_routing.serve.onnx_encoder import OnnxEncoder
 
-    return {"onnx": OnnxEncoder().encode(texts), "torch": get_encoder().encode(texts)}
+    onnx, torch = OnnxEncoder(), get_encoder()  # one session for all sets
+    return {name: {"onnx": onnx.encode(texts), "torch": torch.encode(texts)} for name, texts in sets.items()}
 
 
 def fit_router(prompts: list[str], labels: np.ndarray[Any, Any], seed: int, val: Any = None) -> Any:
@@ -511,7 +512,7 @@ def main() -> None:
         f"embeddings of {len(train_p)} train, {len(cal_p)} calibration, {len(test_p)} test prompts…",
         flush=True,
     )
-    emb = {"train": embeddings(train_p), "cal": embeddings(cal_p), "test": embeddings(test_p)}
+    emb = embeddings({"train": train_p, "cal": cal_p, "test": test_p})
     print("calibration study…", flush=True)
     fraction = bench_fraction(args.seeds, emb)
     from firewall_routing.routers import load_router

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,10 +165,13 @@ class OnnxEncoder:
         (one at a time) would then score the same prompt differently. Batching would not buy
         speed either: measured per prompt on GSM8K, batch 1 was the fastest on this CPU.
         """
-        from tqdm.auto import tqdm
+        items: Iterable[str] = texts
+        if progress:  # not on the server's per-request path, which scores one prompt
+            from tqdm.auto import tqdm
 
+            items = tqdm(texts, desc="embedding (onnx)", unit="text")
         out = np.zeros((len(texts), self.dim), dtype=np.float64)
-        for i, text in enumerate(tqdm(texts, desc="embedding (onnx)", unit="text", disable=not progress)):
+        for i, text in enumerate(items):
             out[i] = self._encode_one(text)
         return out
 
