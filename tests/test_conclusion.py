@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
-from firewall_routing import conclusion
+from firewall_routing import conclusion, metrics
 from firewall_routing.experiment import RouterRun, evaluate_and_compare
+from firewall_routing.outcomes import OutcomeTable
 
 from .conftest import make_table
 
 
 def test_paired_difference_hand_computed() -> None:
-    # 40 resampled differences: 1, 2, ..., 40 → all above 0
+    # 40 resampled differences: 1, 2, ..., 40 → all above 0; p = 2·(0 + 1)/(40 + 1)
     d = conclusion.paired_difference("a", "b", 20.5, np.arange(1.0, 41.0))
-    assert d.separable and d.p == 0.0
+    assert d.separable and d.p == pytest.approx(2 / 41) and (d.a, d.b, d.diff) == ("a", "b", 20.5)
     assert d.lo == pytest.approx(np.percentile(np.arange(1.0, 41.0), 2.5))
-    # symmetric around 0: 0 in the interval, p = 2 · min(P(d ≤ 0), P(d ≥ 0)) = 2 · 21/41 → 1
+    # symmetric around 0: 0 in the interval, p capped at 1
     sym = conclusion.paired_difference("a", "b", 0.0, np.arange(-20.0, 21.0))
     assert not sym.separable and sym.p == 1.0
-    # 3 of 40 resamples at or below 0: p = 2 · 3/40
+    # 3 of 40 resamples at or below 0: p = 2·(3 + 1)/41
     some = conclusion.paired_difference("a", "b", 5.0, np.r_[-1.0, -0.5, 0.0, np.ones(37)])
-    assert some.p == pytest.approx(0.15)
+    assert some.p == pytest.approx(8 / 41)
     # identical routers: every difference 0 → p = 1, not separable
     same = conclusion.paired_difference("a", "b", 0.0, np.zeros(50))
     assert not same.separable and same.p == 1.0
-    # undefined resamples (gap 0) are dropped, not counted
-    assert conclusion.paired_difference("a", "b", 1.0, np.r_[np.nan, np.ones(9)]).p == 0.0
+    # a negative difference is separable too
+    assert conclusion.paired_difference("a", "b", -3.0, -np.arange(1.0, 41.0)).separable
 
 
 def test_identical_groups_merge_equal_scores_only() -> None:
@@ -35,7 +38,7 @@ def test_identical_groups_merge_equal_scores_only() -> None:
     assert groups == [["x", "z"], ["y"], ["w", "v"]]
 
 
-def _scenario(n: int = 600) -> tuple[list[RouterRun], dict[str, object]]:
+def _scenario(n: int = 600) -> tuple[list[RouterRun], dict[str, OutcomeTable]]:
     """Weak passes the "easy" half, fails the "hard" half; strong passes everything.
 
     * ``good``: scores = weak pass rate → sends every hard query to strong first (near oracle).
@@ -58,13 +61,13 @@ def _scenario(n: int = 600) -> tuple[list[RouterRun], dict[str, object]]:
     return runs, {key: table}
 
 
-def _by_pair(comp: dict[str, object]) -> dict[tuple[str, str], dict[str, object]]:
-    return {(d["a"], d["b"]): d for d in comp["differences"]}  # type: ignore[attr-defined, index]
+def _by_pair(comp: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(d["a"], d["b"]): d for d in comp["differences"]}
 
 
 def test_known_separable_and_not_separable() -> None:
     runs, tables = _scenario()
-    rows, comps = evaluate_and_compare(runs, tables, n_boot=300)  # type: ignore[arg-type]
+    rows, comps = evaluate_and_compare(runs, tables, n_boot=300)
     comp = comps["main/toy"]
     d = _by_pair(comp)
     # hand-computed: PGR(α) = min(2α, 1) → APGR = (0+.2+.4+.6+.8+6·1)/11 = 800/11
@@ -80,13 +83,20 @@ def test_known_separable_and_not_separable() -> None:
     # the compared number is the one in the tables (seed-mean APGR)
     apgr = {r["router"]: r["mean"]["apgr"] for r in rows}
     assert d[("good", "noise")]["diff"] == pytest.approx(apgr["good"] - apgr["noise"])
+    # and it is the sweep's paired test, on the same resamples (bootstrap seed 0)
+    t = tables["main/toy"]
+    ref = metrics.paired_apgr_difference(
+        runs[0].scores["main/toy"], runs[2].scores["main/toy"], t.weak.pass_rate, t.strong.pass_rate, 300, 0
+    )
+    got = d[("good", "noise")]
+    assert (got["diff"], got["lo"], got["hi"], got["p"]) == pytest.approx(tuple(ref))
 
 
 def test_identical_routers_counted_once() -> None:
     runs, tables = _scenario(200)
     key = "main/toy"
     runs.append(RouterRun("good-copy", "design", {key: list(runs[0].scores[key])}))
-    _, comps = evaluate_and_compare(runs, tables, n_boot=50)  # type: ignore[arg-type]
+    _, comps = evaluate_and_compare(runs, tables, n_boot=50)
     comp = comps[key]
     assert comp["groups"] == [["good", "good-copy"]]
     assert "good = good-copy" in comp["apgr"] and "good" not in comp["apgr"]
@@ -94,7 +104,7 @@ def test_identical_routers_counted_once() -> None:
 
 def test_no_bootstrap_no_comparisons() -> None:
     runs, tables = _scenario(100)
-    rows, comps = evaluate_and_compare(runs, tables, n_boot=0)  # type: ignore[arg-type]
+    rows, comps = evaluate_and_compare(runs, tables, n_boot=0)
     assert comps == {} and rows and all(r["ci95"] == {} for r in rows)
 
 
@@ -104,9 +114,9 @@ def test_multi_seed_compares_seed_mean() -> None:
     key = "main/toy"
     rng = np.random.default_rng(5)
     t = tables[key]
-    pr_w = t.weak.pass_rate  # type: ignore[attr-defined]
+    pr_w = t.weak.pass_rate
     two = RouterRun("two", "design", {key: [pr_w + rng.random(300) * 0.5, rng.random(300)]})
-    rows, comps = evaluate_and_compare([two, runs[2]], tables, n_boot=100)  # type: ignore[arg-type]
+    rows, comps = evaluate_and_compare([two, runs[2]], tables, n_boot=100)
     apgr = {r["router"]: r["mean"]["apgr"] for r in rows}
     d = _by_pair(comps[key])
     pair = d.get(("two", "noise")) or d[("noise", "two")]

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from firewall_routing import metrics
 from firewall_routing.outcomes import FloatArray
 
 RANDOM = "random"
@@ -40,7 +41,7 @@ class Difference:
     diff: float
     lo: float
     hi: float
-    p: float  # two-sided bootstrap p-value; 0 means no resample crossed 0
+    p: float  # two-sided bootstrap p-value (metrics.bootstrap_p_value)
 
     @property
     def separable(self) -> bool:
@@ -52,21 +53,13 @@ class Difference:
 
 
 def paired_difference(a: str, b: str, diff: float, boot_diff: FloatArray) -> Difference:
-    """Percentile 95 % interval and two-sided p-value of a difference from its resamples.
+    """:func:`metrics.paired_from_boot` with the two routers' names attached.
 
     ``boot_diff`` must come from the *same* resamples for both routers (that is what makes
-    the test paired). Resamples where APGR is undefined (gap 0) are dropped. The p-value is
-    twice the smaller share of resamples on either side of 0, capped at 1; identical
-    routers (every resampled difference exactly 0) get p = 1.
+    the test paired); undefined resamples (gap 0) are dropped.
     """
-    d = np.asarray(boot_diff, dtype=np.float64)
-    d = d[~np.isnan(d)]
-    if len(d) == 0:
-        nan = float("nan")
-        return Difference(a, b, float(diff), nan, nan, nan)
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    p = min(1.0, 2.0 * min(float(np.mean(d <= 0.0)), float(np.mean(d >= 0.0))))
-    return Difference(a, b, float(diff), float(lo), float(hi), p)
+    d = metrics.paired_from_boot(diff, boot_diff)
+    return Difference(a, b, d.diff, d.lo, d.hi, d.p_two_sided)
 
 
 def identical_groups(score_sets: Mapping[str, Sequence[FloatArray]]) -> list[list[str]]:
