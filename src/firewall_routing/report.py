@@ -240,9 +240,15 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
             "",
             "## Plots",
             "",
-            "* `plots/deferral-<pair>.png`: pass rate vs. share routed to strong, every router (seed mean).",
+            "* `plots/deferral-<pair>.png`: system pass rate vs. % of calls to the strong model "
+            "per dataset, with the all-weak and all-strong levels, random as its expected straight "
+            "line, the oracle and every router (seed mean; identical routers drawn once); the "
+            "highest-APGR router is thick"
+            + (" with its 95 % bootstrap band" if cfg["n_boot"] else "")
+            + ". Bottom row: each curve minus the random line (gain over random, % points).",
             "* `plots/bins-<pair>-<dataset>.png`: Appendix-B view — queries in score order cut "
-            "into 10 equal bins; bars are the strong/weak pass rates per bin (seed 0).",
+            "into 10 equal bins; bars are the strong/weak pass rates per bin, the line their "
+            "difference (seed mean).",
         ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -539,14 +545,17 @@ def console_summary(res: dict[str, Any]) -> str:
     lines = []
     for pair in res["pairs"]:
         lines.append(f"\nAPGR, {pair} pair (weak {res['pairs'][pair]['weak']}):")
-        lines.append(f"  {'router':<32}" + "".join(f"{d:>24}" for d in datasets))
+        rows = []
         for name in dict.fromkeys((*TABLE3_ROWS, *table1_rows(res))):
             cells = []
             for d in datasets:
                 r = _row(res["results"], name, pair, d)
                 cells.append("–" if r is None else _apgr_cell(r))
             if any(c != "–" for c in cells):
-                lines.append(f"  {title(name):<32}" + "".join(f"{c:>24}" for c in cells))
+                rows.append((title(name), cells))
+        w = 2 + max([len(d) for d in datasets] + [len(c) for _, cells in rows for c in cells])
+        lines.append(f"  {'router':<32}" + "".join(f"{d:>{w}}" for d in datasets))
+        lines += [f"  {name:<32}" + "".join(f"{c:>{w}}" for c in cells) for name, cells in rows]
     lines += ["", "Conclusion (computed from these numbers; details in report.md):"]
     lines += [_plain(x) for x in conclusion_lines(res)]
     return "\n".join(lines)
