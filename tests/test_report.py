@@ -81,6 +81,17 @@ def test_conclusion_states_the_known_answer() -> None:
     assert verdicts and not any("oracle" in line for line in verdicts)
 
 
+def test_conclusion_when_nothing_beats_random() -> None:
+    t = _table()
+    runs = [RouterRun("soft-block", "design", {KEY: [np.random.default_rng(9).random(len(t))]})]
+    _, comps = evaluate_and_compare(runs, {KEY: t}, 200)
+    res = {"comparisons": comps, "tables": {KEY: {"n": len(t)}}}
+    text = "\n".join(report.conclusion_lines(res))
+    assert "No router beats random at 95 % on any of the 1 evaluation sets." in text
+    assert "Better than random on no set: soft-block." in text
+    assert "Highest APGR" not in text  # one router: nothing to rank
+
+
 def test_conclusion_multi_seed_says_what_is_compared() -> None:
     _, res = _result(_table(), n_boot=50, seeds=2)
     text = "\n".join(report.conclusion_lines(res))

@@ -497,10 +497,13 @@ def _overall(res: dict[str, Any], comps: dict[str, Any]) -> list[str]:
     lines = ["**In short.**", ""]
     some = [k for k, comp in comps.items() if any(d["separable"] and d["diff"] > 0 for d in _vs_random(comp))]
     none = [k for k in comps if k not in some]
-    lines.append(
-        f"* On {len(some)} of {n_sets} evaluation sets at least one router beats random at 95 %"
-        + (f"; on {', '.join(none)} none does." if none else ".")
-    )
+    if not some:
+        lines.append(f"* No router beats random at 95 % on any of the {n_sets} evaluation sets.")
+    else:
+        lines.append(
+            f"* On {len(some)} of {n_sets} evaluation sets at least one router beats random at 95 %"
+            + (f"; on {', '.join(none)} none does." if none else ".")
+        )
     never = [name for name, w in wins.items() if not w]
     for name, w in wins.items():
         if w:
