@@ -217,12 +217,25 @@ def local_server(
         int, typer.Option(help="Parallel slots (llama.cpp n_parallel; also its per-request n cap).")
     ] = 4,
     context: Annotated[int, typer.Option(help="Context tokens per slot.")] = 2048,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llama.cpp's choice).")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads (default: half the usable cores, 1 to 8; more threads than free "
+            "cores makes llama.cpp many times slower on a busy machine)."
+        ),
+    ] = None,
 ) -> None:
     """Run a llama.cpp OpenAI-compatible server (xllamacpp) on 127.0.0.1 until Ctrl-C."""
-    from firewall_routing.sampling.local_server import ServerOptions, default_gguf, serve_forever
+    from firewall_routing.sampling.local_server import (
+        ServerOptions,
+        default_gguf,
+        default_threads,
+        serve_forever,
+    )
 
-    opts = ServerOptions(model or default_gguf(), port, slots, context, threads)
+    opts = ServerOptions(
+        model or default_gguf(), port, slots, context, default_threads() if threads is None else threads
+    )
 
     def announce(msg: str) -> None:
         typer.echo(msg)
