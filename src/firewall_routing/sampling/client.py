@@ -330,6 +330,7 @@ class Sampler:
         self._sems: dict[tuple[str, str], asyncio.Semaphore] = {}
         self._client: httpx.AsyncClient | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._served: set[tuple[tuple[str, str], str]] = set()
 
     async def __aenter__(self) -> Sampler:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
@@ -424,7 +425,9 @@ class Sampler:
                     err = f"{type(e).__name__}: {e}".rstrip(": ")
                 else:
                     if resp.status_code == 200:
-                        return parse_choices(_json(resp, url), url)
+                        data = _json(resp, url)
+                        self._note_served(upstream, data)
+                        return parse_choices(data, url)
                     msg = _error_message(resp)
                     cap = n_cap_from_error(resp.status_code, msg, int(body.get("n", 1)))
                     if cap is not None:
@@ -436,6 +439,14 @@ class Sampler:
             if attempt < self.retry.max_attempts:
                 await self._sleep(self.retry.delay(attempt, retry_after, self._rng))
         raise UpstreamError(f"{url}: gave up after {self.retry.max_attempts} attempts ({err})")
+
+    def _note_served(self, upstream: Upstream, data: Any) -> None:
+        """Store the model name the endpoint says it served (for the provenance file):
+        an alias like ``small`` may stand for any GGUF, ``gpt-4o-mini`` for a dated snapshot."""
+        served = data.get("model") if isinstance(data, Mapping) else None
+        if isinstance(served, str) and served and (upstream.ident, served) not in self._served:
+            self._served.add((upstream.ident, served))
+            self.store.note_served(upstream.base_url, upstream.model, served)
 
 
 def _json(resp: httpx.Response, url: str) -> Any:

@@ -56,7 +56,26 @@ CREATE TABLE IF NOT EXISTS samples (
     created      REAL    NOT NULL,
     PRIMARY KEY (upstream, model, prompt_sha, params, idx)
 );
+CREATE TABLE IF NOT EXISTS served (
+    upstream     TEXT    NOT NULL,
+    model        TEXT    NOT NULL,
+    served_model TEXT    NOT NULL,
+    first_seen   REAL    NOT NULL,
+    PRIMARY KEY (upstream, model, served_model)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id           INTEGER PRIMARY KEY,
+    identity     TEXT    NOT NULL,
+    started      REAL    NOT NULL,
+    finished     REAL,
+    status       TEXT    NOT NULL,
+    info         TEXT    NOT NULL,
+    new_samples  INTEGER,
+    requests     INTEGER
+);
 """
+# ``served`` and ``sessions`` feed the provenance file written next to each table
+# (sampling/provenance.py); CREATE IF NOT EXISTS adds them to older stores unchanged.
 
 
 def prompt_sha256(prompt: str) -> str:
@@ -192,6 +211,58 @@ class SampleStore:
             self._db.execute("COMMIT")
             self.commits += 1
         self._pending = 0
+
+    def note_served(self, upstream: str, model: str, served_model: str) -> None:
+        """Remember the model name an upstream answered with (the response's ``model``),
+        in the same batch as the samples it served."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO served VALUES (?,?,?,?)",
+            (normalize_base_url(upstream), model, served_model, time.time()),
+        )
+
+    def served_models(self, upstream: str, model: str) -> list[str]:
+        """Every model name ``upstream`` answered with for ``model``, first seen first."""
+        rows = self._db.execute(
+            "SELECT served_model FROM served WHERE upstream=? AND model=? ORDER BY first_seen, served_model",
+            (normalize_base_url(upstream), model),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def begin_session(self, identity: Mapping[str, Any], info: Mapping[str, Any]) -> int:
+        """Record (and commit at once, so a killed run leaves its trace) that a run started."""
+        cur = self._db.execute(
+            "INSERT INTO sessions (identity, started, status, info) VALUES (?,?,?,?)",
+            (canonical_json(identity), time.time(), "running", canonical_json(info)),
+        )
+        self.flush()
+        return int(cur.lastrowid or 0)
+
+    def end_session(self, session: int, status: str, new_samples: int, requests: int | None) -> None:
+        self._db.execute(
+            "UPDATE sessions SET finished=?, status=?, new_samples=?, requests=? WHERE id=?",
+            (time.time(), status, new_samples, requests, session),
+        )
+        self.flush()
+
+    def sessions(self, identity: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Runs recorded with this identity, oldest first (``finished`` None: killed)."""
+        rows = self._db.execute(
+            "SELECT id, started, finished, status, info, new_samples, requests FROM sessions "
+            "WHERE identity=? ORDER BY id",
+            (canonical_json(identity),),
+        ).fetchall()
+        return [
+            {
+                "id": int(r[0]),
+                "started": float(r[1]),
+                "finished": None if r[2] is None else float(r[2]),
+                "status": str(r[3]),
+                **json.loads(r[4]),
+                "new_samples": r[5],
+                "requests": r[6],
+            }
+            for r in rows
+        ]
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
