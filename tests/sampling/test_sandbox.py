@@ -12,6 +12,8 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,7 +244,9 @@ def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_rm_rf_home_and_friends_are_refused(fake_home: Path, attack: str) -> None:
     r = run_python(f"HOME = {str(fake_home)!r}\n" + attack, timeout_s=5)
     assert (r.passed, r.status) == (False, "error"), r
-    assert "PermissionError" in r.detail
+    # The guard refuses (PermissionError); in the namespace layers the program's /tmp is
+    # private, so our HOME (a pytest dir under /tmp) is not even there to find.
+    assert "PermissionError" in r.detail or "FileNotFoundError" in r.detail
     assert (fake_home / "sentinel.txt").read_text() == "must survive"
 
 
@@ -273,16 +277,64 @@ def test_file_work_inside_the_sandbox_is_allowed() -> None:
     assert r.passed, r.detail
 
 
-def test_rm_rf_without_guard_is_stopped_by_file_permissions(fake_home: Path) -> None:
-    _require(sandbox._NOBODY)
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A world-writable directory outside /tmp holding a sentinel: only a read-only view of
+    the file system protects it from a program that gets past the guard."""
+    path = Path(tempfile.mkdtemp(prefix=".fwr-sandbox-test-", dir=Path(__file__).parent))
+    path.chmod(0o777)
+    (path / "sentinel.txt").write_text("must survive")
+    (path / "sentinel.txt").chmod(0o666)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)  # a failing test may have deleted it
+
+
+@pytest.mark.parametrize("layer", [sandbox._NOBODY, sandbox._NAMESPACES], ids=lambda layer: layer.name)
+def test_rest_of_the_file_system_is_read_only_without_guard(open_dir: Path, layer: sandbox._Layer) -> None:
+    _require(layer)
     code = (
-        f"import os\nHOME = {str(fake_home)!r}\n"
-        "status = os.system('rm -rf ' + HOME + ' 2>/dev/null')\n"
+        f"import errno, os\nD = {str(open_dir)!r}\n"
+        "status = os.system('rm -rf ' + D + ' 2>/dev/null')\n"
         "assert status != 0, 'rm succeeded'\n"
+        "try:\n    open(D + '/new.txt', 'w')\nexcept OSError as e:\n    assert e.errno == errno.EROFS, e\n"
+        "else:\n    raise AssertionError('created a file outside the sandbox')\n"
     )
-    r = sandbox._run(code, 10, 512, layer=sandbox._NOBODY, guard=False)
-    assert r.passed, r.detail  # the program itself confirms that rm was refused
-    assert (fake_home / "sentinel.txt").read_text() == "must survive"
+    r = sandbox._run(code, 10, 512, layer=layer, guard=False)
+    assert r.passed, r.detail  # the program itself confirms that both writes were refused
+    assert (open_dir / "sentinel.txt").read_text() == "must survive"
+    assert not (open_dir / "new.txt").exists()
+
+
+# The guard wraps open(); its closure holds the real one, which a program can take out.
+_REAL_OPEN = (
+    "real_open = [c.cell_contents for c in open.__closure__ if c.cell_contents.__name__ == 'open'][0]\n"
+)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "import sqlite3\nsqlite3.connect(P).execute('create table t (x)')",
+        _REAL_OPEN + "real_open(P, 'w').write('escaped')",
+    ],
+    ids=["sqlite3", "real-open-from-closure"],
+)
+def test_writes_to_tmp_and_shm_stay_inside_the_sandbox(write: str) -> None:
+    _require(sandbox._NAMESPACES)
+    marker = f"fwr-escape-{secrets.token_hex(6)}"
+    paths = [f"/tmp/{marker}", f"/dev/shm/{marker}", f"/var/tmp/{marker}"]
+    code = "import os\n" + "".join(
+        f"P = {p!r}\n{write}\nassert os.path.exists(P)\n" for p in paths if Path(p).parent.is_dir()
+    )
+    try:
+        r = run_python(code, timeout_s=10)
+        # The writes succeed: /tmp, /dev/shm and /var/tmp are private tmpfs mounts...
+        assert r.passed, r.detail
+        # ...so nothing of them reaches ours, during or after the run.
+        assert [p for p in paths if Path(p).exists()] == []
+    finally:
+        for p in paths:
+            Path(p).unlink(missing_ok=True)
 
 
 def test_huge_allocation_fails_with_memory_error() -> None:
