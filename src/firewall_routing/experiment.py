@@ -257,7 +257,8 @@ def _train_design(
     for seed in range(cfg.seeds):
         cached = ctx.store.load(design, seed)
         if cached is None:
-            router = make_router(cfg.router, seed=seed, label_design=design, **cfg.router_options)
+            seeded = {"seed": seed} if _seeded(cfg.router) else {}
+            router = make_router(cfg.router, label_design=design, **seeded, **cfg.router_options)
             rep = router.fit(ctx.train.prompts, labels, val=ctx.validation)
             scores, record = score_tables(router, ctx.tables), _fit_record(seed, rep)
             ctx.store.save(design, seed, scores, record)
@@ -415,7 +416,7 @@ def evaluate_runs(
     return rows
 
 
-EMBEDDING_ROUTERS = ("embedding-head", "mf")
+EMBEDDING_ROUTERS = ("embedding-head", "mf", "knn")
 """Routers over cached sentence embeddings: ``run`` embeds every prompt once up front."""
 
 
