@@ -169,6 +169,9 @@ def evaluate(
 from firewall_routing.experiment_cli import register as _register_reproduce  # noqa: E402
 
 _register_reproduce(app)
+from firewall_routing.sweep_cli import register as _register_sweep  # noqa: E402
+
+_register_sweep(app)
 from firewall_routing.sampling.commands import register as _register_sampling  # noqa: E402
 
 _register_sampling(app)
