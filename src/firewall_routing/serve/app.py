@@ -184,7 +184,7 @@ def json_depth(value: Any) -> int:
             if depth > MAX_JSON_DEPTH:
                 return depth
             children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return deepest
 
 
