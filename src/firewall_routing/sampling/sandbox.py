@@ -396,6 +396,8 @@ os.execvp(command[0], command)
 # Runs first, in every layer: die with the grader. PR_SET_PDEATHSIG survives exec, so the
 # wrapper (unshare) or the runner it becomes is SIGKILLed when the grader's thread dies,
 # even by SIGKILL; the getppid check closes the window in which the grader died first.
+# util-linux `setpriv --pdeathsig KILL` does the same (without that check) and is used
+# where it exists.
 _TRAMPOLINE = (
     "import ctypes, os, signal, sys\n"
     "ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)\n"
@@ -420,7 +422,10 @@ class _Layer:
     def command(self, workdir: Path, runner_args: list[str], memory_mb: int) -> list[str]:
         """The full command line (the trampoline, the wrappers, the runner)."""
         exe = _interpreter()
-        trampoline = [exe, "-I", "-S", "-B", "-c", _TRAMPOLINE, str(os.getpid())]
+        if shutil.which("setpriv", path=_PATH):  # the same, 10x faster to start
+            trampoline = ["setpriv", "--pdeathsig", "KILL", "--"]
+        else:
+            trampoline = [exe, "-I", "-S", "-B", "-c", _TRAMPOLINE, str(os.getpid())]
         inner = self.inner(workdir)
         if not self.namespaces:
             return [*trampoline, exe, "-I", "-S", "-B", str(workdir / "runner.py"), *runner_args]
