@@ -15,20 +15,36 @@ than by malice. Each run therefore gets, in layers:
    ``os.system``, ``subprocess``), signals, deleting / renaming / chmod-ing files, writing
    outside the sandbox directory, sockets, ``ctypes``, changing rlimits. It is a seat belt
    for honest mistakes, not a wall: code that wants to can get past any in-process guard.
-3. **Where ``unshare`` works** (Linux, as root or with unprivileged user namespaces): new
-   network and PID namespaces. No network at all, not even loopback, whatever the code
-   does; when the run ends or is killed, the kernel kills every process it started.
-4. **As root, with ``setpriv``:** also a mount namespace in which the interpreter is
-   bind-mounted read-only beside the program's directory, so the program can run as user
-   ``nobody`` without capabilities. File permissions then protect the machine even from
-   code that gets past the guard, and ``RLIMIT_NPROC`` (which root ignores) bounds forks.
+3. **Where ``unshare`` works** (Linux >= 5.12, as root or with unprivileged user
+   namespaces): new network, PID and mount namespaces. No network at all, not even
+   loopback. The whole file system is read-only (every mount, recursively, in the private
+   namespace only); ``/tmp`` (holding a read-only view of the sandbox directory and a
+   private home), ``/dev/shm``, ``/var/tmp`` and ``/run/lock`` are fresh tmpfs mounts that
+   vanish with the namespace, so nothing the program writes, even from C (``sqlite3``),
+   reaches our disk. When the run ends or is killed, the kernel kills every process it
+   started.
+4. **As root, with ``setpriv``:** the program also runs as user ``nobody`` with no
+   capabilities and ``no_new_privs``, so it cannot undo the read-only mounts even if it gets
+   past the guard, and ``RLIMIT_NPROC`` (which root ignores) bounds forks.
 
 The strongest layer that works here is chosen once per process by running a probe program
-that checks the layer's promises (:func:`sandbox_isolation` names it).
+that checks the layer's promises (:func:`sandbox_isolation` names it); without namespaces a
+warning is logged once.
 
-The program passes only if it runs to the end: the runner catches ``SystemExit`` and the
-guard disables ``os._exit``, and success is signalled by a random token printed after the
-program returns, so an early ``exit(0)`` or ``os.execv`` cannot pass the tests unrun.
+**Dying with the grader.** The outermost process gets ``PR_SET_PDEATHSIG=SIGKILL``, so when
+the grader dies, even by ``kill -9``, the wrapper dies, and with it PID 1 of the namespace
+and every process in it. Each sandbox directory records its owner (pid and start time);
+the first run in a new process deletes directories whose owner is gone.
+
+**The verdict.** The program passes only if the runner reaches the line after the program,
+and the runner proves that by a random token that the program cannot obtain: it arrives
+through an inherited pipe (never argv, environment or a file), is read and the pipe closed
+before the program starts, and lives only in a PEP 578 audit hook that, while the program
+runs, refuses every way to reach it (stack frames, tracing, ``gc`` object lists, more
+audit hooks, ``ctypes``, ``/proc/<pid>/mem``; the process is not dumpable, and the program
+runs in a second thread so signal handlers never see the hook's frame). The hook prints the
+token only when the event comes from the runner's own frame. An early ``exit(0)``,
+``os._exit(0)`` or ``exec`` therefore cannot pass. Limits: docs/sampling.md, "Sandbox".
 """
 
 from __future__ import annotations
