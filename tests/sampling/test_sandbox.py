@@ -531,6 +531,18 @@ ATTACKS = {
     "proc-self-mem": "open('/proc/self/mem', 'rb')",
     "proc-self-mem-symlink": "import os\nos.symlink('/proc/self/mem', 'm')\nopen('m', 'rb')",
     "ctypes": "sys.modules.pop('ctypes', None)\nsys.modules.pop('_ctypes', None)\nimport ctypes",
+    # After a failure the runner lifts the frame ban to print the traceback; a second
+    # thread waits for that moment (a slow __str__ keeps the window open).
+    "after-the-failure": (
+        "import gc, threading, time\n"
+        "def thief():\n    while True:\n        try:\n"
+        "            hook = [f for f in gc.get_objects() if getattr(f, '__name__', '') == 'hook'][0]\n"
+        "        except Exception:\n            time.sleep(0.001)\n            continue\n"
+        "        forge(find(v for c in hook.__closure__ for v in (c.cell_contents if isinstance(c.cell_contents, list) else [c.cell_contents])))\n"
+        "threading.Thread(target=thief, daemon=True).start()\n"
+        "class Slow(Exception):\n    def __str__(self):\n        time.sleep(2)\n        return 'slow'\n"
+        "raise Slow()"
+    ),
     "exit-0-early": "sys.exit(0)",
     "real-os-exit-0": "real_exit(0)",
     "assertion-error-patched": "import builtins\nbuiltins.AssertionError = type('Nothing', (Exception,), {})",

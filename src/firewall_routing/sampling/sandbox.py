@@ -237,6 +237,8 @@ def _custodian(nonce, write, exit_now):
     import _thread
 
     runner = []  # [frame] once armed; cleared by fwr.disarm (a run that failed)
+    secret = [nonce]  # dropped by fwr.disarm: a failed run must not leak it afterwards
+    armed_once = []  # everything but the frame ban stays on after fwr.disarm
     busy = set()  # threads in which the hook itself is reading the call stack
     ident, getframe, fspath, str_, bytes_, type_ = (
         _thread.get_ident, sys._getframe, os.fspath, str, bytes, type)
@@ -261,24 +263,26 @@ def _custodian(nonce, write, exit_now):
 
     def hook(event, args):
         if event.startswith("fwr."):
-            if event == "fwr.arm" and not runner:
+            if event == "fwr.arm" and not armed_once:
                 runner.append(args[0])
+                armed_once.append(True)
                 return
             if not runner or args[0] is not runner[0] or caller() is not runner[0]:
                 raise PermissionError("sandbox: only the runner reports results")
             if event == "fwr.pass":
-                write(1, b"\n" + nonce + b"\n")
+                write(1, b"\n" + secret[0] + b"\n")
                 exit_now(0)
-            runner.clear()  # fwr.disarm: this run can no longer pass
+            runner.clear()  # fwr.disarm: this run can no longer pass...
+            secret.clear()  # ...and its token is gone before frames become visible
             return
-        if not runner:
+        if not armed_once:
             return
-        if event == "sys._getframe":
+        if runner and event == "sys._getframe":
             if ident() in busy:
                 return
             # ValueError: what namedtuple, typing, enum and logging expect and handle.
             raise ValueError("sandbox: stack frames are not available")
-        if event == "object.__getattr__" and args[1] in frame_attrs:
+        if runner and event == "object.__getattr__" and args[1] in frame_attrs:
             raise AttributeError(f"sandbox: {args[1]} is not available")
         if event in denied or event.startswith("ctypes."):
             raise PermissionError(f"sandbox: {event} is disabled")
@@ -301,7 +305,7 @@ def _program(code, exit_now, audit):
         # prints) must not run.
         exec(code, {"__name__": "__sandbox__", "__builtins__": __builtins__})
     except BaseException as e:
-        audit("fwr.disarm", me)  # lifts the frame ban so the traceback can be printed
+        audit("fwr.disarm", me)  # drops the token, then lifts the frame ban for the traceback
         tb = e.__traceback__
         if tb is not None and tb.tb_next is not None:
             tb = tb.tb_next  # the runner's own frame is noise in the report
@@ -393,7 +397,7 @@ if libc.syscall(SYS_MOUNT_SETATTR, -100, b"/", AT_RECURSIVE, ctypes.byref(attr),
 # 2. A private /tmp holding a read-only view of the sandbox directory at `inner`, with a
 #    private writable home in it; built on workdir/newtmp, then moved over /tmp.
 newtmp = os.path.join(workdir, "newtmp")
-tmpfs(newtmp, "1777", size_mb)
+tmpfs(newtmp, "1777", 64)
 view = newtmp + inner[len("/tmp"):]
 os.mkdir(view, 0o711)
 mount(workdir, view, flags=MS_BIND)
