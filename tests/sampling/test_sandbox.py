@@ -305,6 +305,13 @@ def test_rest_of_the_file_system_is_read_only_without_guard(open_dir: Path, laye
     assert not (open_dir / "new.txt").exists()
 
 
+def test_the_program_sees_only_its_own_processes() -> None:
+    _require(sandbox._NAMESPACES)
+    code = "import os\npids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\nassert pids[-1] < 20, pids\n"
+    r = run_python(code)
+    assert r.passed, r.detail
+
+
 # The guard wraps open(); its closure holds the real one, which a program can take out.
 _REAL_OPEN = (
     "real_open = [c.cell_contents for c in open.__closure__ if c.cell_contents.__name__ == 'open'][0]\n"
@@ -543,6 +550,10 @@ ATTACKS = {
         "class Slow(Exception):\n    def __str__(self):\n        time.sleep(2)\n        return 'slow'\n"
         "raise Slow()"
     ),
+    "subinterpreter": (
+        "import _imp, importlib.util\n_imp.create_dynamic(importlib.util.find_spec('_xxsubinterpreters')).create()"
+    ),
+    "testcapi": "import _testcapi",
     "exit-0-early": "sys.exit(0)",
     "real-os-exit-0": "real_exit(0)",
     "assertion-error-patched": "import builtins\nbuiltins.AssertionError = type('Nothing', (Exception,), {})",

@@ -244,7 +244,8 @@ def _custodian(nonce, write, exit_now):
         _thread.get_ident, sys._getframe, os.fspath, str, bytes, type)
     frame_attrs = ("tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back")
     denied = ("sys._current_frames", "sys.settrace", "sys.setprofile", "gc.get_objects",
-              "gc.get_referrers", "gc.get_referents", "sys.addaudithook")
+              "gc.get_referrers", "gc.get_referents", "sys.addaudithook",
+              "cpython.PyInterpreterState_New")
 
     def caller():
         me = ident()
@@ -286,7 +287,9 @@ def _custodian(nonce, write, exit_now):
             raise AttributeError(f"sandbox: {args[1]} is not available")
         if event in denied or event.startswith("ctypes."):
             raise PermissionError(f"sandbox: {event} is disabled")
-        if event == "import" and args[0] in ("ctypes", "_ctypes"):
+        if event == "import" and (args[0] in ("ctypes", "_ctypes") or args[0].startswith(("_test", "_xx"))):
+            # ctypes reads any memory; the test modules (_testcapi, ...) poke at internals;
+            # a subinterpreter (_xxsubinterpreters) would run without this hook.
             raise PermissionError(f"sandbox: import of {args[0]} is disabled")
         if event == "open" and args[0] is not None and type_(args[0]) is not int and is_mem(args[0]):
             raise PermissionError("sandbox: reading process memory is disabled")
@@ -366,7 +369,7 @@ import ctypes, os, sys
 workdir, inner, uid, gid, size_mb = sys.argv[1:6]
 command = sys.argv[sys.argv.index("--") + 1:]
 libc = ctypes.CDLL(None, use_errno=True)
-MS_NOSUID, MS_NODEV, MS_BIND, MS_MOVE, MS_REC = 2, 4, 4096, 8192, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 8, 4096, 8192, 16384
 SYS_MOUNT_SETATTR, AT_RECURSIVE, MOUNT_ATTR_RDONLY = 442, 0x8000, 1  # Linux >= 5.12
 
 
@@ -394,6 +397,9 @@ class MountAttr(ctypes.Structure):
 attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
 if libc.syscall(SYS_MOUNT_SETATTR, -100, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)):
     fail("read-only remount of /")
+# A /proc of the new PID namespace: the program sees its own processes, not ours (their
+# command lines, environments). Best effort: some containers refuse a new procfs.
+libc.mount(b"proc", b"/proc", b"proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
 # 2. A private /tmp holding a read-only view of the sandbox directory at `inner`, with a
 #    private writable home in it; built on workdir/newtmp, then moved over /tmp.
 newtmp = os.path.join(workdir, "newtmp")
