@@ -196,6 +196,14 @@ def test_fork_bomb_is_refused() -> None:
         "import os\nos.popen('true')",
         "import multiprocessing\nmultiprocessing.Process(target=print).start()",
         "import ctypes",
+        # Past the Python-level guard: the audit hook still refuses at C level.
+        "import subprocess\nsubprocess._fork_exec()",
+        "import _imp, importlib.machinery\n"
+        "_imp.create_builtin(importlib.machinery.ModuleSpec('posix', None)).fork()",
+        "import _imp, importlib.machinery\n"
+        "_imp.create_builtin(importlib.machinery.ModuleSpec('posix', None)).system('true')",
+        "import _imp, importlib.machinery as m\n_imp.create_dynamic(m.PathFinder.find_spec('_posixsubprocess'))",
+        "import _imp, importlib.machinery as m\n_imp.create_dynamic(m.PathFinder.find_spec('_socket'))",
     ],
 )
 def test_other_ways_to_start_processes_are_refused(code: str) -> None:

@@ -196,7 +196,7 @@ def _guard(root):
     for module, names in (
         (shutil, ("chown",)),  # rmtree, move, copy go through the checked os functions
         (subprocess, ("Popen", "run", "call", "check_call", "check_output",
-                      "getoutput", "getstatusoutput")),
+                      "getoutput", "getstatusoutput", "_fork_exec")),
         (_posixsubprocess, ("fork_exec",)),
         (socket, ("socket", "socketpair", "fromfd", "create_connection",
                   "create_server", "getaddrinfo", "gethostbyname")),
@@ -223,7 +223,7 @@ def _undumpable():
         sys.modules.pop(name, None)
 
 
-def _custodian(nonce, write, exit_now):
+def _custodian(nonce, write, exit_now, guard):
     """Hold the pass token where the program cannot reach it; print it only for the runner.
 
     The token lives only in this audit hook's closure. Audit hooks cannot be listed or
@@ -233,6 +233,9 @@ def _custodian(nonce, write, exit_now):
     ctypes, /proc/<pid>/mem. The program runs in its own thread, so a signal handler (which
     runs in the main thread) is never handed a frame of this hook. ``fwr.pass`` counts only
     when the runner's own frame raises it, i.e. after the program returned normally.
+
+    With ``guard``, the hook also refuses process creation and sockets at C level, where a
+    fresh copy of ``posix`` or ``socket`` does not get around it.
     """
     import _thread
 
@@ -243,6 +246,9 @@ def _custodian(nonce, write, exit_now):
     ident, getframe, fspath, str_, bytes_, type_ = (
         _thread.get_ident, sys._getframe, os.fspath, str, bytes, type)
     frame_attrs = ("tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back")
+    guarded = ("os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.system",
+               "os.kill", "os.killpg", "subprocess.Popen", "pty.spawn") if guard else ()
+    guarded_modules = ("_posixsubprocess", "_socket") if guard else ()
     denied = ("sys._current_frames", "sys.settrace", "sys.setprofile", "gc.get_objects",
               "gc.get_referrers", "gc.get_referents", "sys.addaudithook",
               "cpython.PyInterpreterState_New")
@@ -285,8 +291,12 @@ def _custodian(nonce, write, exit_now):
             raise ValueError("sandbox: stack frames are not available")
         if runner and event == "object.__getattr__" and args[1] in frame_attrs:
             raise AttributeError(f"sandbox: {args[1]} is not available")
-        if event in denied or event.startswith("ctypes."):
+        if event in denied or event in guarded or event.startswith("ctypes."):
             raise PermissionError(f"sandbox: {event} is disabled")
+        if guard and event.startswith("socket."):
+            raise PermissionError(f"sandbox: {event} is disabled")
+        if event == "import" and args[0] in guarded_modules:
+            raise PermissionError(f"sandbox: import of {args[0]} is disabled")
         if event == "import" and (args[0] in ("ctypes", "_ctypes") or args[0].startswith(("_test", "_xx"))):
             # ctypes reads any memory; the test modules (_testcapi, ...) poke at internals;
             # a subinterpreter (_xxsubinterpreters) would run without this hook.
@@ -345,7 +355,7 @@ def _main():
     _undumpable()
     nonce = os.read(int(nonce_fd), 64)  # the token never was in argv, environ or a file
     os.close(int(nonce_fd))
-    _custodian(nonce, write, exit_now)
+    _custodian(nonce, write, exit_now, guard == "1")
     del nonce
     if guard == "1":
         _guard(os.getcwd())
