@@ -313,6 +313,15 @@ def test_rest_of_the_file_system_is_read_only_without_guard(open_dir: Path, laye
     assert not (open_dir / "new.txt").exists()
 
 
+def test_the_program_is_not_dumpable() -> None:
+    # Non-dumpable: /proc/self belongs to root, and no other process of user nobody may
+    # ptrace the runner or read its memory (where the token is).
+    _require(sandbox._NOBODY)
+    code = "import os\nassert os.getuid() != 0\nassert os.stat('/proc/self/mem').st_uid == 0\n"
+    r = run_python(code)
+    assert r.passed, r.detail
+
+
 def test_the_program_sees_only_its_own_processes() -> None:
     _require(sandbox._NAMESPACES)
     code = "import os\npids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\nassert pids[-1] < 20, pids\n"
