@@ -658,8 +658,10 @@ def _run(code: str, timeout_s: float, memory_mb: int, *, layer: _Layer, guard: b
         nonce = secrets.token_hex(16)
         read_end, write_end = os.pipe()
         try:
-            os.write(write_end, nonce.encode())
-            os.close(write_end)
+            try:
+                os.write(write_end, nonce.encode())
+            finally:
+                os.close(write_end)
             runner_args = [str(memory_mb), str(math.ceil(timeout_s)), str(nproc)]
             runner_args += ["1" if guard else "0", str(read_end)]
             command = layer.command(workdir, runner_args, memory_mb)
