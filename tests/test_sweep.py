@@ -17,13 +17,17 @@ from firewall_routing import metrics
 from firewall_routing.sweep import (
     CEILING_PREFIX,
     CEILING_PW,
+    GAIN,
     ORACLE,
     RANDOM,
     SweepConfig,
+    across,
     ceiling_fraction,
+    evaluate_pair,
     own_ceiling,
     run,
     select_pairs,
+    target_labels,
 )
 
 from .conftest import ToyEncoder
@@ -79,8 +83,8 @@ def _config(data_dir: Path, **over: Any) -> SweepConfig:
         "data_dir": data_dir,
         "router_options": {"encoder": "toy", "epochs": 3},
         "designs": "soft-block,weak-pass-rate,hybrid-prob",
-        "baselines": ["mf"],
-        "baseline_options": {"mf": {"encoder": "toy", "epochs": 3}},
+        "baselines": ["mf", "knn"],
+        "baseline_options": {"mf": {"encoder": "toy", "epochs": 3}, "knn": {"encoder": "toy", "k": 5}},
         "n_boot": 60,
         "plots": False,
     }
@@ -135,7 +139,7 @@ def result(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 def test_results_structure(result: dict[str, Any]) -> None:
     assert result["n_pairs"] == 3 and len(result["pairs"]) == 3
-    assert result["contenders"] == ["soft-block", "weak-pass-rate", "hybrid-prob", "mf", RANDOM]
+    assert result["contenders"] == ["soft-block", "weak-pass-rate", "hybrid-prob", "mf", "knn", RANDOM]
     for p in result["pairs"]:
         assert set(p["datasets"]) == {"gsm8k", "humaneval", "mbpp"}
         assert p["datasets"]["humaneval"]["n"] == 24  # train + test files together
@@ -145,8 +149,9 @@ def test_results_structure(result: dict[str, Any]) -> None:
         lo, hi = rows["soft-block"]["ci95"]
         assert lo <= rows["soft-block"]["apgr"] <= hi or abs(hi - lo) < 1e-9
         assert rows["soft-block"]["ceiling"] == CEILING_PREFIX + "soft-block"
-        # 3 + 2 + 1 + ... : every unordered pair of the 5 non-ceiling routers once
-        assert len(p["datasets"]["gsm8k"]["paired"]) == 10
+        # every unordered pair of the 6 non-ceiling routers once: 6·5/2
+        assert len(p["datasets"]["gsm8k"]["paired"]) == 15
+        assert rows["knn"]["kind"] == "baseline" and rows["knn"]["ceiling"] == CEILING_PW
     s = result["summary"]["gsm8k"]
     w = s["wins"]["soft-block"][RANDOM]
     assert w["n"] == 3 and w["wins"] + w["losses"] + w["ties"] == 3
@@ -193,6 +198,38 @@ def test_paired_differences_are_consistent(result: dict[str, Any]) -> None:
         assert d["lo"] <= d["hi"] and 0 < d["p"] <= 1
 
 
+def test_gain_target_by_hand() -> None:
+    from firewall_routing.labels import Approximations
+
+    from .conftest import make_table
+
+    t = make_table(["a", "b", "c"], np.array([0.0, 1.0, 0.5]), np.array([1.0, 0.0, 0.5]))
+    # (1 − (pr_s − pr_w)) / 2: gain 1 -> 0 (strong first), gain −1 -> 1, gain 0 -> ½
+    np.testing.assert_allclose(target_labels(t, GAIN, Approximations()), [0.0, 1.0, 0.5])
+    np.testing.assert_allclose(target_labels(t, "weak-pass-rate", Approximations()), [0.0, 1.0, 0.5])
+
+
+def test_small_test_gap_is_excluded_not_an_error() -> None:
+    """A zero test gap would make APGR undefined (MetricError): the dataset is marked instead."""
+    from firewall_routing.experiment import RouterRun
+
+    from .conftest import make_table
+
+    flat = make_table(["a", "b"], np.array([0.0, 1.0]), np.array([1.0, 0.0]))  # gap 0
+    steep = make_table(["a", "b"], np.array([0.0, 0.5]), np.array([1.0, 0.5]))  # gap 0.5
+    tables = {"main/gsm8k": steep, "main/mbpp": flat}
+    runs = [RouterRun("x", "design", {k: [np.array([0.1, 0.9])] for k in tables})]
+    runs.append(RouterRun(CEILING_PW, "ceiling", {k: [t.weak.pass_rate] for k, t in tables.items()}))
+    runs.append(RouterRun(CEILING_PREFIX + "x", "ceiling", {k: [np.array([0.2, 0.3])] for k in tables}))
+    out = evaluate_pair(runs, tables, n_boot=10, boot_seed=0, min_test_gap=0.05)
+    assert "excluded" in out["mbpp"] and out["mbpp"]["gap"] == 0.0
+    # the gain-1 query first: PGR rises linearly to 1 at α = ½, so the 11-point mean is 8/11
+    assert out["gsm8k"]["routers"]["x"]["apgr"] == pytest.approx(100 * 8 / 11)
+    res = across([{"label": "p", "datasets": out}], ["gsm8k", "mbpp"], ["x"])
+    assert res["mbpp"] == {"n_pairs": 0, "excluded": ["p"], "mean": {}, "wins": {}}
+    assert res["gsm8k"]["n_pairs"] == 1
+
+
 def test_cli_help_lists_the_options() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "firewall_routing.cli", "sweep", "--help"],
@@ -219,6 +256,7 @@ def test_cli_help_lists_the_options() -> None:
         (["--router-options", "[1]"], "JSON object"),
         (["--baseline-options", "{x"], "not valid JSON"),
         (["--greedy-approx", "x"], "greedy"),
+        (["--knn-label", "x"], "label design"),
     ],
 )
 def test_bad_options_are_one_line(
@@ -264,9 +302,11 @@ def test_cli_end_to_end(data_dir: Path, tmp_path: Path, toy_encoder: ToyEncoder)
             "--router-options",
             '{"encoder": "toy", "epochs": 2}',
             "--baselines",
-            "mf",
+            "mf,knn",
             "--baseline-options",
-            '{"mf": {"encoder": "toy", "epochs": 2}}',
+            '{"mf": {"encoder": "toy", "epochs": 2}, "knn": {"encoder": "toy", "k": 3}}',
+            "--knn-label",
+            "soft-block",
             "--datasets",
             "gsm8k,mbpp",
             "--bootstrap",
@@ -279,4 +319,5 @@ def test_cli_end_to_end(data_dir: Path, tmp_path: Path, toy_encoder: ToyEncoder)
     assert "wins-losses-ties" in r.output and "wall time" in r.output
     res = json.loads((out / "results.json").read_text())
     assert res["n_pairs"] == 2 and res["config"]["datasets"] == ["gsm8k", "mbpp"]
+    assert res["config"]["knn_label"] == "soft-block" and "knn" in res["contenders"]
     assert (out / "plots" / "sweep-apgr.png").stat().st_size > 10_000

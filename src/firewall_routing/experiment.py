@@ -476,8 +476,11 @@ def paper_config(router_options: dict[str, Any] | None = None, **fields: Any) ->
     return ExperimentConfig(router="encoder", router_options=opts, paper=True, **fields)
 
 
-def run(cfg: ExperimentConfig, out: Path | None = None) -> Path:
-    """Run the whole experiment; returns the output directory (printed as it starts)."""
+def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = None) -> Path:
+    """Run the whole experiment; returns the output directory (printed as it starts).
+
+    ``shown`` is the folder named to the user when ``out`` is a staging folder that is moved
+    there on success (see :mod:`firewall_routing.rundir`)."""
     from firewall_routing import report
     from firewall_routing.embeddings import get_encoder
 
@@ -488,7 +491,7 @@ def run(cfg: ExperimentConfig, out: Path | None = None) -> Path:
     data_dir = cfg.data_dir or default_data_dir()
     out = out or Path("runs") / f"reproduce-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    print(f"firewall-routing reproduce → {out.resolve()}", flush=True)
+    print(f"firewall-routing reproduce → {(shown or out).resolve()}", flush=True)
 
     full_train = load_routerdc(data_dir / "routerdc" / TRAIN_FILE, cfg.weak, cfg.strong, "gsm8k-train")
     train, val = split_train_val(full_train, cfg.val_fraction, cfg.split_seed)
@@ -537,6 +540,7 @@ def run(cfg: ExperimentConfig, out: Path | None = None) -> Path:
     wall = time.perf_counter() - start
     report.write_markdown(results, out / "report.md", wall_seconds=wall)
     print(report.console_summary(results))
-    print(f"wrote {out / 'report.md'}, {out / 'results.json'}" + (", plots/*.png" if cfg.plots else ""))
+    final = shown or out
+    print(f"wrote {final / 'report.md'}, {final / 'results.json'}" + (", plots/*.png" if cfg.plots else ""))
     print(f"wall time: {wall:.1f} s")
     return out

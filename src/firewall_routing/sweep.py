@@ -44,10 +44,11 @@ from firewall_routing.experiment import (
     default_data_dir,
     embedding_encoders,
     load_eval_tables,
+    score_tables,
     split_train_val,
     train_and_score,
 )
-from firewall_routing.labels import Approximations, compute_labels
+from firewall_routing.labels import DESIGNS, Approximations, compute_labels
 from firewall_routing.outcomes import FloatArray, OutcomeTable, load_routerdc, routerdc_models
 
 DEFAULT_ROUTER: str = str(ExperimentConfig.model_fields["router"].default)
@@ -56,6 +57,16 @@ changes the sweep too."""
 
 DEFAULT_BASELINES: tuple[str, ...] = ("mf", "knn")
 """Trained baselines beside the designs (random is always added as its expected line)."""
+
+LABEL_BASELINES: tuple[str, ...] = ("knn",)
+"""Baselines trained with ``fit`` on a target label (``--knn-label``) rather than by
+``reproduce``'s baseline path (``mf`` trains on the outcome table itself, ``margin`` on nothing)."""
+
+GAIN = "gain"
+"""RouterBench-style target: a router that predicts each model's quality and routes by the
+predicted difference orders queries by E[pr_s − pr_w]; as a label in [0, 1] with high = weak
+is enough, (1 − (pr_s − pr_w)) / 2 (the oracle's score, predicted). kNN averages labels
+linearly, so kNN on this label *is* kNN predicting both models' pass rates."""
 
 RANDOM = "random"
 ORACLE = "oracle"
@@ -68,12 +79,14 @@ class SweepConfig(BaseModel):
     """Everything that defines a sweep (written into results.json)."""
 
     min_gap: float = Field(default=0.10, ge=0.0, le=1.0)
+    min_test_gap: float = Field(default=0.05, ge=-1.0, le=1.0)
     datasets: list[str] = Field(default_factory=lambda: list(DATASET_FILES))
     designs: list[str] | str = "all"
     router: str = DEFAULT_ROUTER
     router_options: dict[str, Any] = Field(default_factory=dict)
     baselines: list[str] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
     baseline_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    knn_label: str = GAIN
     seeds: int = Field(default=1, ge=1)
     n_boot: int = Field(default=1000, ge=0)
     boot_seed: int = 0
@@ -99,21 +112,35 @@ class SweepConfig(BaseModel):
             raise ValueError(f"must be 'none' or 'majority', got '{v}'")
         return v
 
+    @field_validator("knn_label")
+    @classmethod
+    def _known_label(cls, v: str) -> str:
+        if v != GAIN and v not in DESIGNS:
+            raise ValueError(f"'{v}' is neither '{GAIN}' nor a label design ({', '.join(DESIGNS)})")
+        return v
+
     @model_validator(mode="after")
     def _check_names(self) -> SweepConfig:
         from firewall_routing.routers import router_class
 
         self.experiment(weak="w", strong="s")  # unknown designs fail here, before any work
-        for name in [self.router, *self.trained_baselines()]:
+        for name in [self.router, *self.table_baselines(), *self.label_baselines()]:
             router_class(name)  # unknown router: one clear InputError
         return self
 
-    def trained_baselines(self) -> list[str]:
-        """Baselines that ``train_and_score`` runs (random is the expected line, added here)."""
+    def _baselines(self) -> list[str]:
         return [b for b in dict.fromkeys(self.baselines) if b not in (RANDOM, ORACLE)]
 
-    def experiment(self, weak: str, strong: str) -> ExperimentConfig:
-        """The ``reproduce`` config that trains one pair exactly as the sweep means it."""
+    def table_baselines(self) -> list[str]:
+        """Baselines that ``train_and_score`` runs (random is the expected line, added here)."""
+        return [b for b in self._baselines() if b not in LABEL_BASELINES]
+
+    def label_baselines(self) -> list[str]:
+        return [b for b in self._baselines() if b in LABEL_BASELINES]
+
+    def experiment(self, weak: str, strong: str, all_baselines: bool = False) -> ExperimentConfig:
+        """The ``reproduce`` config that trains one pair exactly as the sweep means it
+        (``all_baselines``: also name the label-trained ones, e.g. to find their encoders)."""
         return ExperimentConfig(
             weak=weak,
             strong=strong,
@@ -128,7 +155,7 @@ class SweepConfig(BaseModel):
             split_seed=self.split_seed,
             router=self.router,
             router_options=self.router_options,
-            baselines=self.trained_baselines(),
+            baselines=self._baselines() if all_baselines else self.table_baselines(),
             baseline_options=self.baseline_options,
             plots=False,
         )
@@ -207,6 +234,34 @@ def extra_runs(
     return runs
 
 
+def target_labels(table: OutcomeTable, target: str, approx: Approximations) -> FloatArray:
+    """Training labels of a label-trained baseline: ``gain`` or any label design."""
+    if target == GAIN:
+        return (1.0 - (table.strong.pass_rate - table.weak.pass_rate)) / 2.0
+    return compute_labels(table, target, approx).values
+
+
+def label_baseline_runs(
+    cfg: SweepConfig,
+    train: OutcomeTable,
+    val: OutcomeTable,
+    tables: dict[str, OutcomeTable],
+    approx: Approximations,
+) -> list[RouterRun]:
+    """``knn`` and the like: fit on ``cfg.knn_label`` (they take no seed: one run each)."""
+    from firewall_routing.routers import Validation, make_router
+
+    runs = []
+    y = target_labels(train, cfg.knn_label, approx)
+    for name in cfg.label_baselines():
+        router = make_router(name, label_design=cfg.knn_label, **cfg.baseline_options.get(name, {}))
+        rep = router.fit(train.prompts, y, val=Validation.from_table(val))
+        run = _run(name, "baseline", score_tables(router, tables))
+        run.training.append({"seed": 0, "seconds": round(rep.seconds, 3), "label": cfg.knn_label})
+        runs.append(run)
+    return runs
+
+
 def own_ceiling(name: str, kind: str) -> str:
     """Ceiling a router is read against: its own label's for a design, else the difficulty one."""
     if kind == "design" and name != "weak-pass-rate":
@@ -220,14 +275,33 @@ def ceiling_fraction(apgr: float, ceiling: float) -> float:
 
 
 def evaluate_pair(
-    runs: list[RouterRun], tables: dict[str, OutcomeTable], n_boot: int, boot_seed: int
+    runs: list[RouterRun],
+    tables: dict[str, OutcomeTable],
+    n_boot: int,
+    boot_seed: int,
+    min_test_gap: float = 0.0,
 ) -> dict[str, Any]:
     """Per dataset: every router's APGR with CI and ceiling fractions, and paired differences
-    between every two non-ceiling routers (one shared bootstrap draw per dataset)."""
+    between every two non-ceiling routers (one shared bootstrap draw per dataset).
+
+    A dataset on which this pair's strong model is not at least ``min_test_gap`` better than
+    its weak model is recorded but marked excluded: APGR divides by that gap, so near 0 it is
+    noise and below 0 its sign flips (e.g. a math model as the "strong" model on MBPP).
+    """
     out: dict[str, Any] = {}
     for key, t in tables.items():
         ds = key.split("/", 1)[1]
         pr_w, pr_s = t.weak.pass_rate, t.strong.pass_rate
+        gap = float(pr_s.mean() - pr_w.mean())
+        head = {
+            "n": len(t),
+            "weak_pass_rate": float(pr_w.mean()),
+            "strong_pass_rate": float(pr_s.mean()),
+            "gap": gap,
+        }
+        if gap < min_test_gap or abs(gap) < 1e-9:
+            out[ds] = head | {"excluded": f"test gap {gap:+.3f} < --min-test-gap {min_test_gap}"}
+            continue
         draws = metrics.bootstrap_draws(len(t), n_boot, boot_seed) if n_boot else None
         point: dict[str, float] = {}
         boot: dict[str, FloatArray] = {}
@@ -261,13 +335,7 @@ def evaluate_pair(
             else:
                 res = metrics.paired_from_boot(d, boot[a] - boot[b])
             paired.append({"a": a, "b": b} | res.as_dict())
-        out[ds] = {
-            "n": len(t),
-            "weak_pass_rate": float(pr_w.mean()),
-            "strong_pass_rate": float(pr_s.mean()),
-            "routers": rows,
-            "paired": paired,
-        }
+        out[ds] = head | {"routers": rows, "paired": paired}
     return out
 
 
@@ -287,7 +355,11 @@ def across(pairs: list[dict[str, Any]], datasets: Sequence[str], contenders: Seq
     """Mean over pairs per router and win counts / tests for every ordered router pair."""
     out: dict[str, Any] = {}
     for ds in datasets:
-        per = [p["datasets"][ds] for p in pairs]
+        per = [p["datasets"][ds] for p in pairs if "excluded" not in p["datasets"][ds]]
+        excluded = [p["label"] for p in pairs if "excluded" in p["datasets"][ds]]
+        if not per:
+            out[ds] = {"n_pairs": 0, "excluded": excluded, "mean": {}, "wins": {}}
+            continue
         names = list(per[0]["routers"])
         mean: dict[str, dict[str, float]] = {}
         for n in names:
@@ -308,7 +380,7 @@ def across(pairs: list[dict[str, Any]], datasets: Sequence[str], contenders: Seq
             row["significant_wins"] = sum(1 for x in diffs if x["lo"] > 0)
             row["significant_losses"] = sum(1 for x in diffs if x["hi"] < 0)
             wins.setdefault(a, {})[b] = row
-        out[ds] = {"mean": mean, "wins": wins}
+        out[ds] = {"n_pairs": len(per), "excluded": excluded, "mean": mean, "wins": wins}
     return out
 
 
@@ -328,8 +400,8 @@ def sweep_pair(
     train, val = split_train_val(full, cfg.val_fraction, cfg.split_seed)
     tables = load_eval_tables(ecfg, data_dir)
     runs, notes, params = train_and_score(ecfg, train, val, tables, approx)
-    designs = ecfg.design_list()
-    runs = runs + extra_runs(tables, designs, approx, params)
+    runs += label_baseline_runs(cfg, train, val, tables, approx)
+    runs += extra_runs(tables, ecfg.design_list(), approx, params)
     identical = {d: n for d, ns in notes.items() for n in ns if "identical" in n}
     result = {
         "weak": pair.weak,
@@ -343,7 +415,7 @@ def sweep_pair(
         "training_seconds": {
             r.name: round(sum(x.get("seconds", 0.0) for x in r.training), 3) for r in runs if r.training
         },
-        "datasets": evaluate_pair(runs, tables, cfg.n_boot, cfg.boot_seed),
+        "datasets": evaluate_pair(runs, tables, cfg.n_boot, cfg.boot_seed, cfg.min_test_gap),
     }
     return result, [r.name for r in runs if r.kind != "ceiling"]
 
@@ -369,7 +441,7 @@ def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
         flush=True,
     )
     approx = Approximations(greedy=cfg.greedy_approx)  # type: ignore[arg-type]
-    first = cfg.experiment(pairs[0].weak, pairs[0].strong)
+    first = cfg.experiment(pairs[0].weak, pairs[0].strong, all_baselines=True)
     encoders = embedding_encoders(first)
     if encoders:
         tables = load_eval_tables(first, data_dir)
@@ -400,6 +472,14 @@ def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
             f"{CEILING_PREFIX}<design>: the true test label of that design as the score",
             "of_ceiling = (APGR − 50) / (ceiling − 50): designs against their own label's ceiling, "
             f"baselines against {CEILING_PW}",
+            f"knn (k nearest training prompts, cosine) is trained on the '{cfg.knn_label}' label"
+            + (
+                " = (1 − (pr_s − pr_w))/2, i.e. it predicts both models' pass rates"
+                if cfg.knn_label == GAIN
+                else ""
+            ),
+            f"a pair × dataset whose test gap (strong − weak pass rate) is below {cfg.min_test_gap} is "
+            "excluded from means and tests (APGR divides by that gap)",
             "paired: bootstrap over queries with the same resampled queries for both routers; "
             "p two-sided; across pairs: sign test (ties dropped) and Wilcoxon signed-rank",
         ],

@@ -35,6 +35,13 @@ def sweep(
     min_gap: Annotated[
         float, typer.Option(help="Keep ordered pairs whose GSM8K-train strong − weak pass rate is ≥ this.")
     ] = 0.10,
+    min_test_gap: Annotated[
+        float,
+        typer.Option(
+            help="Leave a pair out of a dataset's means and tests when its test strong − weak pass "
+            "rate is below this (APGR divides by it)."
+        ),
+    ] = 0.05,
     router: Annotated[
         str | None,
         typer.Option(help="Router trained per label design [default: the project's default router]."),
@@ -53,6 +60,13 @@ def sweep(
     baseline_options: Annotated[
         str, typer.Option(help='Per-baseline options as JSON, e.g. \'{"mf": {"epochs": 50}}\'.')
     ] = "{}",
+    knn_label: Annotated[
+        str,
+        typer.Option(
+            help="Target the knn baseline averages: 'gain' ((1 − (pr_s − pr_w))/2, RouterBench-style "
+            "per-model quality prediction) or a label design."
+        ),
+    ] = "gain",
     datasets: Annotated[
         str, typer.Option(help="Comma-separated evaluation sets: gsm8k,humaneval,mbpp.")
     ] = "gsm8k,humaneval,mbpp",
@@ -81,6 +95,8 @@ def sweep(
 
     fields: dict[str, Any] = {
         "min_gap": min_gap,
+        "min_test_gap": min_test_gap,
+        "knn_label": knn_label,
         "router_options": _json(router_options, "--router-options"),
         "designs": designs,
         "baselines": _names(baselines),

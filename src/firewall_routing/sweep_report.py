@@ -54,16 +54,29 @@ def _plain(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [line(header), *(line(r) for r in rows)]
 
 
+def _all_names(res: dict[str, Any]) -> list[str]:
+    """Every router row (contenders, then ceilings) in the order the sweep produced them."""
+    names: dict[str, None] = {}
+    for p in res["pairs"]:
+        for d in p["datasets"].values():
+            names |= dict.fromkeys(d.get("routers", {}))
+    return list(names)
+
+
 def _key_routers(res: dict[str, Any]) -> list[str]:
-    names = list(res["pairs"][0]["datasets"][res["config"]["datasets"][0]]["routers"])
+    names = _all_names(res)
     return [n for n in (*PLOT_ROUTERS, CEILING_PW, ORACLE) if n in names]
 
 
 def per_pair_rows(res: dict[str, Any], ds: str, routers: Sequence[str], ci: bool) -> list[list[str]]:
     rows = []
     for p in res["pairs"]:
-        r = p["datasets"][ds]["routers"]
-        rows.append([p["label"], _f(p["train_gap"], 3), *(_cell(r[n], ci) for n in routers)])
+        d = p["datasets"][ds]
+        if "excluded" in d:
+            cells = [f"excluded (test gap {d['gap']:+.3f})"] + [""] * (len(routers) - 1)
+        else:
+            cells = [_cell(d["routers"][n], ci) for n in routers]
+        rows.append([p["label"], _f(p["train_gap"], 3), _f(d["gap"], 3), *cells])
     return rows
 
 
@@ -72,7 +85,10 @@ def mean_rows(res: dict[str, Any], names: Sequence[str]) -> list[list[str]]:
     for n in names:
         cells = [n]
         for ds in res["config"]["datasets"]:
-            m = res["summary"][ds]["mean"][n]
+            m = res["summary"][ds]["mean"].get(n)
+            if m is None:
+                cells.append("—")
+                continue
             c = _f(m["apgr"])
             if "of_ceiling" in m:
                 c += f" ({_f(m['of_ceiling'], 2)} / {_f(m['of_pw_ceiling'], 2)})"
@@ -91,13 +107,13 @@ def _win_cell(w: dict[str, Any]) -> str:
 def win_rows(res: dict[str, Any], ds: str, opponents: Sequence[str]) -> list[list[str]]:
     wins = res["summary"][ds]["wins"]
     return [
-        [a, *(_win_cell(wins[a][b]) if b in wins[a] else "" for b in opponents)] for a in res["contenders"]
+        [a, *(_win_cell(wins[a][b]) if b in wins.get(a, {}) else "" for b in opponents)]
+        for a in res["contenders"]
     ]
 
 
-def _all_names(res: dict[str, Any]) -> list[str]:
-    ds = res["config"]["datasets"][0]
-    return list(res["summary"][ds]["mean"])
+def _dataset_headers(res: dict[str, Any]) -> list[str]:
+    return [f"{ds} ({res['summary'][ds]['n_pairs']} pairs)" for ds in res["config"]["datasets"]]
 
 
 def _opponents(res: dict[str, Any]) -> list[str]:
@@ -119,13 +135,15 @@ def console(res: dict[str, Any]) -> str:
     datasets = res["config"]["datasets"]
     ds0 = datasets[0]
     key = _key_routers(res)
-    lines = ["", f"APGR per pair on {ds0} (test), {res['n_pairs']} pairs:"]
-    lines += _plain(["pair", "gap", *key], per_pair_rows(res, ds0, key, ci=False))
+    lines = ["", f"APGR per pair on {ds0} (test), {res['n_pairs']} pairs (gaps: train, test):"]
+    lines += _plain(["pair", "gap", "test", *key], per_pair_rows(res, ds0, key, ci=False))
     lines += ["", MEAN_LEGEND + ":"]
-    lines += _plain(["router", *datasets], mean_rows(res, _all_names(res)))
+    lines += _plain(["router", *_dataset_headers(res)], mean_rows(res, _all_names(res)))
     opp = _opponents(res)
     for ds in datasets:
-        lines += ["", f"{ds}: row vs column, {WIN_LEGEND}:"]
+        if not res["summary"][ds]["n_pairs"]:
+            continue
+        lines += ["", f"{ds} ({res['summary'][ds]['n_pairs']} pairs): row vs column, {WIN_LEGEND}:"]
         lines += _plain(["router", *(f"vs {o}" for o in opp)], win_rows(res, ds, opp))
     return "\n".join(lines)
 
@@ -147,17 +165,22 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         MEAN_LEGEND + ".",
         "",
-        *_table(["router", *datasets], mean_rows(res, _all_names(res))),
+        *_table(["router", *_dataset_headers(res)], mean_rows(res, _all_names(res))),
     ]
     for ds in datasets:
-        lines += ["", f"## Wins on {ds}", "", f"Row vs column; {WIN_LEGEND}.", ""]
+        excl = res["summary"][ds]["excluded"]
+        n_ds = res["summary"][ds]["n_pairs"]
+        lines += ["", f"## Wins on {ds} ({n_ds} pairs)", "", f"Row vs column; {WIN_LEGEND}."]
+        if excl:
+            lines += ["", f"Excluded (test gap below {cfg['min_test_gap']}): {', '.join(excl)}."]
+        lines += [""]
         lines += _table(
             ["router", *(f"vs {o}" for o in res["contenders"])], win_rows(res, ds, res["contenders"])
         )
     names = _all_names(res)
     for ds in datasets:
         lines += ["", f"## APGR per pair on {ds} [95 % bootstrap CI]", ""]
-        lines += _table(["pair", "gap", *names], per_pair_rows(res, ds, names, ci=True))
+        lines += _table(["pair", "train gap", "test gap", *names], per_pair_rows(res, ds, names, ci=True))
     ident = sorted({f"{d}: {n}" for p in res["pairs"] for d, n in p["identical_labels"].items()})
     if ident:
         lines += ["", "## Identical labels (trained once)", "", *(f"- {x}" for x in ident[:20])]
@@ -185,6 +208,8 @@ def write_plot(res: dict[str, Any], path: Path, routers: Sequence[str] = PLOT_RO
         for j, name in enumerate(present):
             ys, xs, lo, hi = [], [], [], []
             for i, p in enumerate(pairs):
+                if "excluded" in p["datasets"][ds]:
+                    continue
                 r = p["datasets"][ds]["routers"][name]
                 ys.append(n - 1 - i + offsets[j])
                 xs.append(r["apgr"])
@@ -194,17 +219,29 @@ def write_plot(res: dict[str, Any], path: Path, routers: Sequence[str] = PLOT_RO
             ax.errorbar(
                 xs, ys, xerr=[lo, hi], fmt="o", ms=3.5, lw=1, color=colors[j % len(colors)], label=name
             )
-        ceil = [p["datasets"][ds]["routers"][CEILING_PW]["apgr"] for p in pairs]
+        kept = [i for i, p in enumerate(pairs) if "excluded" not in p["datasets"][ds]]
+        ceil = [pairs[i]["datasets"][ds]["routers"][CEILING_PW]["apgr"] for i in kept]
+        for i, p in enumerate(pairs):
+            if "excluded" in p["datasets"][ds]:
+                ax.annotate(
+                    f"excluded: test gap {p['datasets'][ds]['gap']:+.2f}",
+                    (0.02, n - 1 - i),
+                    xycoords=("axes fraction", "data"),
+                    fontsize=6,
+                    color="grey",
+                    va="center",
+                )
         ax.plot(
             ceil,
-            [n - 1 - i for i in range(n)],
+            [n - 1 - i for i in kept],
             "x",
             color="black",
             ms=5,
             label="ceiling: true test weak pass rate",
         )
         ax.axvline(50, color="grey", ls="--", lw=1, label="random (expected)")
-        ax.set_title(f"{ds} (test)" if ds == "gsm8k" else f"{ds} (out of distribution)")
+        kind = "test" if ds == "gsm8k" else "out of distribution"
+        ax.set_title(f"{ds} ({kind}, {len(kept)} pairs)")
         ax.set_xlabel("APGR (%)")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(n))
