@@ -479,7 +479,7 @@ def conclusion_lines(res: dict[str, Any]) -> list[str]:
         "Not corrected for multiple comparisons: of N comparisons without a real difference, "
         'about N/20 come out "separable" by chance.'
     )
-    lines += ["", *_overall(res, comps), ""]
+    lines += ["", *_overall(res, comps), "", "**Per evaluation set.**", ""]
     for key, comp in comps.items():
         lines += _set_lines(key, comp, res["tables"][key]["n"])
     return lines
