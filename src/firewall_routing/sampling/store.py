@@ -2,12 +2,14 @@
 
 Sampling real models costs hours or money, so finished samples are committed to SQLite in
 small batches: a commit when ``batch_size`` (256) samples are pending, when the oldest
-pending one is ``max_delay`` (0.5 s) old (the :class:`~firewall_routing.sampling.client.Sampler`
-runs a timer for that), and on every normal exit, Ctrl-C included (:meth:`SampleStore.flush`,
-:meth:`SampleStore.close`). A commit per sample cost ~6 ms (an fsync each) and capped a run
-at ~155 samples/s against a fast upstream. A run killed hard (``kill -9``, SIGTERM, power
-loss) loses at most the uncommitted batch, i.e. the samples finished in the last 0.5 s;
-a rerun asks the upstream for them again, and only for what the store does not hold.
+pending one is ``max_delay`` (0.5 s) old (the
+:class:`~firewall_routing.sampling.client.Sampler` runs a timer for that), and on every
+normal exit, Ctrl-C included (:meth:`SampleStore.flush`, :meth:`SampleStore.close`). A
+commit per sample (an fsync each) cost 8.1 ms per sample against an instant upstream
+(``benchmarks/bench_sampler.py --client-only``, see docs/sampling.md). A run killed hard
+(``kill -9``, SIGTERM, power loss) loses at most the uncommitted batch, i.e. the samples
+finished in the last 0.5 s; a rerun asks the upstream for them again, and only for what
+the store does not hold.
 
 A sample is identified by everything that could change its distribution:
 ``(upstream base URL, model, sha256 of the prompt, sampling parameters as canonical JSON,
@@ -213,8 +215,8 @@ class SampleStore:
         self._pending = 0
 
     def note_served(self, upstream: str, model: str, served_model: str) -> None:
-        """Remember the model name an upstream answered with (the response's ``model``),
-        in the same batch as the samples it served."""
+        """Remember the model name an upstream answered with (the response's ``model``);
+        the sampler calls this once per name and run, so a commit of its own is cheap."""
         self._db.execute(
             "INSERT OR IGNORE INTO served VALUES (?,?,?,?)",
             (normalize_base_url(upstream), model, served_model, time.time()),
