@@ -98,7 +98,7 @@ def format_evaluation(r: dict[str, Any]) -> str:
         f"router {r['router']} on {r['table']} ({r['n']} queries; weak {r['weak']}, strong {r['strong']})",
         f"  all-weak pass rate      {m['weak_pass_rate'] * 100:.2f} %",
         f"  all-strong pass rate    {m['strong_pass_rate'] * 100:.2f} %",
-        f"  APGR (11-point)         {with_ci('apgr')}   (95 % bootstrap CI)",
+        f"  APGR (11-point)         {with_ci('apgr')}" + ("   (95 % bootstrap CI)" if ci else ""),
         f"  APGR (exact area)       {m['apgr_area']:.2f}",
     ]
     for a in (20, 50, 80):
