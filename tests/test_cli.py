@@ -156,6 +156,8 @@ def test_train_then_evaluate_generic_file(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     e = run("evaluate", str(tmp_path / "router"), str(f), "--json", str(tmp_path / "m.json"))
     assert e.returncode == 0, e.stderr
+    # issue 12: transformers' "Loading weights" bars leaked into every command's stderr
+    assert "Loading weights" not in r.stderr + e.stderr
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["metrics"]["apgr"] > 60  # the two prompt kinds are easy to tell apart
 

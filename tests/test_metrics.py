@@ -250,3 +250,12 @@ def test_bootstrap_negative_gap_draws_are_nan() -> None:
     draws = np.array([[0, 2], [2, 0]])
     boot = M.bootstrap_metrics([np.array([0.1, 0.2])], pr_w, pr_s, draws)
     assert boot["apgr"][0] == pytest.approx(50.0) and np.isnan(boot["apgr"][1])
+
+
+def test_report_marks_undefined_apgr_instead_of_printing_nan() -> None:
+    from firewall_routing import report
+
+    nan = float("nan")
+    row = {"mean": {"apgr": nan}, "std": {"apgr": nan}, "n_seeds": 3, "ci95": {"apgr": (nan, nan)}}
+    assert report._apgr_cell(row) == "undefined"
+    assert report._gap_metric(nan) == "undefined" and report._gap_metric(12.345) == "12.35"
