@@ -209,7 +209,7 @@ _untruncated_command_list(app)
 def _usage_error_types() -> tuple[type[Exception], ...]:
     """Base classes of typer's command-line usage errors, whichever click typer runs on.
 
-    typer ≥ 0.22 vendors click as ``typer._click`` and its errors derive from
+    typer 0.29 vendors click as ``typer._click`` and its errors derive from
     ``typer.TyperException``, not from ``click.ClickException``; older typer raised the
     real click's. Catching only one of the two turned every usage mistake into a traceback
     (issue 12), so both are caught; ``tests/test_cli.py`` runs the installed script to prove it.
