@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from firewall_routing import metrics as M
-from firewall_routing.errors import MetricError
+from firewall_routing.errors import MetricError, UndefinedGapError
 
 # Four queries: gains pr_s - pr_w = [0.5, 0, -0.5, 1]
 PR_W = np.array([0.5, 1.0, 0.5, 0.0])
@@ -134,7 +134,10 @@ def test_bootstrap_matches_direct_recomputation() -> None:
     boot = M.bootstrap_metrics([scores], pr_w, pr_s, draws)
     for b in range(25):
         c = M.deferral_curve(scores, pr_w, pr_s, weights=draws[b])
-        assert boot["apgr"][b] == pytest.approx(M.apgr(c))
+        if c.gap_defined:
+            assert boot["apgr"][b] == pytest.approx(M.apgr(c))
+        else:  # a resampled table where strong is not better: APGR undefined
+            assert np.isnan(boot["apgr"][b])
         assert boot["pass_rate@50"][b] == pytest.approx(c.at(0.5))
 
 
@@ -290,3 +293,51 @@ def test_across_pairs_counts_ties_and_drops_them_from_tests() -> None:
     assert r.mean_diff == pytest.approx(0.5)
     assert r.sign_p == pytest.approx(1.0)  # 2·P(X ≥ 2), X ~ Bin(3, ½) = 2·4/8, capped
     assert r.wilcoxon_p == pytest.approx(0.75)  # ranks 1,2,3; W- = 2: {}, {1}, {2} -> 2·3/8
+
+# --------------------------------------------------------------------------- issue 12: gap ≤ 0
+
+
+def test_negative_gap_summary_marks_gap_metrics_undefined() -> None:
+    """Strong worse than weak (P_w = 0.75, P_s = 0.25): the oracle's APGR was −200, now NaN.
+
+    By hand: PGR(α) = (P(α) − 0.75)/(−0.5); the oracle routes query 2 (pr_s 1 > pr_w 0)
+    first, so P(0.5) = 1.0 and PGR = −0.5 — a number that means nothing.
+    """
+    pr_w, pr_s = np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.0, 1.0, 0.0, 0.0])
+    oracle = pr_w - pr_s
+    c = M.deferral_curve(oracle, pr_w, pr_s)
+    assert c.gap == pytest.approx(-0.5) and not c.gap_defined
+    s = M.summarize(oracle, pr_w, pr_s)
+    assert np.isnan(s.apgr) and np.isnan(s.apgr_area)
+    assert all(np.isnan(v) for v in s.cpt.values())
+    assert s.weak_pass_rate == 0.75 and s.strong_pass_rate == 0.25  # still reported
+    assert s.pass_rate_at[0.2] == pytest.approx(0.75 + 0.2 * 1.0)  # first 20 % is query 2's share
+
+
+def test_require_gap_message_suggests_swapping() -> None:
+    M.require_gap(0.3, 0.7)
+    with pytest.raises(UndefinedGapError) as e:
+        M.require_gap(0.75, 0.25, weak="w-model", strong="s-model")
+    msg = str(e.value)
+    assert "undefined" in msg and "'s-model' (25.00 %)" in msg and "lower pass rate" in msg
+    assert "swap --weak and --strong" in msg
+    with pytest.raises(UndefinedGapError, match="same pass rate"):
+        M.require_gap(0.5, 0.5)
+
+
+def test_bootstrap_negative_gap_draws_are_nan() -> None:
+    pr_w, pr_s = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    # draw 0: only query 1 (gap +1, one query: the straight line, APGR 50); draw 1: only
+    # query 0 (gap −1, undefined)
+    draws = np.array([[0, 2], [2, 0]])
+    boot = M.bootstrap_metrics([np.array([0.1, 0.2])], pr_w, pr_s, draws)
+    assert boot["apgr"][0] == pytest.approx(50.0) and np.isnan(boot["apgr"][1])
+
+
+def test_report_marks_undefined_apgr_instead_of_printing_nan() -> None:
+    from firewall_routing import report
+
+    nan = float("nan")
+    row = {"mean": {"apgr": nan}, "std": {"apgr": nan}, "n_seeds": 3, "ci95": {"apgr": (nan, nan)}}
+    assert report._apgr_cell(row) == "undefined"
+    assert report._gap_metric(nan) == "undefined" and report._gap_metric(12.345) == "12.35"

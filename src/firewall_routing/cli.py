@@ -6,6 +6,7 @@ needs. User errors (:class:`InputError`) are printed as one line and exit with s
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -81,6 +82,7 @@ def labels(
     strong: StrongOpt = None,
     greedy_approx: GreedyOpt = "majority",
     pairing_approx: PairingOpt = "independent",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Write the labels of one design for every query of an outcome file (to train elsewhere)."""
     import json
@@ -88,12 +90,18 @@ def labels(
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import load_table
 
+    if out.exists() and not force:
+        raise InputError("already exists; pass --force to overwrite it, or choose another --out", path=out)
+    if out.is_dir():
+        raise InputError("is a directory; --out names the JSONL file to write", path=out)
     table = load_table(outcomes, weak, strong)
     lab = compute_labels(table, design, _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f:
+    tmp = out.with_name(f".{out.name}.tmp")  # a failed write never leaves half a file at --out
+    with tmp.open("w", encoding="utf-8") as f:
         for i, p, v in zip(table.ids, table.prompts, lab.values, strict=True):
             f.write(json.dumps({"id": i, "prompt": p, "label": float(v), "design": design}) + "\n")
+    tmp.replace(out)
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
     if lab.params:
@@ -145,15 +153,21 @@ def evaluate(
     outcomes: Annotated[Path, typer.Argument(help="Outcome file to score.")],
     weak: WeakOpt = None,
     strong: StrongOpt = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95 % CIs (0 = off).")] = 1000,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+    ] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
 ) -> None:
     """Score a router on an outcome file and print the metrics table."""
+    from firewall_routing.metrics import require_gap
     from firewall_routing.outcomes import load_table
     from firewall_routing.report import evaluate_router, format_evaluation
     from firewall_routing.routers import REGISTRY, load_router, make_router
 
     table = load_table(outcomes, weak, strong)
+    # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
+    p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
+    require_gap(p_w, p_s, table.weak.name, table.strong.name)
     builtin = router in REGISTRY and not Path(router).exists()
     r = make_router(router) if builtin else load_router(router)
     result = evaluate_router(r, table, n_boot=bootstrap)
@@ -198,7 +212,7 @@ _untruncated_command_list(app)
 def _usage_error_types() -> tuple[type[Exception], ...]:
     """Base classes of typer's command-line usage errors, whichever click typer runs on.
 
-    typer ≥ 0.22 vendors click as ``typer._click`` and its errors derive from
+    typer 0.29 vendors click as ``typer._click`` and its errors derive from
     ``typer.TyperException``, not from ``click.ClickException``; older typer raised the
     real click's. Catching only one of the two turned every usage mistake into a traceback
     (issue 12), so both are caught; ``tests/test_cli.py`` runs the installed script to prove it.
@@ -235,8 +249,29 @@ def _show_usage_error(e: Exception) -> int:
     return code if isinstance(code, int) else 2
 
 
+def _quiet_third_party_progress() -> None:
+    """No "Loading weights" bars from transformers on every command's stderr.
+
+    transformers reads huggingface_hub's switch when it is first imported (lazily, inside a
+    command), so setting the variable here is enough and costs no import; a user who wants
+    the bars back sets HF_HUB_DISABLE_PROGRESS_BARS=0. Our own progress bars are plain tqdm.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _validation_summary(e: ValidationError) -> str:
+    """Every bad option of a pydantic check on one line (not only the first one)."""
+    parts = []
+    for err in e.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        msg = _one_line(err["msg"].removeprefix("Value error, "))
+        parts.append(f"option '{where}': {msg}" if where else msg)
+    return "; ".join(parts)
+
+
 def main() -> None:
     """Console-script entry: one-line errors with exit 2 for any user mistake, 130 on Ctrl-C."""
+    _quiet_third_party_progress()
     try:
         rv = app(standalone_mode=False)
     except InputError as e:
@@ -246,9 +281,7 @@ def main() -> None:
         typer.echo(f"error: {_one_line(str(e))}", err=True)
         sys.exit(2)
     except ValidationError as e:  # option values checked by a pydantic config model
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        typer.echo(f"error: option '{where}': {err['msg'].removeprefix('Value error, ')}", err=True)
+        typer.echo(f"error: {_validation_summary(e)}", err=True)
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)

@@ -60,7 +60,7 @@ def reproduce(
         typer.Option(
             "--paper",
             help="Use the paper's router type: a fine-tuned `encoder` (MiniLM by default) per "
-            "label design (one seed unless --seeds is given). Slow on CPU: see docs/routers.md.",
+            "label design (one seed unless --seeds is given). Slow on CPU: minutes per epoch per design.",
         ),
     ] = False,
     epochs: Annotated[

@@ -24,11 +24,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from firewall_routing.errors import MetricError
+from firewall_routing.errors import MetricError, UndefinedGapError
 from firewall_routing.outcomes import FloatArray
 
 APGR_POINTS: FloatArray = np.linspace(0.0, 1.0, 11)
 """RouteLLM's APGR grid: α ∈ {0, 0.1, …, 1}."""
+
+GAP_EPS = 1e-12
+"""A performance gap P_s − P_w at or below this leaves PGR, APGR and CPT undefined."""
 
 PASS_RATE_FRACTIONS = (0.2, 0.5, 0.8)
 CPT_TARGETS = (0.5, 0.8)
@@ -51,6 +54,11 @@ class Curve:
     def gap(self) -> float:
         return self.strong_pass_rate - self.weak_pass_rate
 
+    @property
+    def gap_defined(self) -> bool:
+        """True when the strong model beats the weak one overall, so PGR means something."""
+        return self.gap > GAP_EPS
+
     def pgr(self, alpha: float | FloatArray) -> Any:
         """Performance gap recovered at α (0 = all-weak quality, 1 = all-strong quality)."""
         if abs(self.gap) < 1e-12:
@@ -59,6 +67,29 @@ class Curve:
                 "the performance gap (and APGR) is undefined on this table"
             )
         return (self.at(alpha) - self.weak_pass_rate) / self.gap
+
+
+def require_gap(
+    weak_pass_rate: float, strong_pass_rate: float, weak: str = "weak", strong: str = "strong"
+) -> None:
+    """Raise :class:`UndefinedGapError` unless the strong model beats the weak one overall.
+
+    PGR divides by P_s − P_w: with a zero gap it is undefined, and with a negative one it
+    inverts (the oracle scores APGR −73 or −193), so callers that print APGR check first.
+    """
+    if strong_pass_rate - weak_pass_rate > GAP_EPS:
+        return
+    relation = (
+        "the same pass rate as"
+        if abs(strong_pass_rate - weak_pass_rate) <= GAP_EPS
+        else "a lower pass rate than"
+    )
+    raise UndefinedGapError(
+        f"APGR, PGR and CPT are undefined on this table: the strong model '{strong}' "
+        f"({strong_pass_rate * 100:.2f} %) has {relation} the weak model '{weak}' "
+        f"({weak_pass_rate * 100:.2f} %); if the pair is swapped, swap --weak and --strong "
+        "(or the weak_/strong_ fields of the file)"
+    )
 
 
 def _check(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray) -> None:
@@ -230,12 +261,16 @@ class Summary:
 
 
 def summarize(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray) -> Summary:
+    """All metrics; those relative to the gap (APGR, CPT) are NaN where it is ≤ 0 (see
+    :func:`require_gap`), so a report can mark them undefined instead of printing nonsense."""
     c = deferral_curve(scores, pr_w, pr_s)
+    ok = c.gap_defined
+    nan = float("nan")
     return Summary(
-        apgr=apgr(c),
-        apgr_area=apgr_area(c),
+        apgr=apgr(c) if ok else nan,
+        apgr_area=apgr_area(c) if ok else nan,
         pass_rate_at={a: float(c.at(a)) for a in PASS_RATE_FRACTIONS},
-        cpt={t: cpt(c, t) for t in CPT_TARGETS},
+        cpt={t: cpt(c, t) if ok else nan for t in CPT_TARGETS},
         quality_drop={ca: quality_drop(c, ca) for ca in COST_ADVANTAGES} if c.strong_pass_rate > 0 else {},
         weak_pass_rate=c.weak_pass_rate,
         strong_pass_rate=c.strong_pass_rate,
@@ -257,7 +292,7 @@ def bootstrap_metrics(
 ) -> dict[str, FloatArray]:
     """Per-draw APGR and pass rates at 20/50/80 %, averaged over ``score_sets`` (e.g. seeds).
 
-    Returns arrays of length n_boot; draws where the resampled gap is 0 are NaN.
+    Returns arrays of length n_boot; draws where the resampled gap is ≤ 0 have APGR NaN.
     """
     pr_w = np.asarray(pr_w, dtype=np.float64)
     pr_s = np.asarray(pr_s, dtype=np.float64)
@@ -279,7 +314,7 @@ def bootstrap_metrics(
                 y = p_w[b] + np.r_[0.0, ys[b]]
                 acc["apgr"][b] += (
                     np.mean((np.interp(APGR_POINTS, x, y) - p_w[b]) / gap[b]) * 100.0
-                    if abs(gap[b]) > 1e-12
+                    if gap[b] > GAP_EPS
                     else np.nan
                 )
                 pts = np.interp(PASS_RATE_FRACTIONS, x, y)

@@ -6,6 +6,7 @@ a result that is not also in results.json.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,17 @@ def _row(results: list[dict[str, Any]], router: str, pair: str, dataset: str) ->
     return None
 
 
+UNDEFINED = "undefined"
+"""Shown for APGR/CPT where the strong model is not better than the weak one (metrics NaN)."""
+
+
+def _gap_metric(v: float, spec: str = ".2f") -> str:
+    return UNDEFINED if math.isnan(v) else format(v, spec)
+
+
 def _apgr_cell(r: dict[str, Any]) -> str:
+    if math.isnan(r["mean"]["apgr"]):
+        return UNDEFINED
     s = f"{r['mean']['apgr']:.2f}"
     if r["n_seeds"] > 1:
         s += f" ± {r['std']['apgr']:.2f}"
@@ -307,7 +318,9 @@ def _hybrid_llm(res: dict[str, Any]) -> list[str]:
                     continue
                 m = r["mean"]
                 qd = [f"{m.get(f'quality_drop@cost_adv{c}', float('nan')):.2f}" for c in (10, 20, 40)]
-                lines.append(f"| {pair} | {ds} | {title(name)} | {m['apgr']:.2f} | " + " | ".join(qd) + " |")
+                lines.append(
+                    f"| {pair} | {ds} | {title(name)} | {_gap_metric(m['apgr'])} | " + " | ".join(qd) + " |"
+                )
     return lines
 
 
@@ -332,8 +345,10 @@ def _more_metrics(res: dict[str, Any]) -> list[str]:
             for c in (10, 20, 40)
         ]
         lines.append(
-            f"| {r['dataset']} | {title(r['router'])} | {m['apgr']:.2f} | {m['apgr_area']:.2f} | "
-            f"{m['cpt50'] * 100:.1f} % | {m['cpt80'] * 100:.1f} % | " + " | ".join(qd) + " |"
+            f"| {r['dataset']} | {title(r['router'])} | {_gap_metric(m['apgr'])} | {_gap_metric(m['apgr_area'])} | "
+            f"{_gap_metric(m['cpt50'] * 100, '.1f')} % | {_gap_metric(m['cpt80'] * 100, '.1f')} % | "
+            + " | ".join(qd)
+            + " |"
         )
     return lines
 
