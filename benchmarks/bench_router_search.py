@@ -31,11 +31,15 @@ Writes ``benchmarks/results/router_search.json``.
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (BLAS thread counts must be set before numpy is imported)
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")  # 2 shared cores: multi-threaded BLAS only thrashes
+
 import argparse
 import json
-import math
 import platform
-import re
 import statistics
 import sys
 import time
@@ -69,7 +73,12 @@ class Split:
     emb: Arr
     pr: Arr
     feats: Arr = field(default_factory=lambda: np.zeros((0, 0)))
-    steps: Arr = field(default_factory=lambda: np.zeros(0))
+    prior: Arr = field(default_factory=lambda: np.zeros((0, 0)))  # predicted solution targets
+
+    @property
+    def steps(self) -> Arr:
+        """Predicted log reasoning steps (the prior's first target)."""
+        return self.prior[:, 0]
 
 
 @dataclass
@@ -79,6 +88,7 @@ class Data:
     val: Split  # its 100 validation rows
     evals: dict[str, Split]
     pairs: list[tuple[str, str]]
+    prior: Any  # the fitted SolutionPrior
 
 
 def read_routerdc(paths: list[Path], models: list[str] | None = None) -> tuple[list[str], list[str], Arr]:
@@ -92,32 +102,10 @@ def norm(s: str) -> str:
     return " ".join(s.split())
 
 
-_NUM = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
-
-
-def hand_features(prompt: str) -> list[float]:
-    """Cheap difficulty cues of a word problem (counted, then log-scaled where unbounded)."""
-    nums = _NUM.findall(prompt)
-    words = prompt.split()
-    low = prompt.lower()
-    return [
-        math.log1p(len(words)),
-        math.log1p(len(nums)),
-        math.log1p(len(set(nums))),
-        math.log1p(len(re.findall(r"[.!?](?:\s|$)", prompt))),
-        float("%" in prompt or "percent" in low),
-        float(bool(re.search(r"\d+\s*/\s*\d+", prompt)) or bool(re.search(r"\b(half|third|quarter|fifth)", low))),
-        float("$" in prompt or "dollar" in low or "cent" in low),
-        float(bool(re.search(r"\b(hour|minute|second|day|week|month|year)s?\b", low))),
-        math.log1p(len(re.findall(r"\b(each|per|every)\b", low))),
-        math.log1p(len(re.findall(r"\b(times|twice|double|triple|more|less|fewer)\b", low))),
-        float(bool(re.search(r"\d\.\d", prompt))),
-        math.log1p(max((float(n.replace(",", "")) for n in nums), default=0.0)),
-    ]
-
-
 def feats(prompts: list[str]) -> Arr:
-    return np.array([hand_features(p) for p in prompts])
+    from firewall_routing.routers.ridge import feature_matrix
+
+    return feature_matrix(prompts)
 
 
 def step_count(answer: str) -> float:
@@ -130,6 +118,7 @@ def step_count(answer: str) -> float:
 def load(data_dir: Path, encode: Callable[[list[str]], Arr]) -> tuple[Data, dict[str, Any]]:
     from firewall_routing.experiment import split_train_val
     from firewall_routing.outcomes import load_routerdc
+    from firewall_routing.routers.ridge import fit_solution_prior
 
     rd = data_dir / "routerdc"
     tr_prompts, models, tr_pr = read_routerdc([rd / "gsm8k-train.json"])
@@ -149,32 +138,40 @@ def load(data_dir: Path, encode: Callable[[list[str]], Arr]) -> tuple[Data, dict
     # auxiliary GSM8K train questions: never a test question, never a RouterDC training row
     gsm = [json.loads(line) for line in (data_dir / "gsm8k" / "train.jsonl").read_text().splitlines() if line]
     test_q = {norm(p) for p in evals["gsm8k"].prompts}
-    test_q |= {norm(json.loads(line)["question"]) for line in (data_dir / "gsm8k" / "test.jsonl").read_text().splitlines() if line}
+    test_q |= {
+        norm(json.loads(line)["question"])
+        for line in (data_dir / "gsm8k" / "test.jsonl").read_text().splitlines()
+        if line
+    }
     rd_train = {norm(p) for p in tr_prompts}
     aux = [r for r in gsm if norm(r["question"]) not in rd_train]
     leaks = sum(norm(r["question"]) in test_q for r in aux)
     assert leaks == 0, f"{leaks} auxiliary questions are test questions"
     aux_prompts = [r["question"] for r in aux]
-    aux_steps = np.array([step_count(r["answer"]) for r in aux])
 
-    all_prompts = list(dict.fromkeys(train.prompts + val.prompts + [p for s in evals.values() for p in s.prompts] + aux_prompts))
+    all_prompts = list(
+        dict.fromkeys(train.prompts + val.prompts + [p for s in evals.values() for p in s.prompts])
+    )
     t = time.perf_counter()
     table = dict(zip(all_prompts, encode(all_prompts), strict=True))
     embed_s = time.perf_counter() - t
+    t = time.perf_counter()
+    prior = fit_solution_prior(aux_prompts, [r["answer"] for r in aux])
+    prior_s = time.perf_counter() - t
     for s in [train, val, *evals.values()]:
         s.emb = np.stack([table[p] for p in s.prompts])
         s.feats = feats(s.prompts)
-    aux_emb = np.stack([table[p] for p in aux_prompts])
-    aux_feats = feats(aux_prompts)
-
-    # step regressor: ridge on [embedding, standardized hand features], alpha by GCV
-    mu, sd = aux_feats.mean(0), aux_feats.std(0) + 1e-9
-    xa = np.hstack([aux_emb, (aux_feats - mu) / sd])
-    ya = np.log(aux_steps)
-    alpha = ridge_gcv_alpha(xa, ya)
-    model = ridge_fit(xa, ya, alpha)
-    for s in [train, val, *evals.values()]:
-        s.steps = ridge_predict(model, np.hstack([s.emb, (s.feats - mu) / sd]))
+        s.prior = prior.predict(s.prompts)
+    true_steps = np.log(
+        [
+            step_count(json.loads(line)["answer"])
+            for line in (data_dir / "gsm8k" / "test.jsonl").read_text().splitlines()
+            if line
+        ]
+    )
+    rho = float(
+        np.corrcoef(np.argsort(np.argsort(true_steps)), np.argsort(np.argsort(evals["gsm8k"].steps)))[0, 1]
+    )
 
     pairs = []
     means = tr_pr.mean(0)  # gap on the whole 1,000-row GSM8K train file, as the sweep defines it
@@ -185,11 +182,12 @@ def load(data_dir: Path, encode: Callable[[list[str]], Arr]) -> tuple[Data, dict
     info = {
         "aux_questions": len(aux),
         "aux_test_overlap": leaks,
-        "aux_step_alpha": alpha,
-        "aux_step_mean": float(aux_steps.mean()),
+        "prior_fit_seconds": round(prior_s, 1),
+        "prior_vocab": len(prior.vocab),
+        "test_spearman_pred_vs_true_steps": round(rho, 3),
         "embed_seconds": round(embed_s, 1),
     }
-    return Data(models, train, val, evals, pairs), info
+    return Data(models, train, val, evals, pairs, prior), info
 
 
 # --------------------------------------------------------------------------- ridge (numpy)
@@ -227,7 +225,7 @@ def ridge_path(xtr: Arr, ytr: Arr, xte: Arr, alphas: Arr) -> Arr:
     return ym + (d * uty[None, :]) @ proj.T
 
 
-def ridge_gcv_alpha(x: Arr, y: Arr, alphas: Arr = ALPHAS) -> float:
+def ridge_loo_alpha(x: Arr, y: Arr, alphas: Arr = ALPHAS) -> float:
     """Leave-one-out (exact, closed form) MSE for each alpha; the smallest wins."""
     xm, ym = x.mean(0), y.mean()
     u, s, _ = np.linalg.svd(x - xm, full_matrices=False)
@@ -301,8 +299,8 @@ def c_ridge_fixed(alpha: float) -> Candidate:
     return fit
 
 
-def c_ridge_gcv(t: Task) -> Scorer:
-    m = ridge_fit(t.x, t.y, ridge_gcv_alpha(t.x, t.y))
+def c_ridge_loo(t: Task) -> Scorer:
+    m = ridge_fit(t.x, t.y, ridge_loo_alpha(t.x, t.y))
     return lambda x, s: ridge_predict(m, x)
 
 
@@ -315,37 +313,47 @@ def c_ridge_cvapgr(t: Task) -> Scorer:
 def c_ridge_feats(t: Task) -> Scorer:
     f = std_feats(t.train)
     xt = np.hstack([t.x, f(t.train)])
-    m = ridge_fit(xt, t.y, ridge_gcv_alpha(xt, t.y))
+    m = ridge_fit(xt, t.y, ridge_loo_alpha(xt, t.y))
     return lambda x, s: ridge_predict(m, np.hstack([x, f(s)]))
 
 
-def c_ridge_steps(t: Task) -> Scorer:
-    """Embedding + predicted log-steps (from the auxiliary GSM8K regressor) + hand features."""
+def c_ridge_prior(t: Task) -> Scorer:
+    """Embedding + hand features + the GSM8K solution prior (the shipped ``ridge`` inputs)."""
     f = std_feats(t.train)
-    mu, sd = t.train.steps.mean(), t.train.steps.std() + 1e-9
+    mu, sd = t.train.prior.mean(0), t.train.prior.std(0) + 1e-9
 
     def z(x: Arr, s: Split) -> Arr:
-        return np.hstack([x, f(s), ((s.steps - mu) / sd)[:, None]])
+        return np.hstack([x, f(s), (s.prior - mu) / sd])
 
     xt = z(t.x, t.train)
-    m = ridge_fit(xt, t.y, ridge_gcv_alpha(xt, t.y))
+    m = ridge_fit(xt, t.y, ridge_loo_alpha(xt, t.y))
     return lambda x, s: ridge_predict(m, z(x, s))
 
 
+def c_ridge_router(t: Task) -> Scorer:
+    """The registered ``ridge`` router itself (its prior leaves out only its 900 fit prompts)."""
+    from firewall_routing.routers.ridge import RidgeRouter
+
+    r = RidgeRouter()
+    r.fit(t.train.prompts, t.y)
+    return lambda x, s: r.score_prompts_embeddings(s.prompts, x)
+
+
 def c_steps_only(t: Task) -> Scorer:
+    """Fewer predicted reasoning steps = easier = weak (no training on the pair at all)."""
     return lambda x, s: -s.steps
 
 
 def c_meanpr_ridge(t: Task) -> Scorer:
     """Ridge on the mean pass rate over all 7 models (denoised difficulty), pair-agnostic."""
     y = t.pr_all.mean(1)
-    m = ridge_fit(t.x, y, ridge_gcv_alpha(t.x, y))
+    m = ridge_fit(t.x, y, ridge_loo_alpha(t.x, y))
     return lambda x, s: ridge_predict(m, x)
 
 
 def oof_ridge(x: Arr, y: Arr, k: int = 5, seed: int = 7) -> tuple[Arr, Ridge]:
     """Out-of-fold predictions (for stacking) and the model refit on all rows."""
-    a = ridge_gcv_alpha(x, y)
+    a = ridge_loo_alpha(x, y)
     oof = np.zeros(len(y))
     for fold in kfold(len(y), k, seed):
         tr = np.setdiff1d(np.arange(len(y)), fold)
@@ -353,32 +361,41 @@ def oof_ridge(x: Arr, y: Arr, k: int = 5, seed: int = 7) -> tuple[Arr, Ridge]:
     return oof, ridge_fit(x, y, a)
 
 
-def c_stack(use: tuple[str, ...]) -> Candidate:
-    """Linear stack over out-of-fold base predictions: label ridge, mean-pass-rate ridge,
-    per-model ridges of the pair's own pass rates, predicted steps; weights by least squares."""
+def c_stack_quad(bases: tuple[str, ...], alpha_top: float = 3.0) -> Candidate:
+    """Needs the outcome table (not just labels): out-of-fold ridge predictions of ``bases``
+    (weak pass rate, strong pass rate, mean pass rate over the 7 models) from
+    [embedding, hand features, prior], then a ridge over them and all their pairwise
+    products (difficulty helps only through a hump: questions both models solve or both
+    fail gain nothing from the strong model)."""
 
     def fit(t: Task) -> Scorer:
-        cols_tr: list[Arr] = []
-        makers: list[Callable[[Arr, Split], Arr]] = []
-        targets: dict[str, Arr] = {"label": t.y, "meanpr": t.pr_all.mean(1), "pw": t.pw, "ps": t.ps}
-        for name in use:
-            if name == "steps":
-                cols_tr.append(t.train.steps)
-                makers.append(lambda x, s: s.steps)
-                continue
-            if name == "feats":
-                f = std_feats(t.train)
-                ft = f(t.train)
-                for j in range(ft.shape[1]):
-                    cols_tr.append(ft[:, j])
-                    makers.append(lambda x, s, j=j, f=f: f(s)[:, j])
-                continue
-            oof, m = oof_ridge(t.x, targets[name])
-            cols_tr.append(oof)
-            makers.append(lambda x, s, m=m: ridge_predict(m, x))
-        z = np.column_stack(cols_tr)
-        top = ridge_fit(z, t.y, 1.0)
-        return lambda x, s: ridge_predict(top, np.column_stack([mk(x, s) for mk in makers]))
+        from itertools import combinations_with_replacement
+
+        f = std_feats(t.train)
+        mu, sd = t.train.prior.mean(0), t.train.prior.std(0) + 1e-9
+
+        def z(x: Arr, s: Split) -> Arr:
+            return np.hstack([x, f(s), (s.prior - mu) / sd])
+
+        xt = z(t.x, t.train)
+        targets = {"meanpr": t.pr_all.mean(1), "pw": t.pw, "ps": t.ps, "label": t.y}
+        cols, models = [], []
+        for name in bases:
+            oof, m = oof_ridge(xt, targets[name])
+            cols.append((oof - oof.mean()) / oof.std())
+            models.append((m, oof.mean(), oof.std()))
+        pairs = list(combinations_with_replacement(range(len(cols)), 2))
+
+        def expand(c: list[Arr]) -> Arr:
+            return np.column_stack(c + [c[i] * c[j] for i, j in pairs])
+
+        top = ridge_fit(expand(cols), t.y, alpha_top)
+
+        def score(x: Arr, s: Split) -> Arr:
+            zz = z(x, s)
+            return ridge_predict(top, expand([(ridge_predict(m, zz) - a) / b for m, a, b in models]))
+
+        return score
 
     return fit
 
@@ -397,7 +414,9 @@ def c_knn(t: Task) -> Scorer:
     return score
 
 
-def c_mlp(wd: float, epochs: int, seeds: int, hidden: int = 128, lr: float = 1e-3, dropout: float = 0.1) -> Candidate:
+def c_mlp(
+    wd: float, epochs: int, seeds: int, hidden: int = 128, lr: float = 1e-3, dropout: float = 0.1
+) -> Candidate:
     """MLP head trained for a fixed number of epochs (no early stopping), seed-averaged."""
 
     def fit(t: Task) -> Scorer:
@@ -410,7 +429,10 @@ def c_mlp(wd: float, epochs: int, seeds: int, hidden: int = 128, lr: float = 1e-
         for seed in range(seeds):
             torch.manual_seed(seed)
             net = torch.nn.Sequential(
-                torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(dropout), torch.nn.Linear(hidden, 1)
+                torch.nn.Linear(x.shape[1], hidden),
+                torch.nn.ReLU(),
+                torch.nn.Dropout(dropout),
+                torch.nn.Linear(hidden, 1),
             )
             opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd)
             gen = torch.Generator().manual_seed(seed)
@@ -447,19 +469,19 @@ def c_embedding_head(t: Task) -> Scorer:
 
 CANDIDATES: dict[str, Candidate] = {
     "ridge-a30": c_ridge_fixed(30.0),
-    "ridge-gcv": c_ridge_gcv,
-    "ridge-cvapgr": c_ridge_cvapgr,
-    "ridge+feats": c_ridge_feats,
-    "ridge+feats+steps": c_ridge_steps,
-    "steps-only": c_steps_only,
-    "meanpr-ridge": c_meanpr_ridge,
-    "stack-label+meanpr": c_stack(("label", "meanpr")),
-    "stack-label+meanpr+steps": c_stack(("label", "meanpr", "steps")),
-    "stack-label+pw+ps+meanpr+steps": c_stack(("label", "pw", "ps", "meanpr", "steps")),
-    "knn-cv": c_knn,
     "embedding-head": c_embedding_head,
-    "mlp-wd0.01-e40": c_mlp(0.01, 40, 1),
-    "mlp-wd1-e20-x5": c_mlp(1.0, 20, 5),
+    "mlp-wd0.01-e40-noES": c_mlp(0.01, 40, 1),
+    "mlp-wd1-e20-noES-x5": c_mlp(1.0, 20, 5),
+    "ridge-loo": c_ridge_loo,
+    "ridge-cvapgr": c_ridge_cvapgr,
+    "knn-cv": c_knn,
+    "meanpr-ridge": c_meanpr_ridge,
+    "prior-steps-only": c_steps_only,
+    "ridge+feats": c_ridge_feats,
+    "ridge+feats+prior": c_ridge_prior,
+    "ridge (router)": c_ridge_router,
+    "stack-quad(pw,ps) [table]": c_stack_quad(("pw", "ps")),
+    "stack-quad(pw,ps,meanpr) [table+7 models]": c_stack_quad(("meanpr", "pw", "ps")),
 }
 BASELINE = "ridge-a30"
 
@@ -470,17 +492,55 @@ def labels_for(design: str, pw: Arr, ps: Arr) -> Arr:
     return soft_block(pw, ps) if design == "soft-block" else weak_pass_rate(pw)
 
 
-def head_latency_ms(scorer: Scorer, split: Split, n: int = 200) -> float:
-    """p50 time to score one prompt given its embedding (features included)."""
+def head_latency_ms(scorer: Scorer, split: Split, prior: Any, n: int = 200) -> float:
+    """p50 time to score one prompt given its embedding; computing the hand features and the
+    solution prior is included for every candidate (an upper bound for those not using them)."""
     lat = []
     for i in range(n):
         one = Split([split.prompts[i]], split.emb[i : i + 1], split.pr[i : i + 1])
         t0 = time.perf_counter()
         one.feats = feats(one.prompts)
-        one.steps = split.steps[i : i + 1]  # replaced by a dot product in a shipped router
+        one.prior = prior.predict(one.prompts)
         scorer(one.emb, one)
         lat.append((time.perf_counter() - t0) * 1000)
     return statistics.median(lat)
+
+
+def router_latency(data: Data, n: int = 60) -> dict[str, float]:
+    """The registered ``ridge`` router trained on the main pair: p50/p99 of one
+    ``score([prompt])`` per GSM8K test prompt with an empty embedding cache (MiniLM runs),
+    and p50 of the part after the embedding (features, prior, dot product)."""
+    import tempfile
+
+    from firewall_routing.embeddings import DEFAULT_ENCODER, SentenceEncoder, register_encoder
+    from firewall_routing.routers.ridge import RidgeRouter
+
+    iw, is_ = data.models.index(MAIN[0]), data.models.index(MAIN[1])
+    r = RidgeRouter()
+    r.fit(data.train.prompts, labels_for("soft-block", data.train.pr[:, iw], data.train.pr[:, is_]))
+    gsm = data.evals["gsm8k"]
+    head = []
+    for i in range(200):
+        t0 = time.perf_counter()
+        r.score_prompts_embeddings(gsm.prompts[i : i + 1], gsm.emb[i : i + 1])
+        head.append((time.perf_counter() - t0) * 1000)
+    with tempfile.TemporaryDirectory() as d:
+        register_encoder("bench-uncached", SentenceEncoder(DEFAULT_ENCODER), Path(d))
+        r.encoder = "bench-uncached"
+        r.score([gsm.prompts[-1]])  # warm-up: model load
+        full = []
+        for p in gsm.prompts[:n]:
+            t0 = time.perf_counter()
+            r.score([p])
+            full.append((time.perf_counter() - t0) * 1000)
+    full.sort()
+    return {
+        "after_embedding_ms_p50": round(statistics.median(head), 3),
+        "full_ms_p50": round(statistics.median(full), 1),
+        "full_ms_p99": round(full[min(len(full) - 1, round(0.99 * (len(full) - 1)))], 1),
+        "n": n,
+        "loadavg": round(os.getloadavg()[0], 2),
+    }
 
 
 def main() -> None:
@@ -525,7 +585,15 @@ def main() -> None:
                 iw, is_ = data.models.index(w), data.models.index(s)
                 pw, ps = tr.pr[:, iw], tr.pr[:, is_]
                 task = Task(
-                    tr.emb, labels_for(design, pw, ps), pw, ps, tr.pr, tr, data.val, data.val.pr[:, iw], data.val.pr[:, is_]
+                    tr.emb,
+                    labels_for(design, pw, ps),
+                    pw,
+                    ps,
+                    tr.pr,
+                    tr,
+                    data.val,
+                    data.val.pr[:, iw],
+                    data.val.pr[:, is_],
                 )
                 t0 = time.perf_counter()
                 scorer = cand(task)
@@ -533,9 +601,11 @@ def main() -> None:
                 key = f"{w}->{s}"
                 per_pair[key] = apgr(scorer(gsm.emb, gsm), gsm.pr[:, iw], gsm.pr[:, is_])
                 if (w, s) == MAIN:
-                    lat = head_latency_ms(scorer, gsm)
+                    lat = head_latency_ms(scorer, gsm, data.prior)
                     if draws is not None:
-                        boot = metrics.bootstrap_metrics([scorer(gsm.emb, gsm)], gsm.pr[:, iw], gsm.pr[:, is_], draws)
+                        boot = metrics.bootstrap_metrics(
+                            [scorer(gsm.emb, gsm)], gsm.pr[:, iw], gsm.pr[:, is_], draws
+                        )
                         main_ci = metrics.ci95(boot["apgr"])
                 if (w, s) in (MAIN, GEN):
                     for ds in ("humaneval", "mbpp"):
@@ -566,6 +636,10 @@ def main() -> None:
             row = results["candidates"][f"{design}/{name}"]
             row["wins_vs_baseline"] = int(sum(row["per_pair"][k] > base[k] for k in base))
 
+    results["ridge_router_latency"] = router_latency(data)
+    print(
+        f"ridge router, score([prompt]) on unseen prompts (uncached MiniLM): {results['ridge_router_latency']}"
+    )
     print_table(results, names, designs)
     results["machine"] = {"python": sys.version.split()[0], "platform": platform.platform()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -575,7 +649,9 @@ def main() -> None:
 
 def print_table(results: dict[str, Any], names: list[str], designs: list[str]) -> None:
     print()
-    print(f"| design | candidate | mean APGR ({len(results['pairs'])} pairs) | wins vs {BASELINE} | main APGR [95% CI] | train s | head ms p50 |")
+    print(
+        f"| design | candidate | mean APGR ({len(results['pairs'])} pairs) | wins vs {BASELINE} | main APGR [95% CI] | train s | head ms p50 |"
+    )
     print("|---|---|---:|---:|---|---:|---:|")
     for design in designs:
         for name in names:
@@ -587,7 +663,9 @@ def print_table(results: dict[str, Any], names: list[str], designs: list[str]) -
                 f"{r['train_seconds_mean']:.2f} | {r['head_latency_ms_p50']:.3f} |"
             )
     ceil = results["ceiling_true_weak_pass_rate"]
-    print(f"\nceiling (true test weak pass rate as score): mean {np.mean(list(ceil.values())):.2f}, main {ceil[f'{MAIN[0]}->{MAIN[1]}']:.2f}")
+    print(
+        f"\nceiling (true test weak pass rate as score): mean {np.mean(list(ceil.values())):.2f}, main {ceil[f'{MAIN[0]}->{MAIN[1]}']:.2f}"
+    )
 
 
 if __name__ == "__main__":

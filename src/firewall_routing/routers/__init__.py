@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "causal-lm": "firewall_routing.routers.encoder:CausalLMRouter",
     "mf": "firewall_routing.routers.mf:MFRouter",
     "margin": "firewall_routing.routers.margin:MarginRouter",
+    "ridge": "firewall_routing.routers.ridge:RidgeRouter",
 }
 """Router name → ``module:Class``. Add a router by adding a file and a line here."""
 
