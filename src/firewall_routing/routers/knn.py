@@ -1,0 +1,128 @@
+"""``knn``: k nearest training prompts by cosine similarity of frozen sentence embeddings.
+
+The non-parametric baseline of RouterBench-style studies (kNN, k = 100, cosine): a prompt's
+score is the mean training label of its ``k`` most similar training prompts. Nothing is
+learned, so it shows how much of a router's skill is "similar questions behave alike" —
+and, unlike a trained head, it has no epochs or seeds that could move the result.
+
+* Similarity is the cosine of the cached embeddings (the same encoder machinery as
+  ``embedding-head``: :func:`firewall_routing.embeddings.get_encoder`).
+* Ties in similarity are broken by training order (a stable sort), so scores never depend
+  on numpy's partition algorithm.
+* ``weighted=True`` weights each neighbour by its cosine similarity clipped at 0 (neighbours
+  pointing away carry no weight); if all k weights are 0 the plain mean is used.
+* ``k`` larger than the training set means "all training prompts".
+
+A saved router holds its training embeddings (unit-normalised) and labels in
+``knn.npz``, so a loaded router scores without the training prompts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from firewall_routing.embeddings import DEFAULT_ENCODER, get_encoder
+from firewall_routing.errors import InputError
+from firewall_routing.outcomes import FloatArray
+from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation, check_labels
+
+DATA_FILE = "knn.npz"
+CHUNK = 1024
+"""Query rows per similarity block: bounds memory at CHUNK × n_train floats."""
+
+
+def unit_rows(x: FloatArray) -> FloatArray:
+    """Rows scaled to length 1; an all-zero row stays zero (cosine 0 to everything).
+
+    float64 throughout: with float32 the matrix product's blocking changed similarities in
+    the 8th digit depending on how many prompts were scored together.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(x64, axis=1, keepdims=True)
+    out: FloatArray = x64 / np.where(norm > 0, norm, 1.0)
+    return out
+
+
+def knn_scores(
+    query: FloatArray, train: FloatArray, labels: FloatArray, k: int, weighted: bool
+) -> FloatArray:
+    """Mean (or similarity-weighted mean) label of each query row's k most similar train rows.
+
+    ``query`` and ``train`` are unit rows (see :func:`unit_rows`), so their dot product is
+    the cosine similarity.
+    """
+    k = min(k, len(train))
+    out = np.empty(len(query))
+    for start in range(0, len(query), CHUNK):
+        sim = query[start : start + CHUNK] @ train.T
+        idx = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+        y = labels[idx]
+        if weighted:
+            w = np.clip(np.take_along_axis(sim, idx, axis=1), 0.0, None)
+            mass = w.sum(axis=1)
+            plain = y.mean(axis=1)
+            wsum = (w * y).sum(axis=1)
+            out[start : start + len(sim)] = np.divide(wsum, mass, out=plain, where=mass > 0)
+        else:
+            out[start : start + len(sim)] = y.mean(axis=1)
+    return np.clip(out, 0.0, 1.0)
+
+
+class KNNOptions(RouterOptions):
+    k: int = Field(default=100, ge=1, description="neighbours averaged (more than the training set = all)")
+    encoder: str = Field(default=DEFAULT_ENCODER, description="sentence encoder (cached embeddings)")
+    weighted: bool = Field(default=False, description="weight neighbours by cosine similarity (clipped at 0)")
+
+
+class KNNRouter(Router):
+    name = "knn"
+    Options = KNNOptions
+    options: KNNOptions
+    trains = True
+    scores_embeddings = True
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._train_emb: FloatArray | None = None
+        self._labels: FloatArray | None = None
+
+    @property
+    def encoder(self) -> str:
+        return self.options.encoder
+
+    def embed(self, prompts: Sequence[str], progress: bool = False) -> FloatArray:
+        return get_encoder(self.options.encoder).encode(prompts, progress=progress)
+
+    def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
+        """Store the training embeddings and labels (``val`` is unused: there is nothing to tune)."""
+        start = time.perf_counter()
+        y = check_labels(prompts, labels)
+        self._train_emb = unit_rows(self.embed(prompts))
+        self._labels = y
+        return FitReport(seconds=time.perf_counter() - start)
+
+    def score_embeddings(self, emb: FloatArray) -> FloatArray:
+        if self._train_emb is None or self._labels is None:
+            raise InputError("router is not trained: call fit() or load a saved router")
+        o = self.options
+        return knn_scores(unit_rows(emb), self._train_emb, self._labels, o.k, o.weighted)
+
+    def score(self, prompts: Sequence[str]) -> FloatArray:
+        return self.score_embeddings(self.embed(prompts))
+
+    def _save_weights(self, path: Path) -> None:
+        if self._train_emb is None or self._labels is None:
+            raise InputError("cannot save an untrained router")
+        np.savez(path / DATA_FILE, embeddings=self._train_emb, labels=self._labels)
+
+    def _load_weights(self, path: Path) -> None:
+        if (path / DATA_FILE).exists():
+            with np.load(path / DATA_FILE) as data:
+                self._train_emb = data["embeddings"].astype(np.float64)
+                self._labels = data["labels"].astype(np.float64)
