@@ -526,7 +526,7 @@ def router_latency(data: Data, n: int = 60) -> dict[str, float]:
         head.append((time.perf_counter() - t0) * 1000)
     with tempfile.TemporaryDirectory() as d:
         register_encoder("bench-uncached", SentenceEncoder(DEFAULT_ENCODER), Path(d))
-        r.encoder = "bench-uncached"
+        r.options = r.options.model_copy(update={"encoder": "bench-uncached"})
         r.score([gsm.prompts[-1]])  # warm-up: model load
         full = []
         for p in gsm.prompts[:n]:

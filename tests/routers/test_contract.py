@@ -43,6 +43,7 @@ SETUPS: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "mf": lambda m: {"encoder": "toy", "epochs": 2},
     "margin": lambda m: {},
     "knn": lambda m: {"encoder": "toy", "k": 5},
+    "ridge": lambda m: {"encoder": "toy", "prior": "none"},
 }
 """Router name → fast options (toy encoder, tiny backbones) given the tiny model paths."""
 

@@ -156,7 +156,7 @@ def test_router_trains_saves_loads_and_scores(
 ) -> None:
     monkeypatch.setattr(rr, "gsm8k_prior_file", lambda: _write_gsm8k(tmp_path / "train.jsonl"))
     prompts, y = _toy_data()
-    r = make_router("ridge", encoder="toy", prior=prior, label_design="soft-block")
+    r = make_router("ridge", encoder="toy", prior=prior)
     r.fit(prompts, y)
     s = r.score(["hard new one", "easy new one"])
     assert s[0] < s[1] and np.all((s > 0) & (s < 1))
@@ -167,7 +167,7 @@ def test_router_trains_saves_loads_and_scores(
     loaded = load_router(tmp_path / "r")
     probe = ["hard x 4", "easy y", "neither 12 and 1/2"]
     np.testing.assert_array_equal(loaded.score(probe), r.score(probe))
-    assert isinstance(loaded, RidgeRouter) and loaded.alpha == r.alpha and loaded.prior == prior
+    assert isinstance(loaded, RidgeRouter) and loaded.alpha == r.alpha and loaded.options.prior == prior
 
 
 def test_untrained_and_bad_options(toy_encoder: ToyEncoder) -> None:

@@ -33,14 +33,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from firewall_routing.embeddings import DEFAULT_ENCODER, get_encoder
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
-from firewall_routing.routers.base import FitReport, Router, Validation, check_labels
+from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation, check_labels
 
 WEIGHTS_FILE = "ridge.npz"
 PRIOR_FILE = "prior.json"
@@ -320,22 +321,25 @@ def squash(z: FloatArray) -> FloatArray:
     return out
 
 
-class RidgeRouter(Router):
-    name = "ridge"
+class RidgeOptions(RouterOptions):
+    encoder: str = Field(default=DEFAULT_ENCODER, description="sentence encoder (cached embeddings)")
+    features: bool = Field(default=True, description="add the hand-made prompt features")
+    prior: Literal["gsm8k", "none"] = Field(
+        default="gsm8k", description="add the GSM8K solution prior (needs data/gsm8k/train.jsonl to train)"
+    )
 
-    def __init__(
-        self,
-        encoder: str = DEFAULT_ENCODER,
-        features: bool = True,
-        prior: str = "gsm8k",
-        label_design: str | None = None,
-    ) -> None:
-        if prior not in ("gsm8k", "none"):
-            raise InputError(f"prior must be 'gsm8k' or 'none', got '{prior}'", field="prior")
-        self.encoder = encoder
-        self.features = features
-        self.prior = prior
-        self.label_design = label_design
+
+class RidgeRouter(Router):
+    """Scores need the prompt text (features, prior), so this router does not declare
+    ``scores_embeddings``: the server scores it through ``score``."""
+
+    name = "ridge"
+    Options = RidgeOptions
+    options: RidgeOptions
+    trains = True
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self._prior: SolutionPrior | None = None
         self._coef: FloatArray | None = None
         self._intercept = 0.0
@@ -343,13 +347,17 @@ class RidgeRouter(Router):
         self._std = np.zeros(0)
         self.alpha: float | None = None
 
+    @property
+    def encoder(self) -> str:
+        return self.options.encoder
+
     def embed(self, prompts: Sequence[str], progress: bool = False) -> FloatArray:
-        return get_encoder(self.encoder).encode(prompts, progress=progress)
+        return get_encoder(self.options.encoder).encode(prompts, progress=progress)
 
     def _extra(self, prompts: Sequence[str]) -> FloatArray:
         """Hand features and prior predictions (unstandardized), one row per prompt."""
         parts = [np.zeros((len(prompts), 0))]
-        if self.features:
+        if self.options.features:
             parts.append(feature_matrix(prompts))
         if self._prior is not None:
             parts.append(self._prior.predict(prompts))
@@ -363,7 +371,7 @@ class RidgeRouter(Router):
         """Closed-form fit; ``val`` is unused (the penalty comes from leave-one-out error)."""
         start = time.perf_counter()
         y = check_labels(prompts, labels)
-        self._prior = gsm8k_prior(prompts) if self.prior == "gsm8k" else None
+        self._prior = gsm8k_prior(prompts) if self.options.prior == "gsm8k" else None
         extra = self._extra(prompts)
         self._mean, self._std = extra.mean(0), extra.std(0) + 1e-9
         x = self._inputs(self.embed(prompts), prompts)
@@ -372,21 +380,13 @@ class RidgeRouter(Router):
         return FitReport(seconds=time.perf_counter() - start)
 
     def score_prompts_embeddings(self, prompts: Sequence[str], emb: FloatArray) -> FloatArray:
-        """Scores from precomputed embeddings (the prompts feed the text features)."""
+        """Scores from precomputed embeddings of ``prompts`` (the text feeds the features)."""
         if self._coef is None:
             raise InputError("router is not trained: call fit() or load a saved router")
         return squash(self._inputs(emb, prompts) @ self._coef + self._intercept)
 
     def score(self, prompts: Sequence[str]) -> FloatArray:
         return self.score_prompts_embeddings(prompts, self.embed(prompts))
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "encoder": self.encoder,
-            "features": self.features,
-            "prior": self.prior,
-            "label_design": self.label_design,
-        }
 
     def _save_weights(self, path: Path) -> None:
         if self._coef is None:
@@ -402,17 +402,15 @@ class RidgeRouter(Router):
         if self._prior is not None:
             (path / PRIOR_FILE).write_text(json.dumps(self._prior.to_json()))
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any], path: Path | None = None) -> Router:
-        r = cls(**config)
-        if path is not None and (path / WEIGHTS_FILE).exists():
-            with np.load(path / WEIGHTS_FILE) as d:
-                r._coef = d["coef"].astype(np.float64)
-                r._intercept = float(d["intercept"][0])
-                r._mean, r._std = d["mean"].astype(np.float64), d["std"].astype(np.float64)
-                r.alpha = float(d["alpha"][0])
-            if r.prior == "gsm8k":
-                if not (path / PRIOR_FILE).exists():
-                    raise InputError(f"saved ridge router has prior='gsm8k' but no {PRIOR_FILE}", path=path)
-                r._prior = SolutionPrior.from_json(json.loads((path / PRIOR_FILE).read_text()))
-        return r
+    def _load_weights(self, path: Path) -> None:
+        if not (path / WEIGHTS_FILE).exists():
+            return
+        with np.load(path / WEIGHTS_FILE) as d:
+            self._coef = d["coef"].astype(np.float64)
+            self._intercept = float(d["intercept"][0])
+            self._mean, self._std = d["mean"].astype(np.float64), d["std"].astype(np.float64)
+            self.alpha = float(d["alpha"][0])
+        if self.options.prior == "gsm8k":
+            if not (path / PRIOR_FILE).exists():
+                raise InputError(f"saved ridge router has prior='gsm8k' but no {PRIOR_FILE}", path=path)
+            self._prior = SolutionPrior.from_json(json.loads((path / PRIOR_FILE).read_text()))
