@@ -330,6 +330,38 @@ def c_ridge_prior(t: Task) -> Scorer:
     return lambda x, s: ridge_predict(m, z(x, s))
 
 
+def c_ridge_prior_sq(t: Task) -> Scorer:
+    """``ridge+feats+prior`` plus the squared prior outputs (a hump in predicted difficulty)."""
+    f = std_feats(t.train)
+    mu, sd = t.train.prior.mean(0), t.train.prior.std(0) + 1e-9
+
+    def z(x: Arr, s: Split) -> Arr:
+        p = (s.prior - mu) / sd
+        return np.hstack([x, f(s), p, p**2 / 3])
+
+    xt = z(t.x, t.train)
+    m = ridge_fit(xt, t.y, ridge_loo_alpha(xt, t.y))
+    return lambda x, s: ridge_predict(m, z(x, s))
+
+
+def c_ensemble(parts: tuple[Candidate, ...], weights: tuple[float, ...]) -> Candidate:
+    """Weighted mean of the members' scores, each z-scored with its training-set scores."""
+
+    def fit(t: Task) -> Scorer:
+        fitted = [p(t) for p in parts]
+        stats = [(float(v.mean()), float(v.std()) + 1e-12) for v in (f(t.x, t.train) for f in fitted)]
+
+        def score(x: Arr, s: Split) -> Arr:
+            out = np.zeros(len(x))
+            for f, w, (m, sd) in zip(fitted, weights, stats, strict=True):
+                out += w * (f(x, s) - m) / sd
+            return out
+
+        return score
+
+    return fit
+
+
 def c_ridge_router(t: Task) -> Scorer:
     """The registered ``ridge`` router itself (its prior leaves out only its 900 fit prompts)."""
     from firewall_routing.routers.ridge import RidgeRouter
@@ -479,6 +511,8 @@ CANDIDATES: dict[str, Candidate] = {
     "prior-steps-only": c_steps_only,
     "ridge+feats": c_ridge_feats,
     "ridge+feats+prior": c_ridge_prior,
+    "ridge+feats+prior+prior^2": c_ridge_prior_sq,
+    "ens 0.7 ridge+feats+prior / 0.3 knn-cv": c_ensemble((c_ridge_prior, c_knn), (0.7, 0.3)),
     "ridge (router)": c_ridge_router,
     "stack-quad(pw,ps) [table]": c_stack_quad(("pw", "ps")),
     "stack-quad(pw,ps,meanpr) [table+7 models]": c_stack_quad(("meanpr", "pw", "ps")),
@@ -549,7 +583,15 @@ def main() -> None:
     ap.add_argument("--designs", default="soft-block,weak-pass-rate")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--print", dest="reprint", action="store_true", help="only print the tables of --out")
     args = ap.parse_args()
+    if args.reprint:
+        saved = json.loads(args.out.read_text())
+        rows = list(saved["candidates"])
+        names_saved = list(dict.fromkeys(k.split("/", 1)[1] for k in rows))
+        designs_saved = list(dict.fromkeys(k.split("/", 1)[0] for k in rows))
+        print_table(saved, names_saved, designs_saved)
+        return
 
     from firewall_routing import metrics
     from firewall_routing.embeddings import get_encoder
@@ -662,10 +704,21 @@ def print_table(results: dict[str, Any], names: list[str], designs: list[str]) -
                 f"| {design} | {name} | {r['mean_apgr']:.2f} | {r['wins_vs_baseline']} | {r['main_apgr']:.2f}{cis} | "
                 f"{r['train_seconds_mean']:.2f} | {r['head_latency_ms_p50']:.3f} |"
             )
+    print("\nOut of distribution (trained on GSM8K train, scored on HumanEval 164 / MBPP 500):\n")
+    keys = ["main/humaneval", "main/mbpp", "gen/humaneval", "gen/mbpp"]
+    print("| design | candidate | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---:|" * len(keys))
+    for design in designs:
+        for name in names:
+            ood = results["candidates"][f"{design}/{name}"]["ood"]
+            print(f"| {design} | {name} | " + " | ".join(f"{ood[k]:.1f}" for k in keys) + " |")
     ceil = results["ceiling_true_weak_pass_rate"]
     print(
-        f"\nceiling (true test weak pass rate as score): mean {np.mean(list(ceil.values())):.2f}, main {ceil[f'{MAIN[0]}->{MAIN[1]}']:.2f}"
+        f"\nceiling (true test weak pass rate as score): mean {np.mean(list(ceil.values())):.2f}, "
+        f"main {ceil[f'{MAIN[0]}->{MAIN[1]}']:.2f}"
     )
+    if "ridge_router_latency" in results:
+        print(f"ridge router latency: {results['ridge_router_latency']}")
 
 
 if __name__ == "__main__":
