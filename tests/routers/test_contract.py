@@ -222,3 +222,11 @@ def test_evaluate_notes_a_pair_other_than_the_trained_one(
     assert "trained on w → s (router.json); this table is gpt-4o-mini → s" in capsys.readouterr().err
     assert _cli(monkeypatch, "evaluate", str(tmp_path / "r"), str(f), "--bootstrap", "0") == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_training_hash_is_sha256_of_prompts_and_label_reprs() -> None:
+    import hashlib
+
+    expected = hashlib.sha256(b'[["a", "b"], ["0.5", "1.0"]]').hexdigest()
+    assert training_hash(["a", "b"], np.array([0.5, 1.0])) == expected
+    assert training_hash(["a", "b"], np.array([0.5, 0.9999])) != expected
