@@ -179,12 +179,21 @@ def evaluate(
     """Score a router on an outcome file and print the metrics table."""
     from firewall_routing.outcomes import load_table
     from firewall_routing.report import evaluate_router, format_evaluation
-    from firewall_routing.routers import REGISTRY, load_router, make_router
+    from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
     table = load_table(outcomes, weak, strong)
     builtin = router in REGISTRY and not Path(router).exists()
     r = make_router(router) if builtin else load_router(router)
     result = evaluate_router(r, table, n_boot=bootstrap)
+    trained = (r.metadata.weak, r.metadata.strong)
+    if None not in trained and trained != (table.weak.name, table.strong.name):
+        typer.echo(
+            f"note: the router was trained on {trained[0]} → {trained[1]} (router.json); "
+            f"this table is {table.weak.name} → {table.strong.name}",
+            err=True,
+        )
+    if r.metadata != RouterMetadata():
+        result["router_metadata"] = r.metadata.model_dump(mode="json")
     typer.echo(format_evaluation(result))
     if json_out is not None:
         import json

@@ -208,3 +208,26 @@ def test_old_router_json_with_label_design_in_config_still_loads(
     assert loaded.metadata.label_design == "soft-block" and loaded.metadata.weak is None
     assert loaded.config() == r.config()
     np.testing.assert_array_equal(loaded.score(["hard x"]), r.score(["hard x"]))
+
+
+def test_evaluate_notes_a_pair_other_than_the_trained_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12: router.json records the training pair, and evaluate says when it differs."""
+    f = _outcomes(tmp_path / "t.jsonl")
+    assert _cli(monkeypatch, "train", str(f), "--out", str(tmp_path / "r"), "--router", "random") == 0
+    other = tmp_path / "o.jsonl"
+    other.write_text(f.read_text().replace('"weak_model": "w"', '"weak_model": "gpt-4o-mini"'))
+    capsys.readouterr()
+    assert _cli(monkeypatch, "evaluate", str(tmp_path / "r"), str(other), "--bootstrap", "0") == 0
+    assert "trained on w → s (router.json); this table is gpt-4o-mini → s" in capsys.readouterr().err
+    assert _cli(monkeypatch, "evaluate", str(tmp_path / "r"), str(f), "--bootstrap", "0") == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_training_hash_is_sha256_of_prompts_and_label_reprs() -> None:
+    import hashlib
+
+    expected = hashlib.sha256(b'[["a", "b"], ["0.5", "1.0"]]').hexdigest()
+    assert training_hash(["a", "b"], np.array([0.5, 1.0])) == expected
+    assert training_hash(["a", "b"], np.array([0.5, 0.9999])) != expected

@@ -3,6 +3,13 @@
 A router maps prompts to scores in [0, 1]; higher = the weak model is enough. Everything
 that consumes routers (metrics, calibration, the server) uses only this interface.
 
+The contract is explicit so nothing has to be discovered by reflection: a router declares
+its options once (``Options``, a frozen pydantic model: validation, defaults, help text and
+the saved config all come from it) and what it can do as class flags (``trains``,
+``fits_table``, ``needs_table``, ``scores_embeddings``). What it was trained on (label
+design, model pair, a hash of the training data) is :class:`RouterMetadata`, passed to
+``save`` and written beside the options in ``router.json``.
+
 ``score_table`` exists for routers that read the outcome table rather than the prompt
 (``oracle`` knows the outcomes, ``margin`` reads the weak model's logprob margin); prompt-only
 routers inherit the default, which scores the prompts.
