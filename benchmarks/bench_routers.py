@@ -77,11 +77,11 @@ def bench_router(
 ) -> dict[str, Any]:
     from firewall_routing.embeddings import get_encoder
     from firewall_routing.labels import compute_labels
-    from firewall_routing.routers import Validation, make_router
+    from firewall_routing.routers import Validation, make_router, router_class
 
     train, val, unseen = data
     row: dict[str, Any] = {"router": name, "options": options}
-    if name in ("embedding-head", "mf"):
+    if router_class(name).scores_embeddings:
         t = time.perf_counter()
         get_encoder().encode(list(train.prompts) + list(val.prompts))
         row["embed_train_val_s"] = time.perf_counter() - t
@@ -90,7 +90,7 @@ def bench_router(
         from firewall_routing.routers.encoder import EncoderRouter
 
         assert isinstance(router, EncoderRouter)
-        router._build(router.backbone)
+        router._build(router.options.backbone)
         row |= {"train_rows": 0, "epochs": 0, "train_s_total": None, "train_s_per_epoch": None}
     else:
         labels = compute_labels(train, "soft-block").values

@@ -142,12 +142,17 @@ def unseen_prompts() -> list[str]:
 def train_router(out: Path) -> Path:
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import load_table
+    from firewall_routing.routers import RouterMetadata
     from firewall_routing.routers.embedding_head import EmbeddingHeadRouter
 
     table = load_table(TRAIN, WEAK, STRONG)
-    router = EmbeddingHeadRouter(label_design="soft-block")
-    router.fit(table.prompts, compute_labels(table, "soft-block").values)
-    router.save(out)
+    labels = compute_labels(table, "soft-block").values
+    router = EmbeddingHeadRouter()
+    router.fit(table.prompts, labels)
+    meta = RouterMetadata.for_training(
+        table.prompts, labels, label_design="soft-block", weak=WEAK, strong=STRONG
+    )
+    router.save(out, meta)
     return out
 
 
@@ -201,7 +206,7 @@ def embeddings(sets: dict[str, list[str]]) -> dict[str, dict[str, np.ndarray[Any
 def fit_router(prompts: list[str], labels: np.ndarray[Any, Any], seed: int, val: Any = None) -> Any:
     from firewall_routing.routers.embedding_head import EmbeddingHeadRouter
 
-    router = EmbeddingHeadRouter(label_design="soft-block", seed=seed)
+    router = EmbeddingHeadRouter(seed=seed)
     router.fit(prompts, labels, val=val)
     return router
 

@@ -207,7 +207,8 @@ def test_train_router_options(tmp_path: Path) -> None:
     assert cfg["epochs"] == 2 and cfg["hidden"] == 0
     _assert_clean_error(
         run("train", str(f), "--out", str(tmp_path / "x"), "--router-options", '{"epoch": 2}'),
-        "no option(s) epoch",
+        "epoch: unknown option",
+        "valid options:",
         "epochs",
     )
     _assert_clean_error(

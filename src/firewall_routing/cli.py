@@ -114,33 +114,53 @@ def train(
     outcomes: Annotated[Path, typer.Argument(help="Training outcome file.")],
     out: Annotated[Path, typer.Option(help="Directory to save the router into.")],
     design: Annotated[str, typer.Option(help="Label design: one of the ten listed below.")] = "soft-block",
-    router: Annotated[str, typer.Option(help="Router type.")] = "embedding-head",
+    router: Annotated[str, typer.Option(help="Router type (`firewall-routing routers` lists them).")] = (
+        "embedding-head"
+    ),
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     val_fraction: Annotated[float, typer.Option(help="Held-out share for best-epoch selection.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed for the split and the router.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for the split and the router (if it takes one).")] = 0,
     router_options: Annotated[
         str,
         typer.Option(
-            help='Router constructor options as JSON, e.g. \'{"epochs": 3, "max_length": 128}\' '
-            "(see docs/routers.md)."
+            help='Router options as JSON, e.g. \'{"epochs": 3, "max_length": 128}\'; '
+            "'help' lists the router's options, types, defaults (see docs/routers.md)."
         ),
     ] = "{}",
     greedy_approx: GreedyOpt = "majority",
     pairing_approx: PairingOpt = "independent",
 ) -> None:
-    """Train a router on an outcome file with one label design and save it."""
+    """Train a router on an outcome file with one label design and save it.
+
+    Train-free routers (random, oracle, margin) are saved as they are, so every router can
+    be passed to `evaluate` and `serve` as a directory.
+    """
     from firewall_routing.experiment import split_train_val
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import load_table
-    from firewall_routing.routers import Validation, make_router
+    from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
 
+    if router_options.strip() == "help":
+        typer.echo(router_help(router))
+        return
+    cls = router_class(router)
+    r = make_router(router, **({"seed": seed} if cls.seeded() else {}) | _json_options(router_options))
     table = load_table(outcomes, weak, strong)
+    weak_name, strong_name = table.weak.name, table.strong.name
+    if not cls.trains:
+        r.save(out, RouterMetadata(weak=weak_name, strong=strong_name))
+        typer.echo(f"{router} does not train: saved its options → {out}")
+        return
     tr, va = split_train_val(table, val_fraction, seed)
     lab = compute_labels(tr, design, _approx(greedy_approx, pairing_approx))
-    r = make_router(router, **({"seed": seed, "label_design": design} | _json_options(router_options)))
     rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
-    r.save(out)
+    r.save(
+        out,
+        RouterMetadata.for_training(
+            tr.prompts, lab.values, label_design=design, weak=weak_name, strong=strong_name
+        ),
+    )
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""
@@ -148,8 +168,18 @@ def train(
 
 
 @app.command()
+def routers() -> None:
+    """List every router: what it can do and its options (type = default  description)."""
+    from firewall_routing.routers import REGISTRY, router_help
+
+    typer.echo("\n\n".join(router_help(name) for name in REGISTRY))
+
+
+@app.command()
 def evaluate(
-    router: Annotated[str, typer.Argument(help="Saved router directory, or 'random' / 'oracle'.")],
+    router: Annotated[
+        str, typer.Argument(help="Saved router directory, or a train-free router name (random, oracle).")
+    ],
     outcomes: Annotated[Path, typer.Argument(help="Outcome file to score.")],
     weak: WeakOpt = None,
     strong: StrongOpt = None,
@@ -162,7 +192,7 @@ def evaluate(
     from firewall_routing.metrics import require_gap
     from firewall_routing.outcomes import load_table
     from firewall_routing.report import evaluate_router, format_evaluation
-    from firewall_routing.routers import REGISTRY, load_router, make_router
+    from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
     table = load_table(outcomes, weak, strong)
     # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
@@ -171,6 +201,15 @@ def evaluate(
     builtin = router in REGISTRY and not Path(router).exists()
     r = make_router(router) if builtin else load_router(router)
     result = evaluate_router(r, table, n_boot=bootstrap)
+    trained = (r.metadata.weak, r.metadata.strong)
+    if None not in trained and trained != (table.weak.name, table.strong.name):
+        typer.echo(
+            f"note: the router was trained on {trained[0]} → {trained[1]} (router.json); "
+            f"this table is {table.weak.name} → {table.strong.name}",
+            err=True,
+        )
+    if r.metadata != RouterMetadata():
+        result["router_metadata"] = r.metadata.model_dump(mode="json")
     typer.echo(format_evaluation(result))
     if json_out is not None:
         import json

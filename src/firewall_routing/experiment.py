@@ -104,6 +104,8 @@ class ExperimentConfig(BaseModel):
     @model_validator(mode="after")
     def _known_designs(self) -> ExperimentConfig:
         self.design_list()  # fail before any embedding or training starts
+        for name in self.baselines:
+            check_baseline(name)
         return self
 
     def design_list(self) -> list[str]:
@@ -166,9 +168,7 @@ def score_tables(router: Router, tables: dict[str, OutcomeTable]) -> dict[str, F
     The main and generalization pairs share prompts, so this halves scoring time for the
     fine-tuned encoder. Routers that read the table (oracle, margin) get each table.
     """
-    from firewall_routing.routers import Router as Base
-
-    if type(router).score_table is not Base.score_table:
+    if router.needs_table:
         return {k: router.score_table(t) for k, t in tables.items()}
     prompts = list(dict.fromkeys(p for t in tables.values() for p in t.prompts))
     by_prompt = dict(zip(prompts, router.score(prompts), strict=True))
@@ -251,19 +251,26 @@ def _train_design(
     ctx: _Context,
 ) -> RouterRun:
     """All seeds of one label design (each seed resumed from disk when possible)."""
-    from firewall_routing.routers import make_router
+    from firewall_routing.routers import RouterMetadata, make_router, router_class
 
     run = RouterRun(design, "design")
+    seeded = router_class(cfg.router).seeded()
+    meta = RouterMetadata.for_training(
+        ctx.train.prompts,
+        labels,
+        label_design=design,
+        weak=ctx.train.weak.name,
+        strong=ctx.train.strong.name,
+    )
     for seed in range(cfg.seeds):
         cached = ctx.store.load(design, seed)
         if cached is None:
-            seeded = {"seed": seed} if _seeded(cfg.router) else {}
-            router = make_router(cfg.router, label_design=design, **seeded, **cfg.router_options)
+            router = make_router(cfg.router, **({"seed": seed} if seeded else {}) | cfg.router_options)
             rep = router.fit(ctx.train.prompts, labels, val=ctx.validation)
             scores, record = score_tables(router, ctx.tables), _fit_record(seed, rep)
             ctx.store.save(design, seed, scores, record)
             if ctx.save_dir is not None and seed == 0:
-                router.save(ctx.save_dir / design)
+                router.save(ctx.save_dir / design, meta)
         else:
             scores, record = cached
         run.training.append(record)
@@ -341,27 +348,38 @@ def train_and_score(
     return runs, notes, params
 
 
-def _seeded(name: str) -> bool:
-    import inspect
-
+def check_baseline(name: str) -> type[Router]:
+    """A baseline trains on the outcome table with its own target (``fits_table``) or not
+    at all; one that needs label-design labels is a ``router``, not a baseline."""
     from firewall_routing.routers import router_class
 
-    return "seed" in inspect.signature(router_class(name).__init__).parameters
+    cls = router_class(name)
+    if cls.trains and not cls.fits_table:
+        raise InputError(
+            f"baseline '{name}' trains on label-design labels, so it cannot run as a baseline: "
+            "use it as the router (--router) instead",
+            field="baselines",
+        )
+    return cls
 
 
 def _baseline_run(cfg: ExperimentConfig, name: str, ctx: _Context) -> RouterRun:
-    """One baseline router per seed (one run if it takes no seed), trained if it can be."""
+    """One baseline router per seed (one run if it takes no seed), trained if it can be.
+
+    A baseline trains on the outcome table with its own target (``fits_table``, e.g. ``mf``)
+    or not at all; a router that needs a label design belongs in ``router``, not here.
+    """
     from firewall_routing.routers import make_router
 
+    cls = check_baseline(name)
     run = RouterRun(name, "baseline")
-    for seed in range(cfg.seeds if _seeded(name) else 1):
-        opts = dict(cfg.baseline_options.get(name, {})) | ({"seed": seed} if _seeded(name) else {})
+    for seed in range(cfg.seeds if cls.seeded() else 1):
+        opts = dict(cfg.baseline_options.get(name, {})) | ({"seed": seed} if cls.seeded() else {})
         cached = ctx.store.load(name, seed)
         if cached is None:
             router = make_router(name, **opts)
-            fit_table = getattr(router, "fit_table", None)
-            if fit_table is not None:
-                run.training.append(_fit_record(seed, fit_table(ctx.train, val=ctx.validation)))
+            if cls.fits_table:
+                run.training.append(_fit_record(seed, router.fit_table(ctx.train, val=ctx.validation)))
             scores = score_tables(router, ctx.tables)
             ctx.store.save(name, seed, scores, run.training[-1] if run.training else {})
         else:
@@ -454,17 +472,13 @@ def _compare_table(
     }
 
 
-EMBEDDING_ROUTERS = ("embedding-head", "mf", "knn")
-"""Routers over cached sentence embeddings: ``run`` embeds every prompt once up front."""
-
-
 def embedding_encoders(cfg: ExperimentConfig) -> list[str]:
-    """The sentence encoders this run's embedding routers use (to pre-fill the cache)."""
-    from firewall_routing.embeddings import DEFAULT_ENCODER
+    """The sentence encoders this run's embedding routers (``scores_embeddings``) use, so
+    ``run`` embeds every prompt once up front (and fills the cache)."""
+    from firewall_routing.routers import make_router, router_class
 
-    names = [cfg.router, *cfg.baselines]
     opts = {cfg.router: cfg.router_options} | {b: cfg.baseline_options.get(b, {}) for b in cfg.baselines}
-    found = [str(opts[n].get("encoder", DEFAULT_ENCODER)) for n in names if n in EMBEDDING_ROUTERS]
+    found = [make_router(n, **o).encoder for n, o in opts.items() if router_class(n).scores_embeddings]
     return list(dict.fromkeys(found))
 
 

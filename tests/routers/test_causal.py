@@ -72,7 +72,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_defaults_are_causal_last_token() -> None:
     r = CausalLMRouter()
-    assert (r.backbone_type, r.pooling) == ("causal", "last")
+    assert (r.options.backbone_type, r.pooling) == ("causal", "last")
     assert EncoderRouter(backbone_type="causal", pooling="mean").pooling == "mean"
 
 

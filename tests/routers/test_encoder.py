@@ -15,7 +15,7 @@ import pytest
 
 from firewall_routing import metrics
 from firewall_routing.errors import InputError
-from firewall_routing.routers import Validation, load_router, make_router
+from firewall_routing.routers import RouterMetadata, Validation, load_router, make_router
 from firewall_routing.routers.encoder import EncoderRouter, pool, warmup_linear
 
 FAST = {"max_length": 16, "batch_size": 16, "threads": 1, "eval_batch_size": 128}
@@ -76,7 +76,7 @@ def test_best_validation_epoch_is_kept_and_saved(tiny_bert: str, tmp_path: Path)
     prompts, labels, _, _ = toy_data(96, 3)
     vp, _, vw, vs = toy_data(40, 4)
     noisy = np.clip(labels + np.random.default_rng(0).normal(0, 0.7, len(labels)), 0, 1)
-    r = EncoderRouter(backbone=tiny_bert, epochs=6, lr=5e-3, seed=1, label_design="soft-block", **FAST)
+    r = EncoderRouter(backbone=tiny_bert, epochs=6, lr=5e-3, seed=1, **FAST)
     rep = r.fit(prompts, noisy, val=Validation(vp, vw, vs))
     vals = [e["val_apgr"] for e in rep.epochs]
     assert len(set(np.round(vals, 6))) > 1, "validation APGR never moved: the test proves nothing"
@@ -84,12 +84,12 @@ def test_best_validation_epoch_is_kept_and_saved(tiny_bert: str, tmp_path: Path)
     assert rep.best_epoch == 1 + vals.index(max(vals))
     kept = metrics.apgr(metrics.deferral_curve(r.score(vp), vw, vs))
     assert kept == pytest.approx(rep.best_val_apgr)
-    r.save(tmp_path / "enc")
+    r.save(tmp_path / "enc", RouterMetadata(label_design="soft-block"))
     loaded = load_router(tmp_path / "enc")
     assert isinstance(loaded, EncoderRouter)
     np.testing.assert_array_equal(loaded.score(vp), r.score(vp))
     info = json.loads((tmp_path / "enc" / "training.json").read_text())
-    assert info["label_design"] == "soft-block"
+    assert info["metadata"]["label_design"] == "soft-block"
     assert info["fit"]["best_epoch"] == rep.best_epoch
     assert (tmp_path / "enc" / "backbone" / "tokenizer.json").exists()
 

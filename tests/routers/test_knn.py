@@ -70,7 +70,7 @@ def test_router_fits_scores_and_round_trips(toy_encoder: ToyEncoder, tmp_path: P
     loaded = load_router(tmp_path / "k")
     probe = ["hard x", "easy y", "neither"]
     np.testing.assert_array_equal(loaded.score(probe), r.score(probe))
-    assert isinstance(loaded, KNNRouter) and loaded.k == 3 and loaded.encoder == "toy"
+    assert isinstance(loaded, KNNRouter) and loaded.options.k == 3 and loaded.encoder == "toy"
 
 
 def test_untrained_and_bad_k(toy_encoder: ToyEncoder) -> None:

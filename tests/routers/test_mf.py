@@ -53,7 +53,8 @@ def test_learns_who_wins_and_scores_high_for_weak(toy_encoder: ToyEncoder, tmp_p
     r.save(tmp_path / "mf")
     loaded = load_router(tmp_path / "mf")
     np.testing.assert_array_equal(loaded.score(tp), s)
-    assert loaded.config()["label_design"] == "battles (ties drop)"
+    assert loaded.metadata.label_design == "battles (ties drop)"
+    assert (loaded.metadata.weak, loaded.metadata.strong, loaded.metadata.train_rows) == ("w", "s", 200)
 
 
 def test_best_validation_epoch_is_kept(toy_encoder: ToyEncoder) -> None:

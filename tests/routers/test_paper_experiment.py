@@ -16,8 +16,10 @@ from firewall_routing.experiment import (
     score_tables,
     train_and_score,
 )
-from firewall_routing.labels import Approximations
+from firewall_routing.labels import Approximations, compute_labels
 from firewall_routing.outcomes import load_routerdc
+from firewall_routing.routers import load_router
+from firewall_routing.routers.base import training_hash
 from firewall_routing.routers.encoder import EncoderRouter
 
 from ..conftest import DATA, ToyEncoder
@@ -57,35 +59,40 @@ def test_paper_config_uses_the_fine_tuned_encoder() -> None:
 def test_identical_labels_train_once_and_resume_trains_nothing(
     tiny: str, toy_encoder: ToyEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fits: list[str | None] = []
+    fits: list[float] = []
     real_fit = EncoderRouter.fit
 
-    def counting_fit(self: EncoderRouter, *a: Any, **k: Any) -> Any:
-        fits.append(self.label_design)
-        return real_fit(self, *a, **k)
+    def counting_fit(self: EncoderRouter, prompts: Any, labels: Any, **k: Any) -> Any:
+        fits.append(float(np.mean(labels)))
+        return real_fit(self, prompts, labels, **k)
 
     monkeypatch.setattr(EncoderRouter, "fit", counting_fit)
     cfg, train, val, tables = _setup(tiny, resume=True)
     runs, notes, _ = train_and_score(
         cfg, train, val, tables, Approximations(), tmp_path / "r", tmp_path / "s"
     )
-    assert fits == ["soft-block"]  # hybrid-prob = soft-block on 0/1 correctness: reused
+    assert len(fits) == 1  # hybrid-prob = soft-block on 0/1 correctness: reused
     assert any("identical" in n and "soft-block" in n for n in notes["hybrid-prob"])
     by = {r.name: r for r in runs}
     key = f"{MAIN}/humaneval"
     np.testing.assert_array_equal(by["hybrid-prob"].scores[key][0], by["soft-block"].scores[key][0])
     assert by["mf"].training and by["mf"].training[0]["best_epoch"] is not None  # trained on battles
     assert (tmp_path / "r" / "hybrid-prob" / "router.json").exists()  # linked to soft-block's
+    meta = load_router(tmp_path / "r" / "soft-block").metadata
+    assert (meta.label_design, meta.weak, meta.strong, meta.train_rows) == ("soft-block", WEAK, STRONG, 48)
+    assert meta.train_sha256 == training_hash(
+        train.prompts, compute_labels(train, "soft-block", Approximations()).values
+    )
 
     again, _, _ = train_and_score(cfg, train, val, tables, Approximations(), None, tmp_path / "s")
-    assert fits == ["soft-block"], "resume must reuse the stored scores"
+    assert len(fits) == 1, "resume must reuse the stored scores"
     np.testing.assert_array_equal(
         {r.name: r for r in again}["soft-block"].scores[key][0], by["soft-block"].scores[key][0]
     )
 
     changed = cfg.model_copy(update={"router_options": cfg.router_options | {"lr": 1e-3}})
     train_and_score(changed, train, val, tables, Approximations(), None, tmp_path / "s")
-    assert fits == ["soft-block", "soft-block"], "other settings must not reuse old scores"
+    assert len(fits) == 2 and fits[0] == fits[1], "other settings must not reuse old scores"
 
 
 def test_prompt_only_routers_score_each_distinct_prompt_once(toy_encoder: ToyEncoder) -> None:

@@ -263,6 +263,7 @@ def minilm_router(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # (the embedding cache is already isolated per session by tests/conftest.py)
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import load_table
+    from firewall_routing.routers import RouterMetadata
     from firewall_routing.routers.embedding_head import EmbeddingHeadRouter
 
     root = Path(__file__).resolve().parents[2]
@@ -271,8 +272,12 @@ def minilm_router(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "HuggingFaceH4/zephyr-7b-beta",
         "cognitivecomputations/dolphin-2.9-llama3-8b",
     ).take(range(200))
-    router = EmbeddingHeadRouter(epochs=10, label_design="soft-block")
-    router.fit(table.prompts, compute_labels(table, "soft-block").values)
+    router = EmbeddingHeadRouter(epochs=10)
+    labels = compute_labels(table, "soft-block").values
+    router.fit(table.prompts, labels)
     out = tmp_path_factory.mktemp("router")
-    router.save(out)
+    meta = RouterMetadata.for_training(
+        table.prompts, labels, label_design="soft-block", weak=table.weak.name, strong=table.strong.name
+    )
+    router.save(out, meta)
     return out

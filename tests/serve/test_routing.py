@@ -270,7 +270,8 @@ def test_docs_config_example_is_valid(tmp_path: Path) -> None:
 class _HeadLike(RandomRouter):
     """Looks like an embedding-head router to make_scorer, without any model."""
 
-    encoder = "all-MiniLM-L6-v2"
+    scores_embeddings = True
+    encoder = "all-MiniLM-L6-v2"  # type: ignore[assignment]
 
     def score_embeddings(self, emb: Any) -> Any:
         return np.zeros(len(emb))

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from firewall_routing.errors import InputError
-from firewall_routing.routers.base import FitReport, Router, Validation, read_config
+from firewall_routing.routers.base import (
+    FitReport,
+    Router,
+    RouterMetadata,
+    RouterOptions,
+    Validation,
+    describe_options,
+    read_config,
+)
 
 REGISTRY: dict[str, str] = {
     "embedding-head": "firewall_routing.routers.embedding_head:EmbeddingHeadRouter",
@@ -18,8 +26,10 @@ REGISTRY: dict[str, str] = {
     "mf": "firewall_routing.routers.mf:MFRouter",
     "margin": "firewall_routing.routers.margin:MarginRouter",
     "knn": "firewall_routing.routers.knn:KNNRouter",
+    "ridge": "firewall_routing.routers.ridge:RidgeRouter",
 }
-"""Router name → ``module:Class``. Add a router by adding a file and a line here."""
+"""Router name → ``module:Class``. Add a router by adding a file (a ``Router`` subclass with
+its ``Options`` model and ability flags) and a line here."""
 
 
 def router_class(name: str) -> type[Router]:
@@ -31,28 +41,46 @@ def router_class(name: str) -> type[Router]:
 
 
 def make_router(name: str, **options: Any) -> Router:
-    """Construct a router by name; unknown option names are a user error, not a TypeError."""
-    import inspect
-
-    cls = router_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        allowed = [p for p in params if p != "self"]
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise InputError(
-                f"router '{name}' has no option(s) {', '.join(unknown)}; "
-                f"its options: {', '.join(allowed) or 'none'}",
-                field="router options",
-            )
-    return cls(**options)
+    """Construct a router by name; unknown or invalid options are one InputError line."""
+    return router_class(name)(**options)
 
 
 def load_router(path: str | Path) -> Router:
-    """Load a router saved with ``Router.save`` (a directory holding ``router.json``)."""
+    """Load a router saved with ``Router.save`` (a directory holding ``router.json``).
+
+    ``router.metadata`` holds what it was trained on (label design, pair, data hash).
+    """
     cfg = read_config(path)
     p = Path(path)
-    return router_class(cfg["router"]).from_config(cfg.get("config", {}), p if p.is_dir() else p.parent)
+    return router_class(cfg["router"]).from_config(
+        cfg.get("config", {}), p if p.is_dir() else p.parent, cfg.get("metadata")
+    )
 
 
-__all__ = ["REGISTRY", "FitReport", "Router", "Validation", "load_router", "make_router", "router_class"]
+def router_help(name: str) -> str:
+    """What ``--router-options help`` prints: the router's abilities and each option."""
+    cls = router_class(name)
+    declared = {
+        "trains": cls.trains,
+        "fits_table": cls.fits_table,
+        "needs_table": cls.needs_table,
+        "scores_embeddings": cls.scores_embeddings,
+    }
+    flags = [f for f, on in declared.items() if on]
+    lines = [f"router '{name}' ({', '.join(flags) or 'train-free'}); options:"]
+    lines += [f"  {line}" for line in describe_options(cls.Options)] or ["  (none)"]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "REGISTRY",
+    "FitReport",
+    "Router",
+    "RouterMetadata",
+    "RouterOptions",
+    "Validation",
+    "load_router",
+    "make_router",
+    "router_class",
+    "router_help",
+]

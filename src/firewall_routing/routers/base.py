@@ -3,6 +3,13 @@
 A router maps prompts to scores in [0, 1]; higher = the weak model is enough. Everything
 that consumes routers (metrics, calibration, the server) uses only this interface.
 
+The contract is explicit so nothing has to be discovered by reflection: a router declares
+its options once (``Options``, a frozen pydantic model: validation, defaults, help text and
+the saved config all come from it) and what it can do as class flags (``trains``,
+``fits_table``, ``needs_table``, ``scores_embeddings``). What it was trained on (label
+design, model pair, a hash of the training data) is :class:`RouterMetadata`, passed to
+``save`` and written beside the options in ``router.json``.
+
 ``score_table`` exists for routers that read the outcome table rather than the prompt
 (``oracle`` knows the outcomes, ``margin`` reads the weak model's logprob margin); prompt-only
 routers inherit the default, which scores the prompts.
@@ -18,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray, OutcomeTable
@@ -48,42 +56,205 @@ class FitReport:
     seconds: float = 0.0
 
 
+class RouterOptions(BaseModel):
+    """Base of every router's ``Options``: frozen, and unknown names are an error.
+
+    A router declares each option once, as a field here (type, default and
+    ``Field(description=...)``); validation, defaults, the ``--router-options`` help and the
+    saved ``config`` all derive from it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RouterMetadata(BaseModel):
+    """What a saved router was trained on: not options (they do not change how it scores),
+    but what a reader of ``router.json`` needs to know which pair and labels it encodes."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    label_design: str | None = None
+    weak: str | None = None
+    strong: str | None = None
+    train_rows: int | None = None
+    train_sha256: str | None = Field(default=None, description="sha256 of the training prompts + labels")
+
+    @classmethod
+    def for_training(
+        cls,
+        prompts: Sequence[str],
+        labels: FloatArray,
+        *,
+        label_design: str | None,
+        weak: str | None,
+        strong: str | None,
+    ) -> RouterMetadata:
+        return cls(
+            label_design=label_design,
+            weak=weak,
+            strong=strong,
+            train_rows=len(prompts),
+            train_sha256=training_hash(prompts, labels),
+        )
+
+
+def training_hash(prompts: Sequence[str], labels: FloatArray) -> str:
+    """sha256 of the prompts and labels (floats by ``repr``), so two routers' training data
+    can be compared without shipping it."""
+    import hashlib
+
+    data = json.dumps([list(prompts), [repr(float(x)) for x in np.asarray(labels).reshape(-1)]])
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def parse_options(name: str, options_cls: type[RouterOptions], raw: dict[str, Any]) -> Any:
+    """Validate ``raw`` against a router's ``Options``; any problem is one InputError line
+    that names the router's valid options."""
+    try:
+        return options_cls.model_validate(raw)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            where = ".".join(str(x) for x in err["loc"]) or "options"
+            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{where}: {msg.removeprefix('Value error, ')}")
+        valid = ", ".join(options_cls.model_fields) or "none"
+        raise InputError(
+            f"router '{name}': {'; '.join(problems)} (valid options: {valid})", field="router options"
+        ) from None
+
+
+def _type_name(ann: Any) -> str:
+    """``int``, ``str | None``, ``"drop" | "half"``: option types as a user reads them."""
+    import types
+    import typing
+
+    if ann is type(None):
+        return "null"
+    if isinstance(ann, type):
+        return ann.__name__
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is typing.Literal:
+        return " | ".join(json.dumps(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    return str(ann).replace("typing.", "")
+
+
+def describe_options(options_cls: type[RouterOptions]) -> list[str]:
+    """One line per option: ``name: type = default  description`` (for help and docs)."""
+    lines = []
+    for key, f in options_cls.model_fields.items():
+        kind = _type_name(f.annotation)
+        default = "required" if f.is_required() else json.dumps(f.get_default(call_default_factory=True))
+        lines.append(f"{key}: {kind} = {default}  {f.description or ''}".rstrip())
+    return lines
+
+
 class Router(ABC):
-    """Base class: subclasses set ``name`` and implement score/config; trainable ones fit."""
+    """Base class. A subclass sets ``name``, its ``Options`` model and its ability flags,
+    and implements ``score`` (or ``score_table``); trainable ones implement ``fit``.
+
+    Ability flags (read by the CLI, ``reproduce`` and the server instead of probing methods):
+
+    * ``trains``: ``fit(prompts, labels)`` learns something (else it is a no-op).
+    * ``fits_table``: ``fit_table(table)`` trains on the outcome table itself with the
+      router's own target (e.g. ``mf`` on RouteLLM battles).
+    * ``needs_table``: scores come from the outcome table (``score_table``), not from
+      prompts; ``score`` raises (``oracle``, ``margin``).
+    * ``scores_embeddings``: ``score_embeddings(emb)`` scores vectors of the sentence
+      encoder named by ``encoder``, so the server may compute them with its own backend.
+    """
 
     name: ClassVar[str]
+    Options: ClassVar[type[RouterOptions]] = RouterOptions
+    trains: ClassVar[bool] = False
+    fits_table: ClassVar[bool] = False
+    needs_table: ClassVar[bool] = False
+    scores_embeddings: ClassVar[bool] = False
+
+    options: RouterOptions
+    metadata: RouterMetadata
+
+    def __init__(self, **options: Any) -> None:
+        self.options = parse_options(self.name, self.Options, options)
+        self.metadata = RouterMetadata()
+
+    @classmethod
+    def seeded(cls) -> bool:
+        """Whether results depend on a ``seed`` option (reproduce runs one router per seed)."""
+        return "seed" in cls.Options.model_fields
 
     def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
         """Train on soft labels in [0, 1]. Train-free routers keep this no-op."""
         return FitReport()
+
+    def fit_table(self, table: OutcomeTable, *, val: Validation | None = None) -> FitReport:
+        """Train on the outcome table with the router's own target (``fits_table`` routers)."""
+        raise InputError(f"router '{self.name}' does not train on an outcome table")
 
     @abstractmethod
     def score(self, prompts: Sequence[str]) -> FloatArray:
         """Scores in [0, 1], one per prompt; higher = send to the weak model."""
 
     def score_table(self, table: OutcomeTable) -> FloatArray:
+        """Scores for an outcome table's rows; ``needs_table`` routers override this."""
         return self.score(table.prompts)
 
-    def config(self) -> dict[str, Any]:
-        """JSON-serialisable constructor arguments plus anything needed to reload."""
-        return {}
+    def score_embeddings(self, emb: FloatArray) -> FloatArray:
+        """Scores from sentence embeddings of ``encoder`` (``scores_embeddings`` routers)."""
+        raise InputError(f"router '{self.name}' does not score embeddings")
 
-    def save(self, path: str | Path) -> Path:
-        """Write the router to directory ``path`` (``router.json`` + optional weights)."""
+    @property
+    def encoder(self) -> str:
+        """The sentence encoder ``score_embeddings`` expects (``scores_embeddings`` routers)."""
+        raise InputError(f"router '{self.name}' does not use a sentence encoder")
+
+    def config(self) -> dict[str, Any]:
+        """The options as JSON (what ``router.json`` stores and ``load_router`` rebuilds from)."""
+        out: dict[str, Any] = self.options.model_dump(mode="json")
+        return out
+
+    def save(self, path: str | Path, metadata: RouterMetadata | None = None) -> Path:
+        """Write the router to directory ``path`` (``router.json`` + optional weights).
+
+        ``metadata`` (label design, pair, training-data hash) replaces the router's own.
+        """
+        if metadata is not None:
+            self.metadata = metadata
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
-        (p / CONFIG_FILE).write_text(
-            json.dumps({"router": self.name, "config": self.config()}, indent=2) + "\n"
-        )
+        doc = {
+            "router": self.name,
+            "config": self.config(),
+            "metadata": self.metadata.model_dump(mode="json"),
+        }
+        (p / CONFIG_FILE).write_text(json.dumps(doc, indent=2) + "\n")
         self._save_weights(p)
         return p
 
     def _save_weights(self, path: Path) -> None:  # noqa: B027 (optional hook, not abstract)
         """Subclasses with parameters write them here."""
 
+    def _load_weights(self, path: Path) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Subclasses with parameters read what ``_save_weights`` wrote."""
+
     @classmethod
-    def from_config(cls, config: dict[str, Any], path: Path | None = None) -> Router:
-        return cls(**config)
+    def from_config(
+        cls, config: dict[str, Any], path: Path | None = None, metadata: dict[str, Any] | None = None
+    ) -> Router:
+        """Rebuild a saved router. Files written before metadata existed kept
+        ``label_design`` among the options: it moves to the metadata."""
+        opts = dict(config)
+        meta = dict(metadata or {})
+        if "label_design" in opts and "label_design" not in cls.Options.model_fields:
+            design = opts.pop("label_design")
+            meta.setdefault("label_design", design)
+        r = cls(**opts)
+        r.metadata = RouterMetadata.model_validate(meta)
+        if path is not None:
+            r._load_weights(path)
+        return r
 
 
 def check_labels(prompts: Sequence[str], labels: FloatArray) -> FloatArray:

@@ -12,52 +12,36 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from firewall_routing.embeddings import DEFAULT_ENCODER
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import FitReport, Validation, check_labels
-from firewall_routing.routers.frozen import FrozenEmbeddingRouter
+from firewall_routing.routers.frozen import FrozenEmbeddingRouter, FrozenOptions
+
+
+class EmbeddingHeadOptions(FrozenOptions):
+    hidden: int = Field(default=128, ge=0, description="hidden units (0 = a linear head)")
+    dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout after the hidden layer")
 
 
 class EmbeddingHeadRouter(FrozenEmbeddingRouter):
     name = "embedding-head"
+    Options = EmbeddingHeadOptions
+    options: EmbeddingHeadOptions
     weights_file = "head.pt"
-
-    def __init__(
-        self,
-        encoder: str = DEFAULT_ENCODER,
-        hidden: int = 128,
-        epochs: int = 40,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-2,
-        batch_size: int = 32,
-        dropout: float = 0.1,
-        seed: int = 0,
-        label_design: str | None = None,
-    ) -> None:
-        self.encoder = encoder
-        self.hidden = hidden
-        self.epochs = epochs
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.dropout = dropout
-        self.seed = seed
-        self.label_design = label_design
-        self._net = None
-        self.fit_report = None
 
     def _build(self, text_dim: int) -> Any:
         import torch
 
-        torch.manual_seed(self.seed)
+        o = self.options
+        torch.manual_seed(o.seed)
         layers: list[torch.nn.Module] = []
-        if self.hidden > 0:
+        if o.hidden > 0:
             layers += [
-                torch.nn.Linear(text_dim, self.hidden),
+                torch.nn.Linear(text_dim, o.hidden),
                 torch.nn.ReLU(),
-                torch.nn.Dropout(self.dropout),
-                torch.nn.Linear(self.hidden, 1),
+                torch.nn.Dropout(o.dropout),
+                torch.nn.Linear(o.hidden, 1),
             ]
         else:
             layers.append(torch.nn.Linear(text_dim, 1))
@@ -66,21 +50,8 @@ class EmbeddingHeadRouter(FrozenEmbeddingRouter):
     def _optimizer(self, params: Any) -> Any:
         import torch
 
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.AdamW(params, lr=self.options.lr, weight_decay=self.options.weight_decay)
 
     def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
         y = check_labels(prompts, labels)
         return self._fit_weighted(prompts, y, np.ones_like(y), val)
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "encoder": self.encoder,
-            "hidden": self.hidden,
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "batch_size": self.batch_size,
-            "dropout": self.dropout,
-            "seed": self.seed,
-            "label_design": self.label_design,
-        }

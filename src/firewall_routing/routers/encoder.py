@@ -14,9 +14,9 @@ linear warm-up then linear decay, and gradient-norm clipping.
   which sets the same environment), ``fit`` wraps the model in DistributedDataParallel with
   a DistributedSampler; only rank 0 evaluates and saves. See :func:`main`.
 
-A saved router is a directory: ``router.json`` (constructor options), ``backbone/`` (the
+A saved router is a directory: ``router.json`` (options and metadata), ``backbone/`` (the
 fine-tuned weights and the tokenizer, via ``save_pretrained``), ``head.pt`` and
-``training.json`` (training configuration, label design and per-epoch history).
+``training.json`` (options, metadata and per-epoch history).
 """
 
 from __future__ import annotations
@@ -29,21 +29,27 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from firewall_routing import metrics
 from firewall_routing.embeddings import DEFAULT_ENCODER, resolve_model_path
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
-from firewall_routing.routers.base import FitReport, Router, Validation, check_labels
+from firewall_routing.routers.base import (
+    FitReport,
+    Router,
+    RouterMetadata,
+    RouterOptions,
+    Validation,
+    check_labels,
+)
 
 HEAD_FILE = "head.pt"
 BACKBONE_DIR = "backbone"
 TRAINING_FILE = "training.json"
-POOLINGS = ("mean", "cls", "last")
-BACKBONE_TYPES = ("encoder", "causal")
 
 
 def dist_info() -> tuple[int, int]:
@@ -130,57 +136,51 @@ def warmup_linear(total_steps: int, warmup_ratio: float) -> Any:
     return factor
 
 
+class EncoderOptions(RouterOptions):
+    backbone: str = Field(default=DEFAULT_ENCODER, description="local path or Hugging Face name")
+    backbone_type: Literal["encoder", "causal"] = Field(
+        default="encoder", description="encoder (BERT-like) or causal (decoder-only)"
+    )
+    pooling: Literal["mean", "cls", "last"] | None = Field(
+        default=None, description="null = last for causal, mean for encoder"
+    )
+    max_length: int = Field(default=256, ge=1, description="tokens per prompt (longer ones are cut)")
+    batch_size: int = Field(default=16, ge=1, description="training examples per step")
+    epochs: int = Field(default=10, ge=0, description="passes over the training set")
+    lr: float = Field(default=5e-5, gt=0, description="AdamW peak learning rate")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay (not on biases/norms)")
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1, description="share of steps of linear warm-up")
+    grad_clip: float = Field(default=1.0, ge=0, description="gradient-norm clip (0 = off)")
+    dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout before the linear head")
+    seed: int = Field(default=0, description="head initialisation, shuffling, dropout")
+    device: str = Field(default="cpu", description="torch device, e.g. cpu, cuda")
+    threads: int | None = Field(
+        default=None, ge=1, description="torch threads while training (null = torch default)"
+    )
+    eval_batch_size: int = Field(default=64, ge=1, description="prompts per scoring batch")
+    group_by_length: bool = Field(default=True, description="batch prompts of similar length (less padding)")
+    progress: bool = Field(default=False, exclude=True, description="show a progress bar (not saved)")
+
+
 class EncoderRouter(Router):
     name = "encoder"
+    Options = EncoderOptions
+    options: EncoderOptions
+    trains = True
 
-    def __init__(
-        self,
-        backbone: str = DEFAULT_ENCODER,
-        backbone_type: str = "encoder",
-        pooling: str | None = None,
-        max_length: int = 256,
-        batch_size: int = 16,
-        epochs: int = 10,
-        lr: float = 5e-5,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
-        grad_clip: float = 1.0,
-        dropout: float = 0.1,
-        seed: int = 0,
-        device: str = "cpu",
-        threads: int | None = None,
-        eval_batch_size: int = 64,
-        group_by_length: bool = True,
-        progress: bool = False,
-        label_design: str | None = None,
-    ) -> None:
-        if backbone_type not in BACKBONE_TYPES:
-            raise InputError(f"backbone_type must be one of {BACKBONE_TYPES}", field="backbone_type")
-        pooling = pooling or ("last" if backbone_type == "causal" else "mean")
-        if pooling not in POOLINGS:
-            raise InputError(f"pooling must be one of {POOLINGS}", field="pooling")
-        self.backbone = backbone
-        self.backbone_type = backbone_type
-        self.pooling = pooling
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.warmup_ratio = warmup_ratio
-        self.grad_clip = grad_clip
-        self.dropout = dropout
-        self.seed = seed
-        self.device = device
-        self._device = device  # where tensors live; under torchrun, cuda → cuda:LOCAL_RANK
-        self.threads = threads
-        self.eval_batch_size = eval_batch_size
-        self.group_by_length = group_by_length
-        self.progress = progress
-        self.label_design = label_design
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        o = self.options
+        self._pooling = o.pooling or ("last" if o.backbone_type == "causal" else "mean")
+        self._device = o.device  # where tensors live; under torchrun, cuda → cuda:LOCAL_RANK
         self._net: Any = None
         self._tokenizer: Any = None
         self.fit_report: FitReport | None = None
+
+    @property
+    def pooling(self) -> str:
+        """The pooling in use (``options.pooling``, or the backbone type's default)."""
+        return self._pooling
 
     # ------------------------------------------------------------------ building
 
@@ -202,20 +202,20 @@ class EncoderRouter(Router):
     def _build(self, source: str) -> None:
         import torch
 
-        torch.manual_seed(self.seed)  # the head's initialisation
+        torch.manual_seed(self.options.seed)  # the head's initialisation
         self._tokenizer, backbone = self._load_backbone(source)
         if getattr(backbone, "pooler", None) is not None:
             # We pool the hidden states ourselves; the backbone's own pooler (BERT) gets no
             # gradient, and DistributedDataParallel fails on trainable parameters without one.
             backbone.pooler.requires_grad_(False)
-        self._net = _net_class()(backbone, self.pooling, self.dropout).to(self._device)
+        self._net = _net_class()(backbone, self._pooling, self.options.dropout).to(self._device)
 
     def _encode(self, prompts: Sequence[str]) -> dict[str, Any]:
         batch = self._tokenizer(
             list(prompts),
             padding=True,
             truncation=True,
-            max_length=self.max_length,
+            max_length=self.options.max_length,
             return_tensors="pt",
         )
         return {k: batch[k].to(self._device) for k in ("input_ids", "attention_mask")}
@@ -228,12 +228,12 @@ class EncoderRouter(Router):
         y = check_labels(prompts, labels)
         start = time.perf_counter()
         previous = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
         try:
-            if init_distributed(self.device):
-                self._device = rank_device(self.device)
-            self._build(self.backbone)
+            if init_distributed(self.options.device):
+                self._device = rank_device(self.options.device)
+            self._build(self.options.backbone)
             report = self._train(list(prompts), y, val)
         finally:
             torch.set_num_threads(previous)
@@ -253,31 +253,33 @@ class EncoderRouter(Router):
         from torch.utils.data import DistributedSampler
 
         rank, world = dist_info()
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(self.options.seed * 100_003 + epoch)
         if world > 1:
             indices: Any = range(len(lengths))  # a Sized sequence is all the sampler reads
             sampler: Any = DistributedSampler(
-                indices, num_replicas=world, rank=rank, shuffle=True, seed=self.seed
+                indices, num_replicas=world, rank=rank, shuffle=True, seed=self.options.seed
             )
             sampler.set_epoch(epoch)
             order = list(sampler)
         else:
             order = torch.randperm(len(lengths), generator=gen).tolist()
-        if self.group_by_length:
-            window = self.batch_size * 50
+        if self.options.group_by_length:
+            window = self.options.batch_size * 50
             order = [
                 i
                 for w in range(0, len(order), window)
                 for i in sorted(order[w : w + window], key=lengths.__getitem__)
             ]
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        if self.group_by_length:
+        batches = [
+            order[i : i + self.options.batch_size] for i in range(0, len(order), self.options.batch_size)
+        ]
+        if self.options.group_by_length:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
         yield from batches
 
     def _steps_per_epoch(self, n: int) -> int:
         _, world = dist_info()
-        return math.ceil(math.ceil(n / world) / self.batch_size)
+        return math.ceil(math.ceil(n / world) / self.options.batch_size)
 
     def _train(self, prompts: list[str], y: FloatArray, val: Validation | None) -> FitReport:
         import torch
@@ -286,18 +288,20 @@ class EncoderRouter(Router):
         model = self._wrap_ddp(self._net, world)
         lengths = [
             len(ids)
-            for ids in self._tokenizer(prompts, truncation=True, max_length=self.max_length)["input_ids"]
+            for ids in self._tokenizer(prompts, truncation=True, max_length=self.options.max_length)[
+                "input_ids"
+            ]
         ]
         opt = self._optimizer()
-        total = self._steps_per_epoch(len(y)) * self.epochs
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(total, self.warmup_ratio))
+        total = self._steps_per_epoch(len(y)) * self.options.epochs
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear(total, self.options.warmup_ratio))
         loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
         target = torch.tensor(y, dtype=torch.float32)
         report, best = FitReport(), -np.inf
         best_state = copy.deepcopy(self._net.state_dict())
         bar = self._bar(total, rank)
-        for epoch in range(1, self.epochs + 1):
-            torch.manual_seed(self.seed * 1_000 + epoch)  # dropout masks, per epoch
+        for epoch in range(1, self.options.epochs + 1):
+            torch.manual_seed(self.options.seed * 1_000 + epoch)  # dropout masks, per epoch
             self._net.train()
             loss_sum, seen = 0.0, 0
             for idx in self._batches(lengths, epoch):
@@ -305,13 +309,13 @@ class EncoderRouter(Router):
                 logits = model(**self._encode([prompts[i] for i in idx]))
                 loss = loss_fn(logits, target[idx].to(self._device)) / len(idx)
                 loss.backward()
-                if self.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self._net.parameters(), self.grad_clip)
+                if self.options.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self._net.parameters(), self.options.grad_clip)
                 opt.step()
                 sched.step()
                 loss_sum, seen = loss_sum + loss.item() * len(idx), seen + len(idx)
                 if bar is not None:
-                    bar.set_postfix_str(f"epoch {epoch}/{self.epochs} loss {loss.item():.3f}")
+                    bar.set_postfix_str(f"epoch {epoch}/{self.options.epochs} loss {loss.item():.3f}")
                     bar.update(1)
             row = {"epoch": float(epoch), "train_loss": self._mean_over_ranks(loss_sum, seen)}
             if val is not None and rank == 0:
@@ -325,7 +329,7 @@ class EncoderRouter(Router):
         if val is not None and rank == 0:
             self._net.load_state_dict(best_state)
         elif val is None:
-            report.best_epoch = self.epochs
+            report.best_epoch = self.options.epochs
         self._sync_from_rank0(world)
         self._net.eval()
         return report
@@ -339,13 +343,13 @@ class EncoderRouter(Router):
         for name, p in self._net.named_parameters():
             (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
         groups = [
-            {"params": decay, "weight_decay": self.weight_decay},
+            {"params": decay, "weight_decay": self.options.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        return torch.optim.AdamW(groups, lr=self.lr)
+        return torch.optim.AdamW(groups, lr=self.options.lr)
 
     def _bar(self, total: int, rank: int) -> Any:
-        if not self.progress or rank != 0:
+        if not self.options.progress or rank != 0:
             return None
         from tqdm.auto import tqdm
 
@@ -399,8 +403,8 @@ class EncoderRouter(Router):
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out = np.zeros(len(prompts))
         with torch.inference_mode():
-            for i in range(0, len(order), self.eval_batch_size):
-                idx = order[i : i + self.eval_batch_size]
+            for i in range(0, len(order), self.options.eval_batch_size):
+                idx = order[i : i + self.options.eval_batch_size]
                 logits = self._net(**self._encode([prompts[j] for j in idx]))
                 out[idx] = torch.sigmoid(logits.float()).cpu().double().numpy().reshape(-1)
         self._net.train(was_training)
@@ -408,32 +412,11 @@ class EncoderRouter(Router):
 
     # ------------------------------------------------------------------ persistence
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "backbone": self.backbone,
-            "backbone_type": self.backbone_type,
-            "pooling": self.pooling,
-            "max_length": self.max_length,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "warmup_ratio": self.warmup_ratio,
-            "grad_clip": self.grad_clip,
-            "dropout": self.dropout,
-            "seed": self.seed,
-            "device": self.device,
-            "threads": self.threads,
-            "eval_batch_size": self.eval_batch_size,
-            "group_by_length": self.group_by_length,
-            "label_design": self.label_design,
-        }
-
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, metadata: RouterMetadata | None = None) -> Path:
         """Only rank 0 writes (under DDP every rank holds the same weights)."""
         if dist_info()[0] != 0:
             return Path(path)
-        return super().save(path)
+        return super().save(path, metadata)
 
     def _save_weights(self, path: Path) -> None:
         import torch
@@ -444,30 +427,30 @@ class EncoderRouter(Router):
         self._tokenizer.save_pretrained(path / BACKBONE_DIR)
         torch.save(self._net.head.state_dict(), path / HEAD_FILE)
         history = self.fit_report.__dict__ if self.fit_report else None
-        info = {"config": self.config(), "label_design": self.label_design, "fit": history}
+        info = {"config": self.config(), "metadata": self.metadata.model_dump(mode="json"), "fit": history}
         (path / TRAINING_FILE).write_text(json.dumps(info, indent=2) + "\n")
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any], path: Path | None = None) -> Router:
+    def _load_weights(self, path: Path) -> None:
         import torch
 
-        r = cls(**{k: v for k, v in config.items() if k != "progress"})
-        if path is not None and (path / HEAD_FILE).exists():
-            r._build(str(path / BACKBONE_DIR))
-            state = torch.load(path / HEAD_FILE, weights_only=True, map_location=r.device)
-            r._net.head.load_state_dict(state)
-            r._net.eval()
-        return r
+        if (path / HEAD_FILE).exists():
+            self._build(str(path / BACKBONE_DIR))
+            state = torch.load(path / HEAD_FILE, weights_only=True, map_location=self.options.device)
+            self._net.head.load_state_dict(state)
+            self._net.eval()
+
+
+class CausalLMOptions(EncoderOptions):
+    backbone_type: Literal["encoder", "causal"] = Field(
+        default="causal", description="encoder (BERT-like) or causal (decoder-only)"
+    )
 
 
 class CausalLMRouter(EncoderRouter):
     """The same router over a decoder-only backbone (paper Table 4), last-token pooling."""
 
     name = "causal-lm"
-
-    def __init__(self, backbone: str = DEFAULT_ENCODER, **options: Any) -> None:
-        options.setdefault("backbone_type", "causal")
-        super().__init__(backbone=backbone, **options)
+    Options = CausalLMOptions
 
 
 # ---------------------------------------------------------------------- torchrun entry point

@@ -18,29 +18,47 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from firewall_routing import metrics
-from firewall_routing.embeddings import get_encoder
+from firewall_routing.embeddings import DEFAULT_ENCODER, get_encoder
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
-from firewall_routing.routers.base import FitReport, Router, Validation
+from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation
+
+
+class FrozenOptions(RouterOptions):
+    """Options every frozen-embedding router has (defaults: ``embedding-head``'s)."""
+
+    encoder: str = Field(default=DEFAULT_ENCODER, description="sentence encoder (cached embeddings)")
+    epochs: int = Field(default=40, ge=1, description="passes over the training set")
+    lr: float = Field(default=1e-3, gt=0, description="learning rate")
+    weight_decay: float = Field(default=1e-2, ge=0, description="L2 / AdamW weight decay")
+    batch_size: int = Field(default=32, ge=1, description="examples per step")
+    seed: int = Field(default=0, description="initialisation, shuffling and noise")
 
 
 class FrozenEmbeddingRouter(Router):
     """Subclasses set ``weights_file`` and implement ``_build`` (and ``_optimizer``).
 
-    They keep ``encoder``, ``epochs``, ``batch_size``, ``seed`` and ``noise`` attributes; the
-    network maps a batch of embeddings to one logit per row (log-odds that weak is enough).
+    The network maps a batch of embeddings to one logit per row (log-odds that weak is
+    enough).
     """
 
+    trains = True
+    scores_embeddings = True
     weights_file: ClassVar[str]
-    encoder: str
-    epochs: int
-    batch_size: int
-    seed: int
-    noise: float = 0.0
+    options: FrozenOptions
     _net: Any = None
     fit_report: FitReport | None = None
+
+    @property
+    def encoder(self) -> str:
+        return self.options.encoder
+
+    def _noise(self) -> float:
+        """Std of Gaussian noise added to training embeddings (``mf``: its ``noise`` option)."""
+        return 0.0
 
     def _build(self, text_dim: int) -> Any:
         """A freshly initialised network (seeded) for embeddings of size ``text_dim``."""
@@ -86,10 +104,10 @@ class FrozenEmbeddingRouter(Router):
         xv = torch.tensor(self.embed(val.prompts), dtype=torch.float32) if val else None
         net = self._build(x.shape[1])
         opt = self._optimizer(net.parameters())
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.options.seed)
         report, best = FitReport(), -np.inf
         best_state = copy.deepcopy(net.state_dict())
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(1, self.options.epochs + 1):
             net.train()
             row = {"epoch": float(epoch), "train_loss": self._epoch(net, opt, x, y, w, gen)}
             if val is not None and xv is not None:
@@ -104,7 +122,7 @@ class FrozenEmbeddingRouter(Router):
         if val is not None:
             net.load_state_dict(best_state)
         else:
-            report.best_epoch = self.epochs
+            report.best_epoch = self.options.epochs
         net.eval()
         self._net = net
         return report
@@ -115,14 +133,15 @@ class FrozenEmbeddingRouter(Router):
 
         perm = torch.randperm(len(y), generator=gen)
         total, mass = 0.0, 0.0
-        for i in range(0, len(y), self.batch_size):
-            idx = perm[i : i + self.batch_size]
+        noise = self._noise()
+        for i in range(0, len(y), self.options.batch_size):
+            idx = perm[i : i + self.options.batch_size]
             wb = w[idx]
             if float(wb.sum()) == 0.0:
                 continue
             q = x[idx]
-            if self.noise:
-                q = q + torch.randn(q.shape, generator=gen) * self.noise
+            if noise:
+                q = q + torch.randn(q.shape, generator=gen) * noise
             losses = torch.nn.functional.binary_cross_entropy_with_logits(
                 net(q).reshape(-1), y[idx], reduction="none"
             )
@@ -155,15 +174,12 @@ class FrozenEmbeddingRouter(Router):
             raise InputError("cannot save an untrained router")
         torch.save(self._net.state_dict(), path / self.weights_file)
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any], path: Path | None = None) -> Router:
+    def _load_weights(self, path: Path) -> None:
         import torch
 
-        r = cls(**config)
-        if path is not None and (path / cls.weights_file).exists():
-            state = torch.load(path / cls.weights_file, weights_only=True)
-            net = r._build(cls._text_dim(state))
+        if (path / self.weights_file).exists():
+            state = torch.load(path / self.weights_file, weights_only=True)
+            net = self._build(self._text_dim(state))
             net.load_state_dict(state)
             net.eval()
-            r._net = net
-        return r
+            self._net = net

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from firewall_routing.embeddings import DEFAULT_ENCODER, get_encoder
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
-from firewall_routing.routers.base import FitReport, Router, Validation, check_labels
+from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation, check_labels
 
 DATA_FILE = "knn.npz"
 CHUNK = 1024
@@ -73,27 +74,30 @@ def knn_scores(
     return np.clip(out, 0.0, 1.0)
 
 
+class KNNOptions(RouterOptions):
+    k: int = Field(default=100, ge=1, description="neighbours averaged (more than the training set = all)")
+    encoder: str = Field(default=DEFAULT_ENCODER, description="sentence encoder (cached embeddings)")
+    weighted: bool = Field(default=False, description="weight neighbours by cosine similarity (clipped at 0)")
+
+
 class KNNRouter(Router):
     name = "knn"
+    Options = KNNOptions
+    options: KNNOptions
+    trains = True
+    scores_embeddings = True
 
-    def __init__(
-        self,
-        k: int = 100,
-        encoder: str = DEFAULT_ENCODER,
-        weighted: bool = False,
-        label_design: str | None = None,
-    ) -> None:
-        if k < 1:
-            raise InputError(f"k must be ≥ 1, got {k}", field="k")
-        self.k = k
-        self.encoder = encoder
-        self.weighted = weighted
-        self.label_design = label_design
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self._train_emb: FloatArray | None = None
         self._labels: FloatArray | None = None
 
+    @property
+    def encoder(self) -> str:
+        return self.options.encoder
+
     def embed(self, prompts: Sequence[str], progress: bool = False) -> FloatArray:
-        return get_encoder(self.encoder).encode(prompts, progress=progress)
+        return get_encoder(self.options.encoder).encode(prompts, progress=progress)
 
     def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
         """Store the training embeddings and labels (``val`` is unused: there is nothing to tune)."""
@@ -106,29 +110,19 @@ class KNNRouter(Router):
     def score_embeddings(self, emb: FloatArray) -> FloatArray:
         if self._train_emb is None or self._labels is None:
             raise InputError("router is not trained: call fit() or load a saved router")
-        return knn_scores(unit_rows(emb), self._train_emb, self._labels, self.k, self.weighted)
+        o = self.options
+        return knn_scores(unit_rows(emb), self._train_emb, self._labels, o.k, o.weighted)
 
     def score(self, prompts: Sequence[str]) -> FloatArray:
         return self.score_embeddings(self.embed(prompts))
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "encoder": self.encoder,
-            "weighted": self.weighted,
-            "label_design": self.label_design,
-        }
 
     def _save_weights(self, path: Path) -> None:
         if self._train_emb is None or self._labels is None:
             raise InputError("cannot save an untrained router")
         np.savez(path / DATA_FILE, embeddings=self._train_emb, labels=self._labels)
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any], path: Path | None = None) -> Router:
-        r = cls(**config)
-        if path is not None and (path / DATA_FILE).exists():
+    def _load_weights(self, path: Path) -> None:
+        if (path / DATA_FILE).exists():
             with np.load(path / DATA_FILE) as data:
-                r._train_emb = data["embeddings"].astype(np.float64)
-                r._labels = data["labels"].astype(np.float64)
-        return r
+                self._train_emb = data["embeddings"].astype(np.float64)
+                self._labels = data["labels"].astype(np.float64)

@@ -19,6 +19,7 @@ from firewall_routing.routers.base import Router
 
 class MarginRouter(Router):
     name = "margin"
+    needs_table = True
 
     def score(self, prompts: Sequence[str]) -> FloatArray:
         raise InputError(

@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from firewall_routing.embeddings import DEFAULT_ENCODER
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray, OutcomeTable
-from firewall_routing.routers.base import FitReport, Validation, check_labels
-from firewall_routing.routers.frozen import FrozenEmbeddingRouter
+from firewall_routing.routers.base import FitReport, RouterMetadata, Validation, check_labels
+from firewall_routing.routers.frozen import FrozenEmbeddingRouter, FrozenOptions
 
 WEAK, STRONG = 0, 1
 
@@ -82,41 +82,33 @@ def _mf_class() -> type:
     return MFNet
 
 
+class MFOptions(FrozenOptions):
+    dim: int = Field(default=128, ge=1, description="model/prompt embedding size of the bilinear model")
+    epochs: int = Field(default=100, ge=1, description="passes over the training set")
+    lr: float = Field(default=3e-4, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(default=1e-5, ge=0, description="Adam weight decay")
+    batch_size: int = Field(default=64, ge=1, description="examples per step")
+    noise: float = Field(default=0.1, ge=0, description="std of Gaussian noise on training embeddings")
+    ties: Literal["drop", "half"] = Field(
+        default="drop", description="fit_table: drop tied battles (RouteLLM) or count them half"
+    )
+
+
 class MFRouter(FrozenEmbeddingRouter):
     name = "mf"
+    Options = MFOptions
+    options: MFOptions
+    fits_table = True
     weights_file = "mf.pt"
 
-    def __init__(
-        self,
-        encoder: str = DEFAULT_ENCODER,
-        dim: int = 128,
-        epochs: int = 100,
-        lr: float = 3e-4,
-        weight_decay: float = 1e-5,
-        batch_size: int = 64,
-        noise: float = 0.1,
-        ties: str = "drop",
-        seed: int = 0,
-        label_design: str | None = None,
-    ) -> None:
-        self.encoder = encoder
-        self.dim = dim
-        self.epochs = epochs
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.noise = noise
-        self.ties = ties
-        self.seed = seed
-        self.label_design = label_design
-        self._net = None
-        self.fit_report = None
+    def _noise(self) -> float:
+        return self.options.noise
 
     def _build(self, text_dim: int) -> Any:
         import torch
 
-        torch.manual_seed(self.seed)
-        return _mf_class()(text_dim, self.dim)
+        torch.manual_seed(self.options.seed)
+        return _mf_class()(text_dim, self.options.dim)
 
     # ------------------------------------------------------------------ training
 
@@ -127,32 +119,25 @@ class MFRouter(FrozenEmbeddingRouter):
 
     def fit_table(self, table: OutcomeTable, *, val: Validation | None = None) -> FitReport:
         """RouteLLM's own target: expected battle outcomes from the pass rates (see module doc)."""
-        target, weight = battle_targets(table.weak.pass_rate, table.strong.pass_rate, self.ties)
+        ties = self.options.ties
+        target, weight = battle_targets(table.weak.pass_rate, table.strong.pass_rate, ties)
         if not (weight > 0).any():
             raise InputError("every training query is a tie: MF has nothing to learn from")
-        self.label_design = f"battles (ties {self.ties})"
+        self.metadata = RouterMetadata.for_training(
+            table.prompts,
+            np.concatenate([target, weight]),
+            label_design=f"battles (ties {ties})",
+            weak=table.weak.name,
+            strong=table.strong.name,
+        )
         return self._fit_weighted(table.prompts, target, weight, val)
 
     # ------------------------------------------------------------------ persistence
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "encoder": self.encoder,
-            "dim": self.dim,
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "batch_size": self.batch_size,
-            "noise": self.noise,
-            "ties": self.ties,
-            "seed": self.seed,
-            "label_design": self.label_design,
-        }
-
     def _optimizer(self, params: Any) -> Any:
         import torch
 
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.Adam(params, lr=self.options.lr, weight_decay=self.options.weight_decay)
 
     @staticmethod
     def _text_dim(state: dict[str, Any]) -> int:

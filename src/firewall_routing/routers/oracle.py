@@ -15,6 +15,7 @@ from firewall_routing.routers.base import Router
 
 class OracleRouter(Router):
     name = "oracle"
+    needs_table = True
 
     def score(self, prompts: Sequence[str]) -> FloatArray:
         raise InputError(

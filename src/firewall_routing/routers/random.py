@@ -7,20 +7,21 @@ and do not depend on the order or company a prompt is scored in.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
+from pydantic import Field
 
 from firewall_routing.outcomes import FloatArray
-from firewall_routing.routers.base import Router, unit_hash
+from firewall_routing.routers.base import Router, RouterOptions, unit_hash
+
+
+class RandomOptions(RouterOptions):
+    seed: int = Field(default=0, description="salt of the prompt hash (another seed, other scores)")
 
 
 class RandomRouter(Router):
     name = "random"
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+    Options = RandomOptions
+    options: RandomOptions
 
     def score(self, prompts: Sequence[str]) -> FloatArray:
-        return unit_hash(prompts, f"random-router-{self.seed}")
-
-    def config(self) -> dict[str, Any]:
-        return {"seed": self.seed}
+        return unit_hash(prompts, f"random-router-{self.options.seed}")

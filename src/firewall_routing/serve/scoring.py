@@ -78,9 +78,9 @@ def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> 
 
     if backend not in ("onnx", "torch"):
         raise InputError(f"scoring backend must be 'onnx' or 'torch', got '{backend}'", field="backend")
-    if not hasattr(router, "score_embeddings"):
+    if not router.scores_embeddings:
         return RouterScorer(router)
-    model = str(getattr(router, "encoder", DEFAULT_ENCODER))
+    model = router.encoder
     if backend == "torch":
         import torch
 

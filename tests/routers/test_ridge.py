@@ -1,0 +1,177 @@
+"""``ridge`` router: hand-computed ridge/LOO/squash/features, the solution prior, save/load."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firewall_routing.errors import InputError
+from firewall_routing.routers import load_router, make_router
+from firewall_routing.routers import ridge as rr
+from firewall_routing.routers.ridge import (
+    RidgeRouter,
+    fit_solution_prior,
+    gsm8k_prior,
+    loo_alpha,
+    prompt_features,
+    ridge_solve,
+    solution_targets,
+    squash,
+)
+
+from ..conftest import ToyEncoder
+
+NATALIA = (
+    "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+    "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72"
+)
+
+
+def test_ridge_solve_by_hand() -> None:
+    x, y = np.array([[0.0], [1.0], [2.0]]), np.array([0.0, 1.0, 2.0])
+    coef, b = ridge_solve(x, y, 0.0)
+    assert coef[0] == pytest.approx(1.0) and b == pytest.approx(0.0)
+    # centred x = (−1, 0, 1): Σx² = 2, Σxy = 2 → coef = 2 / (2 + 2); intercept = 1 − 1·0.5
+    coef, b = ridge_solve(x, y, 2.0)
+    assert coef[0] == pytest.approx(0.5) and b == pytest.approx(0.5)
+
+
+def test_loo_alpha_matches_brute_force_leave_one_out() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 4))
+    y = x @ np.array([1.0, -0.5, 0.0, 0.2]) + rng.normal(scale=1.5, size=30)
+    alphas = (0.01, 1.0, 10.0, 100.0, 1000.0)
+
+    def brute(a: float) -> float:
+        errs = []
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            coef, b = ridge_solve(x[keep], y[keep], a)
+            errs.append((y[i] - x[i] @ coef - b) ** 2)
+        return float(np.mean(errs))
+
+    expected = min(alphas, key=brute)
+    assert loo_alpha(x, y, alphas) == expected
+
+
+def test_squash_is_identity_inside_and_strictly_increasing_into_the_open_unit_interval() -> None:
+    assert squash(np.array([0.01, 0.3, 0.99])).tolist() == pytest.approx([0.01, 0.3, 0.99])
+    assert squash(np.array([0.0]))[0] == pytest.approx(0.01 / 1.01)
+    assert squash(np.array([1.0]))[0] == pytest.approx(1.0 - 0.01 / 1.01)
+    z = np.r_[-1e6, np.linspace(-5.0, 6.0, 20001), 1e6]
+    s = squash(z)
+    assert np.all(np.diff(s) > 0) and s.min() > 0 and s.max() < 1
+
+
+def test_prompt_features_by_hand() -> None:
+    f = dict(
+        zip(rr.FEATURE_NAMES, prompt_features("Tom has $12. He spends half each day. How many?"), strict=True)
+    )
+    assert f["log_words"] == pytest.approx(math.log1p(10))
+    assert f["log_numbers"] == pytest.approx(math.log1p(1))
+    assert f["log_sentences"] == pytest.approx(math.log1p(3))
+    assert (f["money"], f["fraction"], f["time_unit"], f["percent"], f["decimal"]) == (
+        1.0,
+        1.0,
+        1.0,
+        0.0,
+        0.0,
+    )
+    assert f["log_each_per_every"] == pytest.approx(math.log1p(1))
+    assert f["log_max_number"] == pytest.approx(math.log1p(12))
+
+
+def test_solution_targets_of_a_gsm8k_answer_by_hand() -> None:
+    t = dict(zip(rr.SOLUTION_TARGETS, solution_targets(NATALIA), strict=True))
+    assert t["log_steps"] == pytest.approx(math.log(2))
+    assert t["log1p_additions"] == pytest.approx(math.log1p(1))
+    assert t["log1p_divisions"] == pytest.approx(math.log1p(1))
+    assert t["log1p_subtractions"] == t["log1p_multiplications"] == 0.0
+    assert t["log1p_abs_answer"] == pytest.approx(math.log1p(72))
+    assert t["log1p_max_intermediate"] == pytest.approx(math.log1p(72))
+    assert t["decimal_intermediate"] == 0.0
+
+
+def _corpus(n: int = 40) -> tuple[list[str], list[str]]:
+    qs, ans = [], []
+    for i in range(n):
+        k = 1 + i % 4
+        qs.append(f"Sam has {i} apples and buys {k} more bags each day for {k} days. " * (1 + k % 2))
+        steps = "\n".join(f"{i}+{j} = <<{i}+{j}={i + j}>>{i + j}" for j in range(k))
+        ans.append(f"{steps}\n#### {i + k}")
+    return qs, ans
+
+
+def test_prior_tfidf_equals_scikit_learn_and_predicts_more_steps_for_longer_questions() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    qs, ans = _corpus()
+    prior = fit_solution_prior(qs, ans, min_df=1)
+    vec = TfidfVectorizer(analyzer=rr.ngrams, min_df=1, sublinear_tf=True).fit(qs)
+    dense = vec.transform(qs[:3]).toarray()
+    for i in range(3):
+        idx, val = prior.tfidf_rows(qs[i])
+        mine = np.zeros(len(prior.vocab))
+        mine[idx] = val
+        np.testing.assert_allclose(mine, dense[i], atol=1e-12)
+    idx, val = prior.tfidf_rows("nothing known here")
+    assert len(idx) == 0 and len(val) == 0
+    pred = prior.predict(qs)[:, 0]
+    true = np.array([solution_targets(a)[0] for a in ans])
+    assert np.corrcoef(pred, true)[0, 1] > 0.5
+
+
+def _write_gsm8k(path: Path) -> Path:
+    qs, ans = _corpus()
+    path.write_text(
+        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in zip(qs, ans, strict=True))
+    )
+    return path
+
+
+def test_gsm8k_prior_leaves_out_the_training_prompts(tmp_path: Path) -> None:
+    f = _write_gsm8k(tmp_path / "train.jsonl")
+    qs, _ = _corpus()
+    assert gsm8k_prior([], f).n_questions == 40
+    assert (
+        gsm8k_prior(["  " + qs[0].replace(" ", "  "), qs[1]], f).n_questions == 38
+    )  # whitespace-insensitive
+    with pytest.raises(InputError, match="prior"):
+        gsm8k_prior([], tmp_path / "missing.jsonl")
+
+
+def _toy_data() -> tuple[list[str], np.ndarray]:
+    hard = [f"hard question {i} with 3 numbers 5 and 7" for i in range(15)]
+    easy = [f"easy question {i}" for i in range(15)]
+    return hard + easy, np.array([0.1] * 15 + [0.9] * 15)
+
+
+@pytest.mark.parametrize("prior", ["none", "gsm8k"])
+def test_router_trains_saves_loads_and_scores(
+    toy_encoder: ToyEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prior: str
+) -> None:
+    monkeypatch.setattr(rr, "gsm8k_prior_file", lambda: _write_gsm8k(tmp_path / "train.jsonl"))
+    prompts, y = _toy_data()
+    r = make_router("ridge", encoder="toy", prior=prior)
+    r.fit(prompts, y)
+    s = r.score(["hard new one", "easy new one"])
+    assert s[0] < s[1] and np.all((s > 0) & (s < 1))
+    r.save(tmp_path / "r")
+    assert (tmp_path / "r" / rr.WEIGHTS_FILE).exists()
+    assert (tmp_path / "r" / rr.PRIOR_FILE).exists() == (prior == "gsm8k")
+    monkeypatch.setattr(rr, "gsm8k_prior_file", lambda: tmp_path / "gone.jsonl")  # scoring needs no data
+    loaded = load_router(tmp_path / "r")
+    probe = ["hard x 4", "easy y", "neither 12 and 1/2"]
+    np.testing.assert_array_equal(loaded.score(probe), r.score(probe))
+    assert isinstance(loaded, RidgeRouter) and loaded.alpha == r.alpha and loaded.options.prior == prior
+
+
+def test_untrained_and_bad_options(toy_encoder: ToyEncoder) -> None:
+    with pytest.raises(InputError, match="not trained"):
+        RidgeRouter(encoder="toy", prior="none").score(["a"])
+    with pytest.raises(InputError, match="prior"):
+        make_router("ridge", prior="mmlu")
