@@ -39,8 +39,6 @@ import json
 import os
 import platform
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +49,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from firewall_routing.sampling.local_server import free_port, spawn_process, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "serve.json"
@@ -110,39 +110,19 @@ def run_upstream(port: int, delay_ms: float) -> None:
 # --------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def start(args: list[str], health: str, log: Path, timeout: float = 180) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{args[:4]} exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(health, timeout=2).status_code in (200, 405):
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    stop(proc)
-    raise TimeoutError(f"{health} not ready:\n{log.read_text()[-2000:]}")
+    """Start a server (own session, output to ``log``) and wait for ``health``."""
+    proc = spawn_process(args, log)
+    try:
+        wait_http(health, proc, timeout, ok=(200, 405))
+    except (RuntimeError, TimeoutError) as e:
+        stop(proc)
+        raise RuntimeError(f"{args[:4]}: {e}:\n{log.read_text()[-2000:]}") from None
+    return proc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+    stop_process(proc)
 
 
 # --------------------------------------------------------------------------- data + router

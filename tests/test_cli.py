@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import pytest
 
@@ -151,6 +156,8 @@ def test_train_then_evaluate_generic_file(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     e = run("evaluate", str(tmp_path / "router"), str(f), "--json", str(tmp_path / "m.json"))
     assert e.returncode == 0, e.stderr
+    # issue 12: transformers' "Loading weights" bars leaked into every command's stderr
+    assert "Loading weights" not in r.stderr + e.stderr
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["metrics"]["apgr"] > 60  # the two prompt kinds are easy to tell apart
 
@@ -208,3 +215,246 @@ def test_train_router_options(tmp_path: Path) -> None:
         run("train", str(f), "--out", str(tmp_path / "x"), "--router-options", "{bad"),
         "not valid JSON",
     )
+
+
+# --------------------------------------------------------------------------- issue 12: the installed script
+
+
+def _installed_script() -> str:
+    """The console script pip installed next to this interpreter (what a user runs)."""
+    found = shutil.which("firewall-routing", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail(
+            f"no firewall-routing script next to {sys.executable}: install the package (make install)"
+        )
+    return found
+
+
+def run_installed(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed script on the source under test (PYTHONPATH first on sys.path)."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TERMINAL_WIDTH")}
+    full = base | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": src} | (env or {})
+    return subprocess.run([_installed_script(), *args], capture_output=True, text=True, timeout=120, env=full)
+
+
+@dataclass(frozen=True)
+class _Param:
+    flag: str  # "--seed", or the argument's name
+    kind: type
+    required: bool
+    argument: bool
+
+
+def _params(callback: Callable[..., Any]) -> list[_Param]:
+    """A command's parameters read from its signature (public typing, not typer internals)."""
+    hints = get_type_hints(callback, include_extras=True)
+    out = []
+    for name, p in inspect.signature(callback).parameters.items():
+        hint = hints[name]
+        info = next((m for m in getattr(hint, "__metadata__", ()) if hasattr(m, "param_decls")), None)
+        base = get_args(hint)[0] if get_origin(hint) is Annotated else hint
+        kinds = [a for a in get_args(base) if a is not type(None)] or [base]
+        argument = type(info).__name__ == "ArgumentInfo"
+        decls = [d for d in (getattr(info, "param_decls", None) or ()) if d.startswith("--")]
+        flag = name if argument else (decls[0] if decls else "--" + name.replace("_", "-"))
+        out.append(_Param(flag, kinds[0], p.default is inspect.Parameter.empty, argument))
+    return out
+
+
+def _bad_invocations() -> list[tuple[str, list[str], str]]:
+    """(command, argv, text the one-line error must contain) for every command of the app."""
+    from firewall_routing.cli import app
+
+    cases: list[tuple[str, list[str], str]] = []
+    for info in app.registered_commands:
+        assert info.callback is not None
+        cmd = info.name or info.callback.__name__.replace("_", "-")
+        params = _params(info.callback)
+        cases.append((cmd, [cmd, "--no-such-option-xyz"], "--no-such-option-xyz"))
+        cases.append((cmd, [cmd[:-1] + cmd[-1] * 2], "No such command"))
+        if any(p.required for p in params):
+            cases.append((cmd, [cmd], "Missing"))
+        for p in params:
+            if not p.argument and p.kind in (int, float):
+                cases.append((cmd, [cmd, p.flag, "abc"], p.flag))
+    return cases
+
+
+_ISSUE_REPRODUCTIONS = [
+    ("train", ["train", "my.jsonl"], "--out"),
+    ("train", ["train", "x.jsonl", "--out", "r", "--sede", "3"], "--sede"),
+    ("train", ["train", "x.jsonl", "--out", "r", "--seed", "abc"], "--seed"),
+    ("traain", ["traain"], "No such command"),
+    ("evaluate", ["evaluate", "routers/mine"], "Missing argument"),
+    ("reproduce", ["reproduce", "--seeds", "0"], "--seeds"),
+]
+
+
+def _assert_usage_error(argv: list[str], code: int, stdout: str, stderr: str, needle: str) -> None:
+    assert code == 2, (argv, code, stderr[-500:])
+    assert "Traceback" not in stderr, (argv, stderr[-500:])
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, (argv, stderr)
+    assert lines[0].startswith("error: ") and needle in lines[0], (argv, lines[0])
+    assert stdout == "", (argv, stdout)
+
+
+def test_installed_script_bad_arguments_one_line_exit_2() -> None:
+    """Usage mistakes for every command, through the real console script.
+
+    Before issue 12 each of these printed a ~40-line traceback and exited 1: typer 0.29
+    vendors click, and cli.main caught only click.exceptions.ClickException. One kind of
+    mistake per command here (a process each); all kinds run in-process below.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [(argv, n) for _, argv, n in _bad_invocations() if argv[1:] == ["--no-such-option-xyz"]]
+    assert {"labels", "train", "evaluate", "reproduce"} <= {argv[0] for argv, _ in cases}
+    cases += [(argv, n) for _, argv, n in _ISSUE_REPRODUCTIONS]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda c: run_installed(*c[0]), cases))
+    for (argv, needle), r in zip(cases, results, strict=True):
+        _assert_usage_error(argv, r.returncode, r.stdout, r.stderr, needle)
+
+
+def test_every_usage_mistake_in_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command × {unknown option, misspelt command, missing argument, each numeric
+    option given 'abc'} through ``cli.main`` (what the console script calls)."""
+    from firewall_routing import cli
+
+    cases = _bad_invocations() + _ISSUE_REPRODUCTIONS
+    assert len(cases) > 3 * len({c for c, _, _ in cases}) - 1
+    for _, argv, needle in cases:
+        monkeypatch.setattr(sys, "argv", ["firewall-routing", *argv])
+        with pytest.raises(SystemExit) as e:
+            cli.main()
+        out = capsys.readouterr()
+        _assert_usage_error(argv, int(e.value.code or 0), out.out, out.err, needle)
+
+
+def test_usage_error_classes_cover_the_installed_typer() -> None:
+    """The classes main() catches include the base of what the installed typer raises."""
+    import typer.main
+
+    from firewall_routing.cli import _usage_error_types, app
+
+    group = typer.main.get_command(app)
+    with pytest.raises(Exception) as e:
+        group.main(["traain"], prog_name="firewall-routing", standalone_mode=False)
+    assert isinstance(e.value, _usage_error_types()), type(e.value).__mro__
+
+
+@pytest.mark.parametrize("columns", [None, "50"])
+def test_help_is_plain_complete_and_self_contained(columns: str | None) -> None:
+    """No "<bool>" on flags, no rich markup eating "[...]", no default cut at the width,
+    designs listed (a pip install has no DESIGN.md); COLUMNS unset (as in a pipe) and narrow."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from firewall_routing.cli import app
+    from firewall_routing.labels import DESIGNS
+
+    env = {} if columns is None else {"COLUMNS": columns}
+    cmds = [i.name or i.callback.__name__.replace("_", "-") for i in app.registered_commands if i.callback]
+    argvs = [["--help"], *[[c, "--help"] for c in cmds]]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda argv: run_installed(*argv, env=env), argvs))
+    texts: dict[str, str] = {}
+    for argv, r in zip(argvs, results, strict=True):
+        assert r.returncode == 0 and r.stderr == "", (argv, r.stderr)
+        text = texts[argv[0]] = " ".join(r.stdout.split())
+        assert "<bool>" not in text and "…" not in text, (argv, r.stdout)
+        assert "DESIGN.md" not in text, argv
+        for chunk in text.split("[default: ")[1:]:
+            assert "]" in chunk, (argv, chunk[:80])
+    for cmd in ("labels", "train"):
+        for design in DESIGNS:
+            assert f" {design} " in texts[cmd], (cmd, design)
+    rep = texts["reproduce"].replace("- -paper", "--paper")
+    assert "[default: (3; 1 with --paper)" in rep  # was: no default shown at all
+    assert "'majority' (1[pass rate ≥ 0.5], reported)" in texts["train"]  # was eaten as markup
+    top = texts["--help"]
+    assert "Score a router on an outcome file and print the metrics table." in top
+    assert "..." not in top.replace("[ARGS]...", "")  # no command summary cut short
+
+
+def test_design_names_for_help_match_labels() -> None:
+    from firewall_routing.designs import DESIGN_FORMULAS
+    from firewall_routing.labels import DESIGNS
+
+    assert list(DESIGN_FORMULAS) == list(DESIGNS)
+
+
+def test_labels_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    f = DATA / "routellm" / "gsm8k_responses.csv"
+    out = tmp_path / "l.jsonl"
+    out.write_text("precious\n")
+    _assert_clean_error(run("labels", str(f), "--out", str(out)), str(out), "--force")
+    assert out.read_text() == "precious\n"
+    r = run("labels", str(f), "--out", str(out), "--force")
+    assert r.returncode == 0, r.stderr
+    assert len(out.read_text().splitlines()) == 1319
+
+
+def test_reproduce_refuses_non_empty_out_and_bad_seeds(tmp_path: Path) -> None:
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "report.md").write_text("previous run\n")
+    _assert_clean_error(run("reproduce", "--out", str(out)), str(out), "--force", "--resume")
+    _assert_clean_error(run("reproduce", "--out", str(out), "--resume", "--force"), "pass one")
+    _assert_clean_error(run("reproduce", "--seeds", "0", "--out", str(tmp_path / "n")), "--seeds")
+    assert (out / "report.md").read_text() == "previous run\n"
+    assert not (tmp_path / "n").exists()
+
+
+def test_evaluate_swapped_pair_is_undefined_not_negative() -> None:
+    """Strong worse than weak: APGR used to print −106-ish numbers; now one clear line."""
+    f = str(DATA / "routellm" / "gsm8k_responses.csv")
+    w, s = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+    _assert_clean_error(
+        run("evaluate", "oracle", f, "--weak", s, "--strong", w, "--bootstrap", "0"),
+        "undefined",
+        "swap --weak and --strong",
+    )
+
+
+def test_evaluate_generic_file_checks_weak_strong(tmp_path: Path) -> None:
+    f = tmp_path / "g.jsonl"
+    row = {"prompt": "x", "weak_pass_rate": 0.2, "strong_pass_rate": 0.8}
+    f.write_text(json.dumps(row) + "\n")
+    _assert_clean_error(
+        run("evaluate", "random", str(f), "--weak", "gpt-4o-mini", "--strong", "foo"),
+        "does not name its models",
+    )
+    f.write_text(json.dumps(row | {"weak_model": "gpt-4o-mini", "strong_model": "gpt-4o"}) + "\n")
+    _assert_clean_error(
+        run("evaluate", "random", str(f), "--weak", "gpt-4o-mini", "--strong", "foo"),
+        "--strong 'foo'",
+        "gpt-4o",
+    )
+
+
+def test_evaluate_without_bootstrap_claims_no_ci() -> None:
+    f = str(DATA / "routellm" / "gsm8k_responses.csv")
+    r = run("evaluate", "oracle", f, "--bootstrap", "0")
+    assert r.returncode == 0, r.stderr
+    assert "bootstrap" not in r.stdout and "[" not in r.stdout
+    r = run("evaluate", "oracle", f, "--bootstrap", "50")
+    assert "(95 % bootstrap CI)" in r.stdout
+
+
+def test_validation_errors_list_every_bad_option() -> None:
+    from pydantic import BaseModel, Field, ValidationError
+
+    from firewall_routing.cli import _validation_summary
+
+    class Opts(BaseModel):
+        port: int = Field(le=65535)
+        workers: int = Field(ge=1)
+
+    with pytest.raises(ValidationError) as e:
+        Opts(port=99999, workers=0)
+    line = _validation_summary(e.value)
+    assert "option 'port'" in line and "option 'workers'" in line and "\n" not in line

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from firewall_routing import metrics as M
-from firewall_routing.errors import MetricError
+from firewall_routing.errors import MetricError, UndefinedGapError
 
 # Four queries: gains pr_s - pr_w = [0.5, 0, -0.5, 1]
 PR_W = np.array([0.5, 1.0, 0.5, 0.0])
@@ -134,7 +134,10 @@ def test_bootstrap_matches_direct_recomputation() -> None:
     boot = M.bootstrap_metrics([scores], pr_w, pr_s, draws)
     for b in range(25):
         c = M.deferral_curve(scores, pr_w, pr_s, weights=draws[b])
-        assert boot["apgr"][b] == pytest.approx(M.apgr(c))
+        if c.gap_defined:
+            assert boot["apgr"][b] == pytest.approx(M.apgr(c))
+        else:  # a resampled table where strong is not better: APGR undefined
+            assert np.isnan(boot["apgr"][b])
         assert boot["pass_rate@50"][b] == pytest.approx(c.at(0.5))
 
 
@@ -207,3 +210,134 @@ def test_apgr_cross_check_routellm_gsm8k() -> None:
     for scores in (rng.random(len(rows)), np.round(rng.random(len(rows)), 1), (1 - (pr_s - pr_w)) / 2):
         got = M.apgr(M.deferral_curve(scores, pr_w, pr_s))
         assert got == pytest.approx(_brute_apgr_routellm(weak, strong, scores), abs=1e-9)
+
+
+# --------------------------------------------------------------------------- paired tests
+
+
+def test_bootstrap_apgr_matches_loop_version() -> None:
+    """The vectorized APGR-only bootstrap equals bootstrap_metrics' per-draw loop (ties, seeds)."""
+    rng = np.random.default_rng(3)
+    n = 40
+    pr_w, pr_s = rng.random(n).round(1), rng.random(n).round(1)
+    seeds = [rng.integers(0, 6, n).astype(float), rng.random(n)]
+    draws = M.bootstrap_draws(n, 50, seed=2)
+    want = M.bootstrap_metrics(seeds, pr_w, pr_s, draws)["apgr"]
+    np.testing.assert_allclose(M.bootstrap_apgr(seeds, pr_w, pr_s, draws), want, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(
+        M.bootstrap_apgr(np.array(seeds), pr_w, pr_s, draws), want, rtol=1e-10, atol=1e-9
+    )
+
+
+def test_bootstrap_apgr_undefined_gap_is_nan() -> None:
+    pr_w, pr_s = np.array([0.0, 1.0]), np.array([1.0, 1.0])
+    draws = np.array([[0, 2], [1, 1]])  # first draw: only q1 (gap 0)
+    out = M.bootstrap_apgr(np.array([0.1, 0.2]), pr_w, pr_s, draws)
+    # second draw: q0 (gain 1) routed first, PGR rises linearly to 1 at α = 0.5 -> grid sum 2 + 6
+    assert np.isnan(out[0]) and out[1] == pytest.approx(100 * 8 / 11)
+
+
+def test_bootstrap_p_value_by_hand() -> None:
+    # d ≤ 0: 1 draw, d ≥ 0: 3 draws -> 2·(1+1)/(4+1)
+    assert M.bootstrap_p_value(np.array([1.0, 2.0, 3.0, -1.0])) == pytest.approx(0.8)
+    assert M.bootstrap_p_value(np.full(99, 0.5)) == pytest.approx(2 / 100)
+    assert M.bootstrap_p_value(np.zeros(10)) == 1.0
+    assert M.bootstrap_p_value(np.array([np.nan, 1.0])) == pytest.approx(1.0)  # 2·1/2
+
+
+def test_paired_difference_point_value_by_hand() -> None:
+    scores = np.array([0.2, 0.9, 0.5, 0.1])
+    # PGR on the 11-point grid (see test_apgr_by_hand): sum 10.5 -> APGR 100·10.5/11; constant = 50
+    diff, lo, hi, p = M.paired_apgr_difference(scores, np.zeros(4), PR_W, PR_S, n_boot=200, seed=1)
+    assert diff == pytest.approx(100 * 10.5 / 11 - 50)
+    assert lo <= hi and 0 < p <= 1
+
+
+def test_paired_difference_identical_order_has_zero_width() -> None:
+    """Same ranking, different values: every paired draw gives difference 0 (an unpaired
+    bootstrap would not), so the CI is [0, 0] and p = 1."""
+    rng = np.random.default_rng(0)
+    pr_w, pr_s = rng.random(30), rng.random(30)
+    a = rng.random(30)
+    r = M.paired_apgr_difference(a, np.exp(3 * a), pr_w, pr_s, n_boot=100, seed=0)
+    assert (r.diff, r.lo, r.hi, r.p_two_sided) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_paired_difference_detects_a_clear_winner() -> None:
+    """The oracle order vs. its reverse on 200 queries: difference > 0, CI excludes 0, p small."""
+    rng = np.random.default_rng(1)
+    pr_w = rng.random(200) * 0.6
+    pr_s = np.clip(pr_w + rng.normal(0.2, 0.3, 200), 0, 1)  # a clear positive gap
+    good = -(pr_s - pr_w)  # ascending score = route strong first where the gain is largest
+    r = M.paired_apgr_difference(good, -good, pr_w, pr_s, n_boot=300, seed=0)
+    assert r.diff > 0 and r.lo > 0 and r.p_two_sided == pytest.approx(2 / 301)
+
+
+def test_sign_test_by_hand() -> None:
+    assert M.sign_test_p(15, 0) == pytest.approx(2 * 0.5**15)
+    assert M.sign_test_p(3, 1) == pytest.approx(2 * (4 + 1) / 16)  # 2·P(X ≥ 3), X ~ Bin(4, ½)
+    assert M.sign_test_p(0, 0) == 1.0
+
+
+def test_wilcoxon_by_hand() -> None:
+    # n = 3, all positive: W- = 0, exact P(W- ≤ 0) = 1/8, two-sided 1/4
+    assert M.wilcoxon_p(np.array([1.0, 2.0, 3.0])) == pytest.approx(0.25)
+    # ranks 1..4, W- = 2: subsets of {1,2,3,4} with sum ≤ 2 are {}, {1}, {2} -> 2·3/16
+    assert M.wilcoxon_p(np.array([1.0, -2.0, 3.0, 4.0])) == pytest.approx(0.375)
+    assert np.isnan(M.wilcoxon_p(np.zeros(3)))
+
+
+def test_across_pairs_counts_ties_and_drops_them_from_tests() -> None:
+    r = M.across_pairs(np.array([1.0, 0.0, -2.0, 3.0]))
+    assert (r.n, r.wins, r.losses, r.ties) == (4, 2, 1, 1)
+    assert r.mean_diff == pytest.approx(0.5)
+    assert r.sign_p == pytest.approx(1.0)  # 2·P(X ≥ 2), X ~ Bin(3, ½) = 2·4/8, capped
+    assert r.wilcoxon_p == pytest.approx(0.75)  # ranks 1,2,3; W- = 2: {}, {1}, {2} -> 2·3/8
+
+# --------------------------------------------------------------------------- issue 12: gap ≤ 0
+
+
+def test_negative_gap_summary_marks_gap_metrics_undefined() -> None:
+    """Strong worse than weak (P_w = 0.75, P_s = 0.25): the oracle's APGR was −200, now NaN.
+
+    By hand: PGR(α) = (P(α) − 0.75)/(−0.5); the oracle routes query 2 (pr_s 1 > pr_w 0)
+    first, so P(0.5) = 1.0 and PGR = −0.5 — a number that means nothing.
+    """
+    pr_w, pr_s = np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.0, 1.0, 0.0, 0.0])
+    oracle = pr_w - pr_s
+    c = M.deferral_curve(oracle, pr_w, pr_s)
+    assert c.gap == pytest.approx(-0.5) and not c.gap_defined
+    s = M.summarize(oracle, pr_w, pr_s)
+    assert np.isnan(s.apgr) and np.isnan(s.apgr_area)
+    assert all(np.isnan(v) for v in s.cpt.values())
+    assert s.weak_pass_rate == 0.75 and s.strong_pass_rate == 0.25  # still reported
+    assert s.pass_rate_at[0.2] == pytest.approx(0.75 + 0.2 * 1.0)  # first 20 % is query 2's share
+
+
+def test_require_gap_message_suggests_swapping() -> None:
+    M.require_gap(0.3, 0.7)
+    with pytest.raises(UndefinedGapError) as e:
+        M.require_gap(0.75, 0.25, weak="w-model", strong="s-model")
+    msg = str(e.value)
+    assert "undefined" in msg and "'s-model' (25.00 %)" in msg and "lower pass rate" in msg
+    assert "swap --weak and --strong" in msg
+    with pytest.raises(UndefinedGapError, match="same pass rate"):
+        M.require_gap(0.5, 0.5)
+
+
+def test_bootstrap_negative_gap_draws_are_nan() -> None:
+    pr_w, pr_s = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    # draw 0: only query 1 (gap +1, one query: the straight line, APGR 50); draw 1: only
+    # query 0 (gap −1, undefined)
+    draws = np.array([[0, 2], [2, 0]])
+    boot = M.bootstrap_metrics([np.array([0.1, 0.2])], pr_w, pr_s, draws)
+    assert boot["apgr"][0] == pytest.approx(50.0) and np.isnan(boot["apgr"][1])
+
+
+def test_report_marks_undefined_apgr_instead_of_printing_nan() -> None:
+    from firewall_routing import report
+
+    nan = float("nan")
+    row = {"mean": {"apgr": nan}, "std": {"apgr": nan}, "n_seeds": 3, "ci95": {"apgr": (nan, nan)}}
+    assert report._apgr_cell(row) == "undefined"
+    assert report._gap_metric(nan) == "undefined" and report._gap_metric(12.345) == "12.35"

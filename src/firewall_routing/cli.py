@@ -6,6 +6,7 @@ needs. User errors (:class:`InputError`) are printed as one line and exit with s
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from firewall_routing.designs import DESIGNS_EPILOG
 from firewall_routing.errors import InputError, MetricError
 
 app = typer.Typer(
@@ -21,6 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help, not rich: rich ate "[...]" in help texts as markup, printed "<bool>"
+    # beside flags and cut long defaults at 80 columns when stdout was not a terminal.
+    rich_markup_mode=None,
 )
 
 WeakOpt = Annotated[str | None, typer.Option("--weak", help="Weak model name (files with several models).")]
@@ -66,19 +71,18 @@ def _json_options(text: str) -> dict[str, object]:
     return opts
 
 
-@app.command()
+@app.command(epilog=DESIGNS_EPILOG)
 def labels(
     outcomes: Annotated[
         Path, typer.Argument(help="Outcome file (RouterDC .json, RouteLLM .csv, generic .jsonl/.csv).")
     ],
-    design: Annotated[
-        str, typer.Option(help="Label design (see DESIGN.md §3), e.g. soft-block.")
-    ] = "soft-block",
+    design: Annotated[str, typer.Option(help="Label design: one of the ten listed below.")] = "soft-block",
     out: Annotated[Path, typer.Option(help="Output JSONL: id, prompt, label.")] = Path("labels.jsonl"),
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     greedy_approx: GreedyOpt = "majority",
     pairing_approx: PairingOpt = "independent",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Write the labels of one design for every query of an outcome file (to train elsewhere)."""
     import json
@@ -86,12 +90,18 @@ def labels(
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import load_table
 
+    if out.exists() and not force:
+        raise InputError("already exists; pass --force to overwrite it, or choose another --out", path=out)
+    if out.is_dir():
+        raise InputError("is a directory; --out names the JSONL file to write", path=out)
     table = load_table(outcomes, weak, strong)
     lab = compute_labels(table, design, _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f:
+    tmp = out.with_name(f".{out.name}.tmp")  # a failed write never leaves half a file at --out
+    with tmp.open("w", encoding="utf-8") as f:
         for i, p, v in zip(table.ids, table.prompts, lab.values, strict=True):
             f.write(json.dumps({"id": i, "prompt": p, "label": float(v), "design": design}) + "\n")
+    tmp.replace(out)
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
     if lab.params:
@@ -99,11 +109,11 @@ def labels(
     typer.echo(f"wrote {len(table)} labels ({design}, mean {lab.values.mean():.3f}) to {out}")
 
 
-@app.command()
+@app.command(epilog=DESIGNS_EPILOG)
 def train(
     outcomes: Annotated[Path, typer.Argument(help="Training outcome file.")],
     out: Annotated[Path, typer.Option(help="Directory to save the router into.")],
-    design: Annotated[str, typer.Option(help="Label design.")] = "soft-block",
+    design: Annotated[str, typer.Option(help="Label design: one of the ten listed below.")] = "soft-block",
     router: Annotated[str, typer.Option(help="Router type (`firewall-routing routers` lists them).")] = (
         "embedding-head"
     ),
@@ -173,15 +183,21 @@ def evaluate(
     outcomes: Annotated[Path, typer.Argument(help="Outcome file to score.")],
     weak: WeakOpt = None,
     strong: StrongOpt = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95 % CIs (0 = off).")] = 1000,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+    ] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
 ) -> None:
     """Score a router on an outcome file and print the metrics table."""
+    from firewall_routing.metrics import require_gap
     from firewall_routing.outcomes import load_table
     from firewall_routing.report import evaluate_router, format_evaluation
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
     table = load_table(outcomes, weak, strong)
+    # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
+    p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
+    require_gap(p_w, p_s, table.weak.name, table.strong.name)
     builtin = router in REGISTRY and not Path(router).exists()
     r = make_router(router) if builtin else load_router(router)
     result = evaluate_router(r, table, n_boot=bootstrap)
@@ -206,6 +222,9 @@ def evaluate(
 from firewall_routing.experiment_cli import register as _register_reproduce  # noqa: E402
 
 _register_reproduce(app)
+from firewall_routing.sweep_cli import register as _register_sweep  # noqa: E402
+
+_register_sweep(app)
 from firewall_routing.sampling.commands import register as _register_sampling  # noqa: E402
 
 _register_sampling(app)
@@ -214,19 +233,94 @@ from firewall_routing.serve.commands import register as _register_serve  # noqa:
 _register_serve(app)
 
 
-def main() -> None:
+def _untruncated_command_list(typer_app: typer.Typer) -> None:
+    """Give every command an explicit short help (its docstring's first paragraph).
+
+    click cuts a derived short help to the terminal width with "..."; an explicit one is
+    wrapped instead, so ``firewall-routing --help`` shows each command's whole summary.
+    """
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(doc.strip().split("\n\n")[0].split())
+
+
+_untruncated_command_list(app)
+
+
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Base classes of typer's command-line usage errors, whichever click typer runs on.
+
+    typer 0.29 vendors click as ``typer._click`` and its errors derive from
+    ``typer.TyperException``, not from ``click.ClickException``; older typer raised the
+    real click's. Catching only one of the two turned every usage mistake into a traceback
+    (issue 12), so both are caught; ``tests/test_cli.py`` runs the installed script to prove it.
+    """
+    types: list[type[Exception]] = []
+    typer_exc = getattr(typer, "TyperException", None)
+    if isinstance(typer_exc, type) and issubclass(typer_exc, Exception):
+        types.append(typer_exc)
     try:
-        app(standalone_mode=False)
+        import click
+    except ImportError:
+        pass
+    else:
+        types.append(click.ClickException)
+    return tuple(types)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _show_usage_error(e: Exception) -> int:
+    """Print a usage error as one line (no usage block, no panel); return its exit status."""
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        # A bare command with no_args_is_help: the help *is* the message (click exits 2).
+        typer.echo(ctx.get_help(), err=True)
+        return 2
+    fmt = getattr(e, "format_message", None)
+    message = _one_line(fmt() if callable(fmt) else str(e))
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    typer.echo(f"error: {message}{hint}", err=True)
+    code = getattr(e, "exit_code", 2)
+    return code if isinstance(code, int) else 2
+
+
+def _quiet_third_party_progress() -> None:
+    """No "Loading weights" bars from transformers on every command's stderr.
+
+    transformers reads huggingface_hub's switch when it is first imported (lazily, inside a
+    command), so setting the variable here is enough and costs no import; a user who wants
+    the bars back sets HF_HUB_DISABLE_PROGRESS_BARS=0. Our own progress bars are plain tqdm.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _validation_summary(e: ValidationError) -> str:
+    """Every bad option of a pydantic check on one line (not only the first one)."""
+    parts = []
+    for err in e.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        msg = _one_line(err["msg"].removeprefix("Value error, "))
+        parts.append(f"option '{where}': {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def main() -> None:
+    """Console-script entry: one-line errors with exit 2 for any user mistake, 130 on Ctrl-C."""
+    _quiet_third_party_progress()
+    try:
+        rv = app(standalone_mode=False)
     except InputError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_one_line(str(e))}", err=True)
         sys.exit(2)
     except MetricError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_one_line(str(e))}", err=True)
         sys.exit(2)
     except ValidationError as e:  # option values checked by a pydantic config model
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        typer.echo(f"error: option '{where}': {err['msg'].removeprefix('Value error, ')}", err=True)
+        typer.echo(f"error: {_validation_summary(e)}", err=True)
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -236,13 +330,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    except _usage_error_types() as e:
+        sys.exit(_show_usage_error(e))
+    # Without standalone mode, typer returns a command's ``typer.Exit(code)`` as the value.
+    sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
 
 
 if __name__ == "__main__":

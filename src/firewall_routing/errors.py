@@ -40,3 +40,11 @@ class InputError(Exception):
 
 class MetricError(ValueError):
     """A metric is undefined on this data (e.g. APGR when weak and strong tie overall)."""
+
+
+class UndefinedGapError(MetricError):
+    """PGR/APGR/CPT are undefined: the strong model is not better than the weak one overall.
+
+    They divide by the gap P_s − P_w; at or below 0 the numbers (e.g. APGR −73) mean nothing,
+    and the usual cause is a swapped pair.
+    """

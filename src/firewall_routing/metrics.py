@@ -20,15 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from firewall_routing.errors import MetricError
+from firewall_routing.errors import MetricError, UndefinedGapError
 from firewall_routing.outcomes import FloatArray
 
 APGR_POINTS: FloatArray = np.linspace(0.0, 1.0, 11)
 """RouteLLM's APGR grid: α ∈ {0, 0.1, …, 1}."""
+
+GAP_EPS = 1e-12
+"""A performance gap P_s − P_w at or below this leaves PGR, APGR and CPT undefined."""
 
 PASS_RATE_FRACTIONS = (0.2, 0.5, 0.8)
 CPT_TARGETS = (0.5, 0.8)
@@ -51,6 +54,11 @@ class Curve:
     def gap(self) -> float:
         return self.strong_pass_rate - self.weak_pass_rate
 
+    @property
+    def gap_defined(self) -> bool:
+        """True when the strong model beats the weak one overall, so PGR means something."""
+        return self.gap > GAP_EPS
+
     def pgr(self, alpha: float | FloatArray) -> Any:
         """Performance gap recovered at α (0 = all-weak quality, 1 = all-strong quality)."""
         if abs(self.gap) < 1e-12:
@@ -59,6 +67,29 @@ class Curve:
                 "the performance gap (and APGR) is undefined on this table"
             )
         return (self.at(alpha) - self.weak_pass_rate) / self.gap
+
+
+def require_gap(
+    weak_pass_rate: float, strong_pass_rate: float, weak: str = "weak", strong: str = "strong"
+) -> None:
+    """Raise :class:`UndefinedGapError` unless the strong model beats the weak one overall.
+
+    PGR divides by P_s − P_w: with a zero gap it is undefined, and with a negative one it
+    inverts (the oracle scores APGR −73 or −193), so callers that print APGR check first.
+    """
+    if strong_pass_rate - weak_pass_rate > GAP_EPS:
+        return
+    relation = (
+        "the same pass rate as"
+        if abs(strong_pass_rate - weak_pass_rate) <= GAP_EPS
+        else "a lower pass rate than"
+    )
+    raise UndefinedGapError(
+        f"APGR, PGR and CPT are undefined on this table: the strong model '{strong}' "
+        f"({strong_pass_rate * 100:.2f} %) has {relation} the weak model '{weak}' "
+        f"({weak_pass_rate * 100:.2f} %); if the pair is swapped, swap --weak and --strong "
+        "(or the weak_/strong_ fields of the file)"
+    )
 
 
 def _check(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray) -> None:
@@ -230,12 +261,16 @@ class Summary:
 
 
 def summarize(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray) -> Summary:
+    """All metrics; those relative to the gap (APGR, CPT) are NaN where it is ≤ 0 (see
+    :func:`require_gap`), so a report can mark them undefined instead of printing nonsense."""
     c = deferral_curve(scores, pr_w, pr_s)
+    ok = c.gap_defined
+    nan = float("nan")
     return Summary(
-        apgr=apgr(c),
-        apgr_area=apgr_area(c),
+        apgr=apgr(c) if ok else nan,
+        apgr_area=apgr_area(c) if ok else nan,
         pass_rate_at={a: float(c.at(a)) for a in PASS_RATE_FRACTIONS},
-        cpt={t: cpt(c, t) for t in CPT_TARGETS},
+        cpt={t: cpt(c, t) if ok else nan for t in CPT_TARGETS},
         quality_drop={ca: quality_drop(c, ca) for ca in COST_ADVANTAGES} if c.strong_pass_rate > 0 else {},
         weak_pass_rate=c.weak_pass_rate,
         strong_pass_rate=c.strong_pass_rate,
@@ -257,7 +292,7 @@ def bootstrap_metrics(
 ) -> dict[str, FloatArray]:
     """Per-draw APGR and pass rates at 20/50/80 %, averaged over ``score_sets`` (e.g. seeds).
 
-    Returns arrays of length n_boot; draws where the resampled gap is 0 are NaN.
+    Returns arrays of length n_boot; draws where the resampled gap is ≤ 0 have APGR NaN.
     """
     pr_w = np.asarray(pr_w, dtype=np.float64)
     pr_s = np.asarray(pr_s, dtype=np.float64)
@@ -279,7 +314,7 @@ def bootstrap_metrics(
                 y = p_w[b] + np.r_[0.0, ys[b]]
                 acc["apgr"][b] += (
                     np.mean((np.interp(APGR_POINTS, x, y) - p_w[b]) / gap[b]) * 100.0
-                    if abs(gap[b]) > 1e-12
+                    if gap[b] > GAP_EPS
                     else np.nan
                 )
                 pts = np.interp(PASS_RATE_FRACTIONS, x, y)
@@ -295,3 +330,174 @@ def ci95(values: FloatArray) -> tuple[float, float]:
         return (float("nan"), float("nan"))
     lo, hi = np.percentile(v, [2.5, 97.5])
     return (float(lo), float(hi))
+
+
+# --------------------------------------------------------------------------- paired tests
+
+
+def _score_sets(scores: FloatArray | Sequence[FloatArray]) -> list[FloatArray]:
+    """One score vector, or several (e.g. one per seed) given as a list or a 2-D array."""
+    arr = np.asarray(scores, dtype=np.float64)
+    return [arr] if arr.ndim == 1 else [np.asarray(s, dtype=np.float64) for s in arr]
+
+
+def bootstrap_apgr(
+    scores: FloatArray | Sequence[FloatArray],
+    pr_w: FloatArray,
+    pr_s: FloatArray,
+    draws: np.ndarray[Any, np.dtype[np.int64]],
+) -> FloatArray:
+    """APGR of every bootstrap draw (mean over score sets), vectorized over draws.
+
+    Same numbers as ``bootstrap_metrics(...)["apgr"]`` but without the per-draw Python loop,
+    because the sweep needs it for ~15 pairs × 3 datasets × ~15 routers. Draws whose
+    resampled gap is 0 are NaN.
+    """
+    pr_w = np.asarray(pr_w, dtype=np.float64)
+    pr_s = np.asarray(pr_s, dtype=np.float64)
+    sets = _score_sets(scores)
+    acc = np.zeros(len(draws))
+    for s in sets:
+        _check(s, pr_w, pr_s)
+        o = _order(s)
+        wc = draws[:, o.order].astype(np.float64)
+        total = wc.sum(axis=1)
+        gap = (draws @ pr_s - draws @ pr_w) / total
+        # Curve nodes per draw: x from 0 to 1, gain y from 0 (P - P_w); zero-weight groups
+        # repeat a node with the same y, so interpolation stays well defined.
+        x = np.c_[np.zeros(len(draws)), np.cumsum(wc, axis=1)[:, o.ends] / total[:, None]]
+        y = np.c_[np.zeros(len(draws)), np.cumsum(wc * (pr_s - pr_w)[o.order], axis=1)[:, o.ends]]
+        y /= total[:, None]
+        rows = np.arange(len(draws))
+        last = x.shape[1] - 1
+        area = np.zeros(len(draws))
+        for a in APGR_POINTS:
+            k = np.clip((x <= a).sum(axis=1) - 1, 0, last - 1)
+            x0, x1, y0, y1 = x[rows, k], x[rows, k + 1], y[rows, k], y[rows, k + 1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                t = np.where(x1 > x0, np.clip((a - x0) / (x1 - x0), 0.0, 1.0), 1.0)
+            area += y0 + t * (y1 - y0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc += np.where(np.abs(gap) > 1e-12, area / len(APGR_POINTS) / gap * 100.0, np.nan)
+    return acc / len(sets)
+
+
+def mean_apgr(scores: FloatArray | Sequence[FloatArray], pr_w: FloatArray, pr_s: FloatArray) -> float:
+    """APGR on the full table, averaged over score sets (seeds)."""
+    return float(np.mean([apgr(deferral_curve(s, pr_w, pr_s)) for s in _score_sets(scores)]))
+
+
+class PairedDifference(NamedTuple):
+    """APGR(a) − APGR(b) on the same queries, with its paired-bootstrap 95 % CI and p-value
+    (a tuple, so ``diff, lo, hi, p = ...`` works)."""
+
+    diff: float
+    lo: float
+    hi: float
+    p_two_sided: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"diff": self.diff, "lo": self.lo, "hi": self.hi, "p": self.p_two_sided}
+
+
+def bootstrap_p_value(boot_diff: FloatArray) -> float:
+    """Two-sided p of "difference = 0" from bootstrap draws of the difference.
+
+    p = 2·min(#(d ≤ 0) + 1, #(d ≥ 0) + 1) / (B + 1), capped at 1: the smallest level at which
+    the percentile interval excludes 0, with the +1 so a finite bootstrap never claims p = 0.
+    Identical routers (every draw 0) get p = 1. Undefined (NaN) draws are ignored.
+    """
+    d = np.asarray(boot_diff, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    if len(d) == 0:
+        return float("nan")
+    le, ge = int(np.sum(d <= 0)), int(np.sum(d >= 0))
+    return float(min(1.0, 2.0 * (min(le, ge) + 1) / (len(d) + 1)))
+
+
+def paired_from_boot(point_diff: float, boot_diff: FloatArray) -> PairedDifference:
+    """Package a point difference and its bootstrap draws (use when draws are reused)."""
+    lo, hi = ci95(np.asarray(boot_diff, dtype=np.float64))
+    return PairedDifference(float(point_diff), lo, hi, bootstrap_p_value(boot_diff))
+
+
+def paired_apgr_difference(
+    score_a: FloatArray | Sequence[FloatArray],
+    score_b: FloatArray | Sequence[FloatArray],
+    pr_w: FloatArray,
+    pr_s: FloatArray,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> PairedDifference:
+    """Paired bootstrap over queries of APGR(a) − APGR(b).
+
+    Both routers are scored on the *same* resampled query sets, so query difficulty, which
+    moves both APGRs together, cancels out of the difference; unpaired CIs overlap far more
+    than the difference's own CI. Several score vectors per router (seeds) are averaged, as
+    in :func:`bootstrap_metrics`. Unpacks as ``diff, lo, hi, p = paired_apgr_difference(...)``.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    draws = bootstrap_draws(len(pr_w), n_boot, seed)
+    boot = bootstrap_apgr(score_a, pr_w, pr_s, draws) - bootstrap_apgr(score_b, pr_w, pr_s, draws)
+    point = mean_apgr(score_a, pr_w, pr_s) - mean_apgr(score_b, pr_w, pr_s)
+    return paired_from_boot(point, boot)
+
+
+@dataclass(frozen=True)
+class AcrossPairs:
+    """Does design a beat b across model pairs? Counts and two paired tests on per-pair diffs."""
+
+    n: int
+    wins: int
+    losses: int
+    ties: int
+    mean_diff: float
+    sign_p: float
+    wilcoxon_p: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "n": self.n,
+            "wins": self.wins,
+            "losses": self.losses,
+            "ties": self.ties,
+            "mean_diff": self.mean_diff,
+            "sign_test_p": self.sign_p,
+            "wilcoxon_p": self.wilcoxon_p,
+        }
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """Exact two-sided sign test (ties dropped): binomial(wins + losses, 1/2)."""
+    from scipy.stats import binomtest
+
+    n = wins + losses
+    return 1.0 if n == 0 else float(binomtest(wins, n, 0.5, alternative="two-sided").pvalue)
+
+
+def wilcoxon_p(diffs: FloatArray) -> float:
+    """Two-sided Wilcoxon signed-rank p on per-pair differences (zeros dropped, scipy's
+    exact distribution for small n without ties). NaN when every difference is 0."""
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(diffs, dtype=np.float64)
+    d = d[np.abs(d) > 1e-12]
+    if len(d) == 0:
+        return float("nan")
+    return float(wilcoxon(d, alternative="two-sided").pvalue)
+
+
+def across_pairs(diffs: FloatArray, tol: float = 1e-12) -> AcrossPairs:
+    """Sign test and Wilcoxon over per-pair APGR differences (a − b); |d| ≤ tol is a tie."""
+    d = np.asarray(diffs, dtype=np.float64)
+    wins, losses = int(np.sum(d > tol)), int(np.sum(d < -tol))
+    return AcrossPairs(
+        n=len(d),
+        wins=wins,
+        losses=losses,
+        ties=len(d) - wins - losses,
+        mean_diff=float(np.mean(d)) if len(d) else float("nan"),
+        sign_p=sign_test_p(wins, losses),
+        wilcoxon_p=wilcoxon_p(np.where(np.abs(d) > tol, d, 0.0)),
+    )
