@@ -238,3 +238,9 @@ def test_reproduce_baselines_train_on_the_table_or_not_at_all() -> None:
     assert check_baseline("mf").fits_table and not check_baseline("margin").trains
     with pytest.raises(InputError, match="baseline 'knn' trains on label-design labels"):
         check_baseline("knn")
+
+
+def test_docs_list_every_router_as_the_routers_command_prints_it() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "routers.md").read_text()
+    for name in REGISTRY:
+        assert router_help(name) in docs, f"docs/routers.md: rerun `firewall-routing routers` ({name})"
