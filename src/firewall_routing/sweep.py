@@ -391,6 +391,36 @@ def _progress_note(i: int, n: int, pair: Pair) -> str:
     return f"[{i}/{n}] {pair.label} (GSM8K-train gap {pair.gap:.3f})"
 
 
+def identical_designs(
+    train: OutcomeTable, designs: Sequence[str], approx: Approximations, params: dict[str, dict[str, float]]
+) -> dict[str, str]:
+    """Design → the first earlier design with the same training labels (so the same router),
+    the rule ``train_and_score`` uses to train once; tables list such designs once."""
+    from firewall_routing.experiment import same_labels
+
+    seen: dict[str, FloatArray] = {}
+    out: dict[str, str] = {}
+    for d in designs:
+        v = compute_labels(train, d, approx, params.get(d)).values
+        first = next((e for e, w in seen.items() if same_labels(v, w)), None)
+        if first is not None:
+            out[d] = first
+        else:
+            seen[d] = v
+    return out
+
+
+def aliases(pairs: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Designs identical to the same earlier design in *every* pair (e.g. hybrid-prob and
+    soft-block on pass-rate data): the console and summary print them as one row."""
+    if not pairs:
+        return {}
+    common = dict(pairs[0]["same_as"])
+    for p in pairs[1:]:
+        common = {d: f for d, f in common.items() if p["same_as"].get(d) == f}
+    return common
+
+
 def sweep_pair(
     cfg: SweepConfig, pair: Pair, data_dir: Path, approx: Approximations
 ) -> tuple[dict[str, Any], list[str]]:
@@ -403,6 +433,7 @@ def sweep_pair(
     runs += label_baseline_runs(cfg, train, val, tables, approx)
     runs += extra_runs(tables, ecfg.design_list(), approx, params)
     identical = {d: n for d, ns in notes.items() for n in ns if "identical" in n}
+    same_as = identical_designs(train, ecfg.design_list(), approx, params)
     result = {
         "weak": pair.weak,
         "strong": pair.strong,
@@ -411,6 +442,7 @@ def sweep_pair(
         "train_strong_pass_rate": pair.train_strong_pass_rate,
         "train_gap": pair.gap,
         "identical_labels": identical,
+        "same_as": same_as,
         "label_params": params,
         "training_seconds": {
             r.name: round(sum(x.get("seconds", 0.0) for x in r.training), 3) for r in runs if r.training
@@ -466,6 +498,7 @@ def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
         "n_pairs": len(results),
         "designs": cfg.experiment("w", "s").design_list(),
         "contenders": contenders,
+        "aliases": aliases(results),
         "notes": [
             "random = the expected APGR of random routing (a constant score): exactly 50, CI [50, 50]",
             f"{CEILING_PW}: the true test weak pass rate as the score (a perfect difficulty predictor)",
