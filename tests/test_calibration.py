@@ -15,9 +15,12 @@ from firewall_routing.calibration import (
     CONVENTION,
     achievable_counts,
     calibrate,
+    check_enough_prompts,
     format_table,
     load_calibration,
+    missed_percents,
     read_prompts,
+    router_fingerprint,
     save_calibration,
     strong_fraction,
     thresholds_for_fractions,
@@ -103,7 +106,29 @@ def test_format_table_has_10_to_90() -> None:
     table = format_table(calibrate((np.arange(100) + 0.5) / 100))
     rows = table.splitlines()[1:]
     assert [int(r.split()[0]) for r in rows] == list(range(10, 100, 10))
-    assert rows[2].split() == ["30", "0.3000", "30.0"]
+    # margin: 1.96 * sqrt(0.3 * 0.7 / 100) = 0.0898 → 9.0 points
+    assert rows[2].split() == ["30", "0.3000", "30.0", "9.0"]
+
+
+def test_calibrate_records_score_range_margins_and_router() -> None:
+    cal = calibrate([0.2, 0.4, 0.6, 0.8], router="runs/r1", router_sha256="abc")
+    assert (cal.score_min, cal.score_max, cal.n) == (0.2, 0.8, 4)
+    assert (cal.router, cal.router_sha256) == ("runs/r1", "abc") and cal.created
+    by = {p.percent: p for p in cal.points}
+    assert by[50].observed == 0.5 and by[50].margin == pytest.approx(1.96 * 0.5 / 2)  # sqrt(.25/4)
+    assert by[0].margin == 0.0 and by[100].margin == 0.0  # all-or-nothing is exact
+
+
+def test_too_few_prompts_are_refused() -> None:
+    with pytest.raises(InputError, match=r"at least 100 prompts.*got 5.*multiples of 20 %"):
+        check_enough_prompts(5)
+    check_enough_prompts(100)
+
+
+def test_missed_percents_reports_what_ties_make_unreachable() -> None:
+    assert missed_percents(calibrate((np.arange(100) + 0.5) / 100)) == []
+    tied = calibrate([0.5] * 50 + list(np.linspace(0.6, 0.9, 50)))
+    assert missed_percents(tied)[:2] == [1, 2]  # 0 or 50 of 100 go strong, nothing between
 
 
 # --------------------------------------------------------------------------- files
@@ -141,6 +166,36 @@ def test_save_and_load_roundtrip(tmp_path: Path) -> None:
     assert load_calibration(path).threshold(50) == cal.threshold(50)
 
 
+def test_save_never_overwrites_without_being_asked(tmp_path: Path) -> None:
+    first, second = calibrate([0.1, 0.2]), calibrate([0.7, 0.9])
+    save_calibration(first, tmp_path)
+    with pytest.raises(InputError, match=r"already exists.*--force"):
+        save_calibration(second, tmp_path)
+    assert load_calibration(tmp_path) == first
+    save_calibration(second, tmp_path, overwrite=True)
+    assert load_calibration(tmp_path) == second
+
+
+def test_old_calibration_files_without_new_fields_still_load(tmp_path: Path) -> None:
+    data = json.loads(calibrate([0.1, 0.2]).model_dump_json())
+    for key in ("router_sha256", "created", "score_min", "score_max"):
+        del data[key]
+    for point in data["points"]:
+        del point["margin"]
+    (tmp_path / "calibration.json").write_text(json.dumps(data))
+    assert load_calibration(tmp_path).score_min is None
+
+
+def test_router_fingerprint_follows_router_files_not_calibration(tmp_path: Path) -> None:
+    RandomRouter(seed=1).save(tmp_path)
+    before = router_fingerprint(tmp_path)
+    save_calibration(calibrate([0.1, 0.2]), tmp_path)
+    assert router_fingerprint(tmp_path) == before and len(before) == 64
+    RandomRouter(seed=2).save(tmp_path)
+    assert router_fingerprint(tmp_path) != before
+    assert router_fingerprint(tmp_path / "missing") == ""
+
+
 def test_load_rejects_missing_and_incomplete(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no calibration"):
         load_calibration(tmp_path)
@@ -169,6 +224,8 @@ def test_cli_calibrate_writes_file_and_prints_table(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     cal = load_calibration(tmp_path / "r")
     assert cal.backend == "router:random" and cal.n == 200
+    assert cal.router == str(tmp_path / "r") and cal.router_sha256 == router_fingerprint(tmp_path / "r")
+    assert cal.source == str(prompts)
     expected = thresholds_for_fractions(router.score(prompts.read_text().splitlines()), [0.3])
     assert cal.threshold(30) == pytest.approx(expected[0])
     assert "      30" in res.stdout and "30.0" in res.stdout
@@ -179,3 +236,27 @@ def test_cli_calibrate_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     res = run_cli("calibrate", str(tmp_path / "r"), str(tmp_path / "none.txt"))
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "file not found" in res.stderr
+
+
+def test_cli_calibrate_refuses_too_few_prompts(tmp_path: Path) -> None:
+    RandomRouter().save(tmp_path / "r")
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"question {i}" for i in range(5)))
+    res = run_cli("calibrate", str(tmp_path / "r"), str(prompts))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "at least 100 prompts" in res.stderr
+    assert not (tmp_path / "r" / "calibration.json").exists()
+
+
+def test_cli_calibrate_needs_force_to_replace(tmp_path: Path) -> None:
+    RandomRouter(seed=1).save(tmp_path / "r")
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"question {i}" for i in range(150)))
+    save_calibration(calibrate([0.1, 0.2]), tmp_path / "r")
+    old = (tmp_path / "r" / "calibration.json").read_text()
+    res = run_cli("calibrate", str(tmp_path / "r"), str(prompts))
+    assert res.returncode == 2 and "--force" in res.stderr and res.stderr.strip().count("\n") == 0
+    assert (tmp_path / "r" / "calibration.json").read_text() == old
+    res = run_cli("calibrate", str(tmp_path / "r"), str(prompts), "--force")
+    assert res.returncode == 0, res.stderr
+    assert load_calibration(tmp_path / "r").n == 150

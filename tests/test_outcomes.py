@@ -179,3 +179,232 @@ def test_generic_duplicate_ids(tmp_path: Path) -> None:
     row = {"id": "a", "prompt": "x", "weak_pass_rate": 0.2, "strong_pass_rate": 0.8}
     with pytest.raises(InputError, match="duplicate id 'a'"):
         load_generic(_write_jsonl(tmp_path / "d.jsonl", [row, row]))
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+def test_unknown_suffix_advice_names_no_missing_option(tmp_path: Path) -> None:
+    """A .tsv used to be told to "pass --format", an option no command has."""
+    p = tmp_path / "t.tsv"
+    p.write_text("prompt\tweak_pass_rate\tstrong_pass_rate\nx\t0.5\t0.7\n")
+    with pytest.raises(InputError) as e:
+        load_table(p)
+    msg = str(e.value)
+    assert "--format" not in msg and ".csv" in msg and str(p) in msg
+
+
+def test_directory_is_a_clear_error(tmp_path: Path) -> None:
+    d = tmp_path / "dir.csv"
+    d.mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        load_table(d)
+
+
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [("prompt,weak_pass_rate,strong_passrate", "strong_pass_rate"), ("promt,mistral,gpt4", "prompt")],
+)
+def test_missing_column_lists_columns_found(tmp_path: Path, header: str, field: str) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text(header + "\nx,0.5,0.7\n")
+    with pytest.raises(InputError) as e:
+        load_table(p)
+    msg = str(e.value)
+    assert f"field '{field}'" in msg and "missing column" in msg
+    for col in header.split(","):
+        assert f"'{col}'" in msg
+
+
+def _pair_file(tmp_path: Path, named: bool) -> Path:
+    row: dict[str, object] = {"prompt": "x", "weak_pass_rate": 0.2, "strong_pass_rate": 0.8}
+    if named:
+        row |= {"weak_model": "gpt-4o-mini", "strong_model": "gpt-4o"}
+    return _write_jsonl(tmp_path / f"named{named}.jsonl", [row])
+
+
+def test_generic_weak_strong_must_match_named_models(tmp_path: Path) -> None:
+    p = _pair_file(tmp_path, named=True)
+    assert load_table(p, "gpt-4o-mini", "gpt-4o").strong.name == "gpt-4o"
+    assert load_table(p, None, "gpt-4o").weak.name == "gpt-4o-mini"
+    with pytest.raises(InputError) as e:
+        load_table(p, "gpt-4o-mini", "foo")
+    msg = str(e.value)
+    assert "--strong 'foo'" in msg and "gpt-4o-mini" in msg and "'gpt-4o'" in msg
+
+
+def test_generic_weak_strong_on_unnamed_file_says_so(tmp_path: Path) -> None:
+    p = _pair_file(tmp_path, named=False)
+    assert load_table(p).weak.name == "weak"
+    with pytest.raises(InputError, match="does not name its models"):
+        load_table(p, "gpt-4o-mini", "foo")
+
+
+def test_deeply_nested_json_is_an_input_error(tmp_path: Path) -> None:
+    for suffix in (".jsonl", ".json"):
+        p = tmp_path / f"deep{suffix}"
+        p.write_text("[" * 100_000 + "\n")
+        with pytest.raises(InputError, match="nested too deeply|invalid JSON"):
+            load_table(p, "a", "b")
+
+
+def test_huge_sample_count_is_an_input_error(tmp_path: Path) -> None:
+    row = {"prompt": "x", "weak_pass_rate": 0.2, "strong_pass_rate": 0.8, "weak_n": 10**30}
+    with pytest.raises(InputError, match="field 'weak_n'"):
+        load_table(_write_jsonl(tmp_path / "n.jsonl", [row]))
+
+
+# --------------------------------------------------------------------------- fuzzing (hypothesis)
+
+_FIELDS = [
+    "prompt",
+    "weak_pass_rate",
+    "strong_pass_rate",
+    "id",
+    "benchmark",
+    "weak_n",
+    "strong_n",
+    "weak_greedy",
+    "strong_greedy",
+    "margin",
+    "weak_samples",
+    "strong_samples",
+    "weak_model",
+    "strong_model",
+    "question",
+    "scores",
+    "a",
+    "b",
+]
+
+
+def _fuzz_strategies():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    scalar = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**20), max_value=10**20),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from([0, 1, 0.0, 0.5, 1.0, "0", "1", "true", "", " "]),
+        st.text(max_size=12),
+    )
+    value = st.recursive(
+        scalar,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.dictionaries(st.sampled_from(_FIELDS) | st.text(max_size=4), inner, max_size=4),
+        ),
+        max_leaves=8,
+    )
+    key = st.sampled_from(_FIELDS) | st.text(max_size=6)
+    row = st.dictionaries(key, value, max_size=8)
+    # Mostly rows with the required fields present, so validation goes past the first check.
+    rate = st.floats(0, 1) | st.sampled_from([0, 1, -0.1, 1.1]) | scalar
+    count = st.integers(1, 12) | st.integers(-(2**70), 2**70) | scalar
+    binary = st.lists(st.sampled_from([0, 1]), max_size=4) | value
+    text = st.text(max_size=6) | value
+    typed = {"weak_n": count, "strong_n": count, "weak_samples": binary, "strong_samples": binary}
+    typed |= {k: text for k in ("id", "benchmark", "weak_model", "strong_model")}
+    typed |= {"margin": rate, "weak_greedy": st.booleans() | value, "strong_greedy": st.booleans() | value}
+    likely = st.fixed_dictionaries(
+        {"prompt": st.text(min_size=1, max_size=8), "weak_pass_rate": rate, "strong_pass_rate": rate},
+        optional={k: typed.get(k, value) for k in _FIELDS[3:14]},
+    )
+    return st, row, likely, value
+
+
+def _check_loaded_or_input_error(p: Path, weak: str | None = None, strong: str | None = None) -> None:
+    try:
+        t = load_table(p, weak, strong)
+    except InputError as e:
+        assert e.path == str(p), e  # every error names the file ...
+        assert "\n" not in str(e)  # ... on one line
+        return
+    assert len(t) >= 1 and len(t.ids) == len(set(t.ids))
+    assert ((t.weak.pass_rate >= 0) & (t.weak.pass_rate <= 1)).all()
+    assert ((t.strong.pass_rate >= 0) & (t.strong.pass_rate <= 1)).all()
+
+
+def test_fuzz_generic_jsonl_loader() -> None:
+    """Arbitrary JSONL rows give a table or an InputError naming the file, never another error."""
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+
+    st, row, likely, _ = _fuzz_strategies()
+    raw_line = st.text(max_size=20)
+    line = st.one_of(
+        likely.map(lambda r: json.dumps(r, allow_nan=True)),
+        row.map(lambda r: json.dumps(r, allow_nan=True)),
+        raw_line.filter(lambda s: "\n" not in s and "\r" not in s),
+    )
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "fuzz.jsonl"
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(st.lists(line, min_size=0, max_size=4), st.sampled_from([None, "weak", "gpt"]))
+        def check(lines: list[str], weak: str | None) -> None:
+            p.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+            _check_loaded_or_input_error(p, weak, None)
+
+        check()
+
+
+def test_fuzz_csv_loaders() -> None:
+    """Arbitrary CSV tables (generic and RouteLLM) give a table or a one-line InputError."""
+    import csv
+    import io
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+
+    st, _, _, _ = _fuzz_strategies()
+    cell = st.one_of(
+        st.sampled_from(["", "0", "1", "0.5", "True", "False", "nan", "-1", "2", "1;0;1", "x", '"']),
+        st.text(max_size=8),
+    )
+    header = st.lists(st.sampled_from(_FIELDS[:14]) | st.text(max_size=5), min_size=0, max_size=6)
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "fuzz.csv"
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(header, st.lists(st.lists(cell, max_size=7), max_size=4), st.sampled_from([None, "a"]))
+        def check(head: list[str], rows: list[list[str]], weak: str | None) -> None:
+            buf = io.StringIO()
+            w = csv.writer(buf)
+            w.writerow(head)
+            w.writerows(rows)
+            p.write_text(buf.getvalue(), encoding="utf-8", errors="surrogatepass")
+            _check_loaded_or_input_error(p, weak, "b" if weak else None)
+
+        check()
+
+
+def test_fuzz_routerdc_json_loader() -> None:
+    """Arbitrary JSON documents as a RouterDC file: a table or a one-line InputError."""
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+
+    st, _, _, value = _fuzz_strategies()
+    item = st.fixed_dictionaries(
+        {
+            "question": st.text(min_size=1, max_size=6) | value,
+            "scores": st.dictionaries(st.sampled_from(["a", "b", "c"]), st.floats(0, 1) | value) | value,
+        }
+    )
+    doc = st.one_of(st.lists(item, max_size=4), value)
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "fuzz.json"
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(doc, st.sampled_from([(None, None), ("a", "b"), ("a", None)]))
+        def check(data: object, pair: tuple[str | None, str | None]) -> None:
+            p.write_text(json.dumps(data, allow_nan=True), encoding="utf-8")
+            _check_loaded_or_input_error(p, *pair)
+
+        check()

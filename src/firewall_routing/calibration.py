@@ -17,13 +17,20 @@ fall between the two on the side they are closer to. ``f = 0`` gives threshold `
 just above ``max(1, max score)`` (always strong, as scores lie in [0, 1]).
 
 Thresholds for 0…100 % in steps of 1 % are stored as ``calibration.json`` next to the
-router, with the fraction each one really produces on the calibration prompts.
+router, with the fraction each one really produces on the calibration prompts and that
+fraction's sampling margin. Why at least ``MIN_PROMPTS`` (100) prompts: with ``n`` prompts
+only multiples of ``1/n`` can be produced, so below 100 some of the 1 % steps the file
+promises are unreachable (5 prompts turn "90 %" into 80 %). The file also records which
+router (directory and a hash of its files) and how many prompts it was made from, so the
+server can say what it loaded and warn when the router changed since.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +45,8 @@ CALIBRATION_FILE = "calibration.json"
 CONVENTION = "strong iff score < threshold; fraction f -> f-quantile of calibration scores"
 PERCENTS = tuple(range(101))
 TABLE_PERCENTS = tuple(range(10, 100, 10))
+MIN_PROMPTS = 100  # fewer cannot produce every 1 % step (only multiples of 1/n exist)
+Z95 = 1.96
 
 
 class ThresholdPoint(BaseModel):
@@ -48,6 +57,12 @@ class ThresholdPoint(BaseModel):
     percent: int = Field(ge=0, le=100)
     threshold: float
     observed: float = Field(ge=0.0, le=1.0)
+    margin: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="95 % sampling margin of `observed` (normal approximation, 1.96·sqrt(f(1−f)/n)): "
+        "traffic like the calibration prompts goes strong at observed ± margin.",
+    )
 
 
 class Calibration(BaseModel):
@@ -57,9 +72,13 @@ class Calibration(BaseModel):
 
     convention: str = CONVENTION
     router: str = ""
+    router_sha256: str = ""
     backend: str = ""
     source: str = ""
+    created: str = ""
     n: int = Field(ge=1)
+    score_min: float | None = None
+    score_max: float | None = None
     points: list[ThresholdPoint]
 
     def threshold(self, percent: int) -> float:
@@ -117,17 +136,91 @@ def strong_fraction(scores: Sequence[float] | FloatArray, threshold: float) -> f
     return float(np.mean(s < threshold)) if len(s) else 0.0
 
 
+def sampling_margin(fraction: float, n: int) -> float:
+    """95 % margin of a fraction measured on ``n`` prompts: 1.96·sqrt(f(1−f)/n)."""
+    return Z95 * math.sqrt(fraction * (1.0 - fraction) / n)
+
+
 def calibrate(
-    scores: Sequence[float] | FloatArray, *, router: str = "", backend: str = "", source: str = ""
+    scores: Sequence[float] | FloatArray,
+    *,
+    router: str = "",
+    router_sha256: str = "",
+    backend: str = "",
+    source: str = "",
 ) -> Calibration:
     """Thresholds for 0…100 % strong calls (step 1 %) plus the fraction each really gives."""
     s = np.asarray(scores, dtype=np.float64)
     thresholds = thresholds_for_fractions(s, [p / 100 for p in PERCENTS])
-    points = [
-        ThresholdPoint(percent=p, threshold=float(t), observed=strong_fraction(s, float(t)))
-        for p, t in zip(PERCENTS, thresholds, strict=True)
-    ]
-    return Calibration(router=router, backend=backend, source=source, n=len(s), points=points)
+    points = []
+    for p, t in zip(PERCENTS, thresholds, strict=True):
+        observed = strong_fraction(s, float(t))
+        points.append(
+            ThresholdPoint(
+                percent=p, threshold=float(t), observed=observed, margin=sampling_margin(observed, len(s))
+            )
+        )
+    return Calibration(
+        router=router,
+        router_sha256=router_sha256,
+        backend=backend,
+        source=source,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        n=len(s),
+        score_min=float(s.min()),
+        score_max=float(s.max()),
+        points=points,
+    )
+
+
+def check_enough_prompts(n: int, minimum: int = MIN_PROMPTS) -> None:
+    """Refuse a calibration whose 1 % steps could not all be produced (InputError)."""
+    if n < minimum:
+        raise InputError(
+            f"calibration needs at least {minimum} prompts to produce every 1 % step, got {n} "
+            f"(with {n} prompts only multiples of {100 / n:.3g} % exist)"
+        )
+
+
+def missed_percents(cal: Calibration, tolerance: float = 0.005) -> list[int]:
+    """Percents whose threshold gives a fraction more than ``tolerance`` off (score ties)."""
+    return [p.percent for p in cal.points if abs(p.observed - p.percent / 100) > tolerance + 1e-12]
+
+
+def router_fingerprint(router_dir: str | Path) -> str:
+    """sha256 over a saved router's files (names and bytes), its calibration files excluded.
+
+    Lets ``serve`` notice a calibration made for another router, or for this directory
+    before it was retrained.
+    """
+    root = Path(router_dir)
+    if not root.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        if not f.is_file() or f.name.startswith(".") or f.name.startswith("calibration"):
+            continue
+        digest.update(f.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def describe(cal: Calibration) -> str:
+    """One line saying what a calibration was made from (for the server's start-up log)."""
+    parts = [f"{cal.n} prompts"]
+    if cal.source:
+        parts.append(f"from {cal.source}")
+    if cal.backend:
+        parts.append(f"backend {cal.backend}")
+    if cal.router:
+        parts.append(f"router {cal.router}")
+    if cal.router_sha256:
+        parts.append(f"sha256 {cal.router_sha256[:12]}")
+    if cal.created:
+        parts.append(f"created {cal.created}")
+    if cal.score_min is not None and cal.score_max is not None:
+        parts.append(f"scores {cal.score_min:.4f}…{cal.score_max:.4f}")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- files
@@ -183,9 +276,15 @@ def calibration_path(router_or_file: str | Path) -> Path:
     return p / CALIBRATION_FILE if p.is_dir() else p
 
 
-def save_calibration(cal: Calibration, router_dir: str | Path) -> Path:
-    """Write ``calibration.json`` next to the router (inside its directory)."""
+def save_calibration(cal: Calibration, router_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``calibration.json`` next to the router (inside its directory).
+
+    An existing file is only replaced with ``overwrite`` (the CLI's ``--force``): a server
+    may be using it, and a silently replaced calibration changes every ``firewall@N%``.
+    """
     out = calibration_path(router_dir)
+    if out.exists() and not overwrite:
+        raise InputError("calibration file already exists: pass --force to replace it", path=out)
     out.write_text(cal.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return out
 
@@ -207,10 +306,11 @@ def load_calibration(path: str | Path) -> Calibration:
 
 
 def format_table(cal: Calibration, percents: Sequence[int] = TABLE_PERCENTS) -> str:
-    """The human-readable table the CLI prints (target %, threshold, observed % on the data)."""
-    lines = [f"{'strong %':>8}  {'threshold':>10}  {'observed %':>10}"]
+    """The human-readable table the CLI prints (target %, threshold, observed % ± 95 % margin)."""
+    lines = [f"{'strong %':>8}  {'threshold':>10}  {'observed %':>10}  {'± (95 %)':>8}"]
     by_percent = {p.percent: p for p in cal.points}
     for pc in percents:
         pt = by_percent[pc]
-        lines.append(f"{pc:>8}  {pt.threshold:>10.4f}  {100 * pt.observed:>10.1f}")
+        margin = sampling_margin(pt.observed, cal.n) if pt.margin is None else pt.margin
+        lines.append(f"{pc:>8}  {pt.threshold:>10.4f}  {100 * pt.observed:>10.1f}  {100 * margin:>8.1f}")
     return "\n".join(lines)

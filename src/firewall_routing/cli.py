@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from firewall_routing.designs import DESIGNS_EPILOG
 from firewall_routing.errors import InputError, MetricError
 
 app = typer.Typer(
@@ -21,6 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help, not rich: rich ate "[...]" in help texts as markup, printed "<bool>"
+    # beside flags and cut long defaults at 80 columns when stdout was not a terminal.
+    rich_markup_mode=None,
 )
 
 WeakOpt = Annotated[str | None, typer.Option("--weak", help="Weak model name (files with several models).")]
@@ -66,14 +70,12 @@ def _json_options(text: str) -> dict[str, object]:
     return opts
 
 
-@app.command()
+@app.command(epilog=DESIGNS_EPILOG)
 def labels(
     outcomes: Annotated[
         Path, typer.Argument(help="Outcome file (RouterDC .json, RouteLLM .csv, generic .jsonl/.csv).")
     ],
-    design: Annotated[
-        str, typer.Option(help="Label design (see DESIGN.md §3), e.g. soft-block.")
-    ] = "soft-block",
+    design: Annotated[str, typer.Option(help="Label design: one of the ten listed below.")] = "soft-block",
     out: Annotated[Path, typer.Option(help="Output JSONL: id, prompt, label.")] = Path("labels.jsonl"),
     weak: WeakOpt = None,
     strong: StrongOpt = None,
@@ -99,11 +101,11 @@ def labels(
     typer.echo(f"wrote {len(table)} labels ({design}, mean {lab.values.mean():.3f}) to {out}")
 
 
-@app.command()
+@app.command(epilog=DESIGNS_EPILOG)
 def train(
     outcomes: Annotated[Path, typer.Argument(help="Training outcome file.")],
     out: Annotated[Path, typer.Option(help="Directory to save the router into.")],
-    design: Annotated[str, typer.Option(help="Label design.")] = "soft-block",
+    design: Annotated[str, typer.Option(help="Label design: one of the ten listed below.")] = "soft-block",
     router: Annotated[str, typer.Option(help="Router type.")] = "embedding-head",
     weak: WeakOpt = None,
     strong: StrongOpt = None,
@@ -178,14 +180,70 @@ from firewall_routing.serve.commands import register as _register_serve  # noqa:
 _register_serve(app)
 
 
-def main() -> None:
+def _untruncated_command_list(typer_app: typer.Typer) -> None:
+    """Give every command an explicit short help (its docstring's first paragraph).
+
+    click cuts a derived short help to the terminal width with "..."; an explicit one is
+    wrapped instead, so ``firewall-routing --help`` shows each command's whole summary.
+    """
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(doc.strip().split("\n\n")[0].split())
+
+
+_untruncated_command_list(app)
+
+
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Base classes of typer's command-line usage errors, whichever click typer runs on.
+
+    typer ≥ 0.22 vendors click as ``typer._click`` and its errors derive from
+    ``typer.TyperException``, not from ``click.ClickException``; older typer raised the
+    real click's. Catching only one of the two turned every usage mistake into a traceback
+    (issue 12), so both are caught; ``tests/test_cli.py`` runs the installed script to prove it.
+    """
+    types: list[type[Exception]] = []
+    typer_exc = getattr(typer, "TyperException", None)
+    if isinstance(typer_exc, type) and issubclass(typer_exc, Exception):
+        types.append(typer_exc)
     try:
-        app(standalone_mode=False)
+        import click
+    except ImportError:
+        pass
+    else:
+        types.append(click.ClickException)
+    return tuple(types)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _show_usage_error(e: Exception) -> int:
+    """Print a usage error as one line (no usage block, no panel); return its exit status."""
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        # A bare command with no_args_is_help: the help *is* the message (click exits 2).
+        typer.echo(ctx.get_help(), err=True)
+        return 2
+    fmt = getattr(e, "format_message", None)
+    message = _one_line(fmt() if callable(fmt) else str(e))
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    typer.echo(f"error: {message}{hint}", err=True)
+    code = getattr(e, "exit_code", 2)
+    return code if isinstance(code, int) else 2
+
+
+def main() -> None:
+    """Console-script entry: one-line errors with exit 2 for any user mistake, 130 on Ctrl-C."""
+    try:
+        rv = app(standalone_mode=False)
     except InputError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_one_line(str(e))}", err=True)
         sys.exit(2)
     except MetricError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_one_line(str(e))}", err=True)
         sys.exit(2)
     except ValidationError as e:  # option values checked by a pydantic config model
         err = e.errors()[0]
@@ -200,13 +258,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    except _usage_error_types() as e:
+        sys.exit(_show_usage_error(e))
+    # Without standalone mode, typer returns a command's ``typer.Exit(code)`` as the value.
+    sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
 
 
 if __name__ == "__main__":

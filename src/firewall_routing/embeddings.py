@@ -3,7 +3,8 @@
 Embedding is the slowest step of training and evaluating the fast routers (~50 prompts/s for
 MiniLM on 2 CPU cores), and the same prompts are embedded again for every label design,
 seed and command. The cache keys each vector by sha256(encoder id, text), so a prompt is
-embedded once per encoder, whatever file or order it comes in.
+embedded once per encoder, whatever file or order it comes in. It is written as embedding
+goes (:class:`CachedEncoder`), so an interrupted first run is resumed, not restarted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -92,8 +95,20 @@ class SentenceEncoder:
 CACHE_VERSION = 2
 
 
+COMMIT_EVERY_TEXTS = 64
+COMMIT_EVERY_S = 2.0
+"""New vectors are committed to the cache after this many texts or seconds, whichever comes
+first, and when encoding stops for any reason but a hard kill (which loses at most this)."""
+
+
 class CachedEncoder:
-    """Wraps an encoder with an in-memory dict over an SQLite store (one row per text)."""
+    """Wraps an encoder with an in-memory dict over an SQLite store (one row per text).
+
+    Missing texts are passed to the inner encoder one at a time (the inner encoder embeds
+    each text alone anyway, so results do not change) and their vectors are committed in
+    small batches as they come: killing a first run over thousands of prompts used to leave
+    nothing in the cache, because the one commit came after the last prompt.
+    """
 
     def __init__(self, inner: Encoder, directory: Path | None = None) -> None:
         self.inner = inner
@@ -113,7 +128,17 @@ class CachedEncoder:
     def _key(self, text: str) -> str:
         return hashlib.sha256(f"v{CACHE_VERSION}\0{self.model_id}\0{text}".encode()).hexdigest()
 
+    def _save(self, rows: list[tuple[str, bytes]]) -> None:
+        if rows:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)", rows)
+            rows.clear()
+
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
+        """Vectors for ``texts`` (float64, one row each), embedding only what no cache has.
+
+        ``progress`` shows one bar counting the prompts actually embedded.
+        """
         keys = [self._key(t) for t in texts]
         missing = [k for k in dict.fromkeys(keys) if k not in self._mem]
         for i in range(0, len(missing), 500):
@@ -123,14 +148,37 @@ class CachedEncoder:
                 self._mem[k] = np.frombuffer(blob, dtype=np.float32)
         todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._mem}
         if todo:
-            vecs = self.inner.encode(list(todo.values()), progress=progress).astype(np.float32)
-            with self._db:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO emb VALUES (?, ?)",
-                    [(k, v.tobytes()) for k, v in zip(todo, vecs, strict=True)],
-                )
-            self._mem.update(zip(todo, vecs, strict=True))
+            self._embed(todo, progress)
         return np.stack([self._mem[k] for k in keys]).astype(np.float64)
+
+    def _embed(self, todo: dict[str, str], progress: bool) -> None:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=len(todo),
+                unit="prompt",
+                desc="embedding",
+                dynamic_ncols=True,
+                mininterval=1.0 if sys.stderr.isatty() else 30.0,
+            )
+        rows: list[tuple[str, bytes]] = []
+        last_commit = time.monotonic()
+        try:
+            for k, text in todo.items():
+                vec = np.asarray(self.inner.encode([text], progress=False), dtype=np.float32)[0]
+                self._mem[k] = vec
+                rows.append((k, vec.tobytes()))
+                if bar is not None:
+                    bar.update(1)
+                if len(rows) >= COMMIT_EVERY_TEXTS or time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                    self._save(rows)
+                    last_commit = time.monotonic()
+        finally:
+            self._save(rows)  # also on Ctrl-C or an encoder error: keep what was embedded
+            if bar is not None:
+                bar.close()
 
 
 _SHARED: dict[str, CachedEncoder] = {}

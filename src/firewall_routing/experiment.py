@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from firewall_routing import metrics
+from firewall_routing import conclusion, metrics
 from firewall_routing.errors import InputError
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
 from firewall_routing.outcomes import FloatArray, OutcomeTable, concat, load_routerdc
@@ -377,10 +377,27 @@ def evaluate_runs(
     runs: list[RouterRun], tables: dict[str, OutcomeTable], n_boot: int, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Metrics per router × table: per-seed summaries, seed mean/std, paired bootstrap CIs."""
+    return evaluate_and_compare(runs, tables, n_boot, seed)[0]
+
+
+def evaluate_and_compare(
+    runs: list[RouterRun], tables: dict[str, OutcomeTable], n_boot: int, seed: int = 0
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`evaluate_runs` plus, per table, which routers are separable (``comparisons``).
+
+    The comparisons reuse the per-resample APGRs behind the CIs, so they cost nothing extra
+    and test exactly the number in the tables: the seed-mean APGR. With several seeds each
+    resample re-scores every seed and averages, so the test covers which queries were
+    sampled, given these trained routers — not seed-to-seed training variance (the ± std).
+    Empty when ``n_boot`` is 0.
+    """
     rows: list[dict[str, Any]] = []
+    comparisons: dict[str, Any] = {}
     for key, t in tables.items():
         pr_w, pr_s = t.weak.pass_rate, t.strong.pass_rate
         draws = metrics.bootstrap_draws(len(t), n_boot, seed) if n_boot else None
+        points: dict[str, float] = {}
+        boots: dict[str, FloatArray] = {}
         for run in runs:
             score_sets = run.scores[key]
             per_seed = [metrics.summarize(s, pr_w, pr_s).as_dict() for s in score_sets]
@@ -391,6 +408,7 @@ def evaluate_runs(
             if draws is not None:
                 boot = metrics.bootstrap_metrics(score_sets, pr_w, pr_s, draws)
                 ci = {k: metrics.ci95(v) for k, v in boot.items()}
+                points[run.name], boots[run.name] = mean["apgr"], boot["apgr"]
             tax = {
                 str(int(a * 100)): {
                     k: float(np.mean([metrics.taxonomy(s, pr_w, pr_s, a)[k] for s in score_sets]))
@@ -413,7 +431,27 @@ def evaluate_runs(
                     "taxonomy": tax,
                 }
             )
-    return rows
+        if draws is not None:
+            comparisons[key] = _compare_table(runs, key, points, boots, n_boot)
+    return rows, comparisons
+
+
+def _compare_table(
+    runs: list[RouterRun], key: str, points: dict[str, float], boots: dict[str, FloatArray], n_boot: int
+) -> dict[str, Any]:
+    """Paired differences on one table, identical routers merged into one entry."""
+    groups = conclusion.identical_groups({r.name: r.scores[key] for r in runs})
+    name = {g[0]: conclusion.group_name(g) for g in groups}
+    diffs = conclusion.compare(
+        {name[g[0]]: points[g[0]] for g in groups}, {name[g[0]]: boots[g[0]] for g in groups}
+    )
+    return {
+        "n_boot": n_boot,
+        "n_seeds": max(len(r.scores[key]) for r in runs),
+        "groups": [g for g in groups if len(g) > 1],
+        "apgr": {name[g[0]]: points[g[0]] for g in groups},
+        "differences": [d.as_dict() for d in diffs],
+    }
 
 
 EMBEDDING_ROUTERS = ("embedding-head", "mf", "knn")
@@ -438,8 +476,11 @@ def paper_config(router_options: dict[str, Any] | None = None, **fields: Any) ->
     return ExperimentConfig(router="encoder", router_options=opts, paper=True, **fields)
 
 
-def run(cfg: ExperimentConfig, out: Path | None = None) -> Path:
-    """Run the whole experiment; returns the output directory (printed as it starts)."""
+def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = None) -> Path:
+    """Run the whole experiment; returns the output directory (printed as it starts).
+
+    ``shown`` is the folder named to the user when ``out`` is a staging folder that is moved
+    there on success (see :mod:`firewall_routing.rundir`)."""
     from firewall_routing import report
     from firewall_routing.embeddings import get_encoder
 
@@ -450,7 +491,7 @@ def run(cfg: ExperimentConfig, out: Path | None = None) -> Path:
     data_dir = cfg.data_dir or default_data_dir()
     out = out or Path("runs") / f"reproduce-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    print(f"firewall-routing reproduce → {out.resolve()}", flush=True)
+    print(f"firewall-routing reproduce → {(shown or out).resolve()}", flush=True)
 
     full_train = load_routerdc(data_dir / "routerdc" / TRAIN_FILE, cfg.weak, cfg.strong, "gsm8k-train")
     train, val = split_train_val(full_train, cfg.val_fraction, cfg.split_seed)
@@ -468,8 +509,8 @@ def run(cfg: ExperimentConfig, out: Path | None = None) -> Path:
     runs, notes, params = train_and_score(
         cfg, train, val, tables, approx, out / "routers", score_dir=out / "scores"
     )
-    print("computing metrics and bootstrap CIs", flush=True)
-    rows = evaluate_runs(runs, tables, cfg.n_boot)
+    print("computing metrics" + (" and bootstrap CIs" if cfg.n_boot else ""), flush=True)
+    rows, comparisons = evaluate_and_compare(runs, tables, cfg.n_boot)
     wall = time.perf_counter() - start
     results = {
         "config": json.loads(cfg.model_dump_json()),
@@ -490,14 +531,16 @@ def run(cfg: ExperimentConfig, out: Path | None = None) -> Path:
         "label_params": params,
         "training": {r.name: r.training for r in runs if r.training},
         "results": rows,
+        "comparisons": comparisons,
         "wall_seconds_before_report": round(wall, 1),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if cfg.plots:
-        report.write_plots(runs, tables, out)
+        report.write_plots(runs, tables, out, n_boot=cfg.n_boot)
     wall = time.perf_counter() - start
     report.write_markdown(results, out / "report.md", wall_seconds=wall)
     print(report.console_summary(results))
-    print(f"wrote {out / 'report.md'}, {out / 'results.json'}" + (", plots/*.png" if cfg.plots else ""))
+    final = shown or out
+    print(f"wrote {final / 'report.md'}, {final / 'results.json'}" + (", plots/*.png" if cfg.plots else ""))
     print(f"wall time: {wall:.1f} s")
     return out

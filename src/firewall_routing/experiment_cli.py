@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,11 @@ def register(app: typer.Typer) -> None:
 
 def reproduce(
     out: Annotated[
-        Path | None, typer.Option(help="Output directory (default runs/reproduce-<time>).")
+        Path | None,
+        typer.Option(
+            help="Output directory (default runs/reproduce-<time>). Written only when the run "
+            "succeeds; a non-empty one needs --resume or --force."
+        ),
     ] = None,
     weak: Annotated[
         str, typer.Option(help="Weak model of the training pair.")
@@ -32,9 +37,14 @@ def reproduce(
     ] = "gsm8k,humaneval,mbpp",
     designs: Annotated[str, typer.Option(help="Comma-separated label designs, or 'all'.")] = "all",
     seeds: Annotated[
-        int | None, typer.Option(help="Seeds (0..n-1) per router [default: 3; with --paper: 1].")
+        int | None,
+        typer.Option(
+            min=1, help="Seeds (0..n-1) per router.", show_default=f"{DEFAULT_SEEDS}; 1 with --paper"
+        ),
     ] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95 % CIs.")] = 1000,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for 95 % CIs (0 = none).")
+    ] = 1000,
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder with routerdc/ (default: the shipped data/).")
     ] = None,
@@ -53,16 +63,24 @@ def reproduce(
             "label design (one seed unless --seeds is given). Slow on CPU: see docs/routers.md.",
         ),
     ] = False,
-    epochs: Annotated[int | None, typer.Option(help="--paper: fine-tuning epochs (default 3).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="--paper: fine-tuning epochs (default 3).")
+    ] = None,
     backbone: Annotated[
         str | None, typer.Option(help="--paper: encoder backbone path/name (default all-MiniLM-L6-v2).")
     ] = None,
-    max_length: Annotated[int | None, typer.Option(help="--paper: max tokens per prompt (256).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="--paper: training batch size (16).")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(min=1, help="--paper: max tokens per prompt (256).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="--paper: training batch size (16).")] = None,
     lr: Annotated[float | None, typer.Option(help="--paper: peak learning rate (5e-5).")] = None,
     device: Annotated[str | None, typer.Option(help="--paper: torch device, e.g. cuda (cpu).")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Reuse finished routers' scores from --out (same settings).")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace a non-empty --out, once the new run has succeeded."),
     ] = False,
 ) -> None:
     """Train one router per label design on RouterDC GSM8K and evaluate in/out of distribution.
@@ -71,6 +89,7 @@ def reproduce(
     """
     from firewall_routing.errors import InputError
     from firewall_routing.experiment import ExperimentConfig, paper_config, run
+    from firewall_routing.rundir import staged_run_dir
 
     fields: dict[str, Any] = {
         "weak": weak,
@@ -96,10 +115,14 @@ def reproduce(
     chosen = {k: v for k, v in tuning.items() if v is not None}
     if resume and out is None:
         raise InputError("--resume needs the --out directory of the run to resume")
+    if resume and force:
+        raise InputError("--resume continues the run in --out and --force replaces it: pass one")
     if paper:
-        cfg = paper_config(chosen, **fields, seeds=seeds or 1)
+        cfg = paper_config(chosen, **fields, seeds=1 if seeds is None else seeds)
     elif chosen:
         raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in chosen)} only apply with --paper")
     else:
-        cfg = ExperimentConfig(seeds=seeds or DEFAULT_SEEDS, **fields)
-    run(cfg, out)
+        cfg = ExperimentConfig(seeds=DEFAULT_SEEDS if seeds is None else seeds, **fields)
+    target = out or Path("runs") / f"reproduce-{datetime.now():%Y%m%d-%H%M%S}"
+    with staged_run_dir(target, resume=resume, force=force) as work:
+        run(cfg, work, shown=target)

@@ -41,6 +41,8 @@ def parse_jsonl(lines: list[str], path: Path | str) -> Iterator[tuple[int, dict[
             obj = json.loads(raw)
         except json.JSONDecodeError as e:
             raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=path, row=row) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply", path=path, row=row) from None
         if not isinstance(obj, dict):
             raise InputError("line is not a JSON object", path=path, row=row)
         yield row, obj

@@ -35,6 +35,9 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 ROUTERDC_SAMPLES = 10
 """RouterDC's release scores each model with 10 samples at temperature 0.2 (data/README.md)."""
 
+MAX_SAMPLES = 1_000_000_000
+"""Upper bound on weak_n/strong_n: larger counts are typos, and would overflow int64 arrays."""
+
 ROUTELLM_DEFAULT_WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 ROUTELLM_DEFAULT_STRONG = "gpt-4-1106-preview"
 
@@ -202,7 +205,8 @@ def routerdc_models(path: str | Path) -> list[str]:
     """Model names present in a RouterDC file (for ``--help`` texts and error messages)."""
     data = _read_json(Path(path))
     if isinstance(data, list) and data and isinstance(data[0], dict):
-        return sorted(data[0].get("scores", {}))
+        scores = data[0].get("scores")
+        return sorted(scores) if isinstance(scores, dict) else []
     return []
 
 
@@ -212,6 +216,8 @@ def _read_json(p: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=p, row=e.lineno) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", path=p) from None
 
 
 def _rate(v: Any, p: Path, row: int, fld: str) -> float:
@@ -247,7 +253,7 @@ def load_routellm_csv(
     p = Path(path)
     header, rows = _read_csv(p)
     if "prompt" not in header:
-        raise InputError("missing column", path=p, row=1, field="prompt")
+        raise InputError(_missing_column(header), path=p, row=1, field="prompt")
     for name in (weak, strong):
         if name not in header:
             models = [h for h in header if h != "prompt" and not h.endswith("_response")]
@@ -277,6 +283,12 @@ def load_routellm_csv(
         benchmark=(bench,) * n,
         source=str(p),
     )
+
+
+def _missing_column(header: Sequence[str]) -> str:
+    """'missing column' plus the columns the file does have, so a misspelling is visible."""
+    found = ", ".join(repr(h) for h in header) if header else "none"
+    return f"missing column; columns found: {found}"
 
 
 def _read_csv(p: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -348,8 +360,8 @@ class GenericRow(BaseModel):
     @field_validator("weak_n", "strong_n")
     @classmethod
     def _positive(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError(f"must be ≥ 1, got {v}")
+        if v is not None and not 1 <= v <= MAX_SAMPLES:
+            raise ValueError(f"must be between 1 and {MAX_SAMPLES:,}, got {v}")
         return v
 
     @field_validator("weak_samples", "strong_samples")
@@ -387,7 +399,7 @@ def _iter_generic_records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         header, rows = _read_csv(p)
         for req in ("prompt", "weak_pass_rate", "strong_pass_rate"):
             if req not in header:
-                raise InputError("missing column", path=p, row=1, field=req)
+                raise InputError(_missing_column(header), path=p, row=1, field=req)
         for line, r in rows:
             rec: dict[str, Any] = {}
             for k, v in r.items():
@@ -517,8 +529,9 @@ def detect_format(path: Path) -> Format:
             header = next(csv.reader([f.readline()]), [])
         return "generic" if "weak_pass_rate" in header else "routellm"
     raise InputError(
-        f"cannot tell the format from suffix '{suffix}': use .json (RouterDC), .jsonl/.csv "
-        "(generic) or .csv (RouteLLM), or pass --format",
+        f"cannot tell the format from suffix '{suffix or '(none)'}': outcome files must be .json "
+        "(RouterDC), .jsonl or .csv (generic), or .csv (RouteLLM); convert the file (e.g. a "
+        ".tsv to comma-separated .csv) or rename it",
         path=path,
     )
 
@@ -534,6 +547,8 @@ def load_table(
     p = Path(path)
     if not p.exists():
         raise InputError("file not found", path=p)
+    if p.is_dir():
+        raise InputError("is a directory, expected an outcome file", path=p)
     kind = detect_format(p) if fmt == "auto" else fmt
     if kind == "routerdc":
         if weak is None or strong is None:
@@ -546,4 +561,30 @@ def load_table(
         return load_routellm_csv(
             p, weak or ROUTELLM_DEFAULT_WEAK, strong or ROUTELLM_DEFAULT_STRONG, benchmark
         )
-    return load_generic(p, benchmark)
+    return _check_named_pair(load_generic(p, benchmark), weak, strong)
+
+
+def _check_named_pair(table: OutcomeTable, weak: str | None, strong: str | None) -> OutcomeTable:
+    """``--weak``/``--strong`` on a generic file: they must match the models it names.
+
+    A generic file holds one pair, so the options cannot select anything; silently ignoring
+    them printed "weak weak, strong strong" for ``--weak gpt-4o-mini --strong foo``.
+    """
+    if weak is None and strong is None:
+        return table
+    named = (table.weak.name, table.strong.name) != ("weak", "strong")
+    if not named:
+        raise InputError(
+            "--weak/--strong select models in RouterDC/RouteLLM files, and this file does not name "
+            "its models (no weak_model/strong_model fields): leave the options out, or add the fields",
+            path=table.source,
+        )
+    for side, asked, found in (("weak", weak, table.weak.name), ("strong", strong, table.strong.name)):
+        if asked is not None and asked != found:
+            raise InputError(
+                f"--{side} '{asked}' does not match this file's models: "
+                f"weak_model '{table.weak.name}', strong_model '{table.strong.name}'",
+                path=table.source,
+                field=f"{side}_model",
+            )
+    return table

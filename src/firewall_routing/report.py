@@ -7,14 +7,15 @@ a result that is not also in results.json.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from firewall_routing import metrics
+from firewall_routing import conclusion, metrics
 from firewall_routing.labels import DESIGN_TITLES
-from firewall_routing.outcomes import OutcomeTable
+from firewall_routing.outcomes import FloatArray, OutcomeTable
 
 if TYPE_CHECKING:
     from firewall_routing.experiment import RouterRun
@@ -98,7 +99,7 @@ def format_evaluation(r: dict[str, Any]) -> str:
         f"router {r['router']} on {r['table']} ({r['n']} queries; weak {r['weak']}, strong {r['strong']})",
         f"  all-weak pass rate      {m['weak_pass_rate'] * 100:.2f} %",
         f"  all-strong pass rate    {m['strong_pass_rate'] * 100:.2f} %",
-        f"  APGR (11-point)         {with_ci('apgr')}   (95 % bootstrap CI)",
+        f"  APGR (11-point)         {with_ci('apgr')}" + ("   (95 % bootstrap CI)" if ci else ""),
         f"  APGR (exact area)       {m['apgr_area']:.2f}",
     ]
     for a in (20, 50, 80):
@@ -181,10 +182,21 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
             f"* Generalization pair (Table 2, routers not retrained): weak "
             f"`{pairs['gen']['weak']}`, strong `{pairs['gen']['strong']}`."
         )
+    ci_note = (
+        f" [95 % paired bootstrap CI of the seed mean, {cfg['n_boot']} resamples over queries]"
+        if cfg["n_boot"]
+        else " (no CIs: this run used --bootstrap 0)"
+    )
     lines += [
-        "* Cells: APGR mean ± std over seeds [95 % paired bootstrap CI of the seed mean, "
-        f"{cfg['n_boot']} resamples over queries]; pass rates in % at 20/50/80 % of queries "
+        f"* Cells: APGR mean ± std over seeds{ci_note}; pass rates in % at 20/50/80 % of queries "
         "routed to the strong model (seed mean).",
+        "",
+        "## Conclusion",
+        "",
+        "Computed by this run from the numbers in the tables below (also in `results.json` "
+        "under `comparisons`).",
+        "",
+        *conclusion_lines(res),
         "",
         "## Evaluation sets",
         "",
@@ -344,8 +356,171 @@ def _taxonomy(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+# --------------------------------------------------------------------------- conclusion
+
+BLOCKING = frozenset({"hard-block", "hard-block-greedy", "soft-block"})
+"""The paper's blocking designs, whose advantage over the other label designs is its claim."""
+
+
+def _short(model: str) -> str:
+    return model.rsplit("/", 1)[-1]
+
+
+def _signed(d: dict[str, Any]) -> str:
+    return f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]"
+
+
+def _flip(d: dict[str, Any]) -> dict[str, Any]:
+    """b − a instead of a − b (the interval flips too)."""
+    return d | {"a": d["b"], "b": d["a"], "diff": -d["diff"], "lo": -d["hi"], "hi": -d["lo"]}
+
+
+def _members(group: str) -> list[str]:
+    return group.split(" = ")
+
+
+def _is_design(group: str) -> bool:
+    return any(m in DESIGN_TITLES for m in _members(group))
+
+
+def _is_blocking(group: str) -> bool:
+    return any(m in BLOCKING for m in _members(group))
+
+
+def _vs_random(comp: dict[str, Any]) -> list[dict[str, Any]]:
+    return [d for d in comp["differences"] if d["b"] == "random"]
+
+
+def _pairwise(comp: dict[str, Any]) -> list[dict[str, Any]]:
+    return [d for d in comp["differences"] if d["b"] != "random"]
+
+
+def _listing(items: list[str]) -> str:
+    return ", ".join(items) if items else "none"
+
+
+def _set_lines(key: str, comp: dict[str, Any], n: int) -> list[str]:
+    """Verdict for one evaluation set: vs random, vs the best router, design pairs."""
+    vs_r = _vs_random(comp)
+    better = [f"{d['a']} ({_signed(d)})" for d in vs_r if d["separable"] and d["diff"] > 0]
+    worse = [f"{d['a']} ({_signed(d)})" for d in vs_r if d["separable"] and d["diff"] < 0]
+    same = [d["a"] for d in vs_r if not d["separable"]]
+    lines = [
+        f"* **{key}** ({n} queries). Better than random: {_listing(better)}. "
+        f"Not separable from random: {_listing(same)}. Worse than random: {_listing(worse)}."
+    ]
+    apgr = {k: v for k, v in comp["apgr"].items() if k not in ("random", "oracle")}
+    if len(apgr) > 1:
+        best = max(apgr, key=lambda k: apgr[k])
+        vs_best = [d for d in _pairwise(comp) if d["a"] == best]
+        below = [f"{d['b']} ({_signed(_flip(d))})" for d in vs_best if d["separable"]]
+        tied = [d["b"] for d in vs_best if not d["separable"]]
+        lines.append(
+            f"  Highest APGR: {best} ({apgr[best]:.2f}). Not separable from it: {_listing(tied)}. "
+            f"Separably below it: {_listing(below)}."
+        )
+    design_pairs = [d for d in _pairwise(comp) if _is_design(d["a"]) and _is_design(d["b"])]
+    if design_pairs:
+        k = sum(d["separable"] for d in design_pairs)
+        lines.append(
+            f"  Label designs separable from each other: {k} of {len(design_pairs)} pairs "
+            f"(≈ {0.05 * len(design_pairs):.1f} expected by chance alone)."
+        )
+    return lines
+
+
+def conclusion_lines(res: dict[str, Any]) -> list[str]:
+    """The plain-language verdict of a run, every statement read off ``res['comparisons']``.
+
+    Why: readers look at overlapping CIs and conclude "no difference" (or at two point
+    estimates and conclude "better"); the paired test answers the question they mean.
+    """
+    comps: dict[str, Any] = res.get("comparisons", {})
+    if not comps:
+        return [
+            "No bootstrap was run (`--bootstrap 0`), so nothing here says which routers are "
+            "separable from random or from each other; rerun with `--bootstrap 1000`."
+        ]
+    any_comp = next(iter(comps.values()))
+    n_seeds = any_comp["n_seeds"]
+    lines = [
+        f"How it is decided: for every evaluation set, a paired bootstrap over queries "
+        f"({any_comp['n_boot']} resamples, the same resampled query sets for every router) of "
+        "the difference in APGR; two routers are *separable at 95 %* when the 95 % interval of "
+        "their difference excludes 0. Random's reference is its expected APGR of 50 (the "
+        'straight line from all-weak to all-strong), so "better than random" means the '
+        "router's own 95 % CI lies above 50. Differences are in APGR points, "
+        '"+d [lo, hi]". Routers with identical scores (identical labels) count once '
+        '(joined with "="). The oracle is left out (it reads the test outcomes).',
+    ]
+    if n_seeds > 1:
+        lines.append(
+            f"With {n_seeds} seeds the compared number is the seed-mean APGR (the one in the "
+            "tables): each resample re-scores all seeds and averages them. So the test covers "
+            "which queries happened to be sampled, given these trained routers, not seed-to-seed "
+            "training variance (the ± std in the tables). It does not average the scores over "
+            "seeds: that ensemble would be a different router from the one reported."
+        )
+    lines.append(
+        "Not corrected for multiple comparisons: of N comparisons without a real difference, "
+        'about N/20 come out "separable" by chance.'
+    )
+    lines += ["", *_overall(res, comps), ""]
+    for key, comp in comps.items():
+        lines += _set_lines(key, comp, res["tables"][key]["n"])
+    return lines
+
+
+def _overall(res: dict[str, Any], comps: dict[str, Any]) -> list[str]:
+    """Across all evaluation sets: per router how often it beats random; the blocking claim."""
+    wins: dict[str, list[str]] = {}
+    for key, comp in comps.items():
+        for d in _vs_random(comp):
+            wins.setdefault(d["a"], [])
+            if d["separable"] and d["diff"] > 0:
+                wins[d["a"]].append(key)
+    n_sets = len(comps)
+    lines = ["**In short.**", ""]
+    never = [name for name, w in wins.items() if not w]
+    for name, w in wins.items():
+        if w:
+            lines.append(f"* {name} beats random at 95 % on {len(w)} of {n_sets} sets ({', '.join(w)}).")
+    if never:
+        lines.append(f"* Better than random on no set: {', '.join(never)}.")
+    block = [
+        d
+        for comp in comps.values()
+        for d in _pairwise(comp)
+        if _is_design(d["a"]) and _is_design(d["b"]) and _is_blocking(d["a"]) != _is_blocking(d["b"])
+    ]
+    if block:
+        up = sum(d["separable"] and _is_blocking(d["a"]) for d in block)
+        down = sum(d["separable"] and not _is_blocking(d["a"]) for d in block)
+        chance = 0.05 * len(block)
+        if up + down <= chance:
+            verdict = (
+                f"no more separations than the ≈ {chance:.1f} chance alone would give, so these "
+                "data do not show blocking labels beating the others"
+            )
+        else:
+            verdict = f"more separations than the ≈ {chance:.1f} chance alone would give, mostly in " + (
+                "favour of blocking"
+                if up > down
+                else "favour of the other designs"
+                if down > up
+                else "both directions"
+            )
+        lines.append(
+            f"* Blocking labels (hard-block, hard-block-greedy, soft-block) vs the other label "
+            f"designs, over all sets: separably better in {up}, separably worse in {down}, not "
+            f"separable in {len(block) - up - down} of {len(block)} comparisons: {verdict}."
+        )
+    return lines
+
+
 def console_summary(res: dict[str, Any]) -> str:
-    """The APGR table printed at the end of ``reproduce`` (seed mean, 95 % CI)."""
+    """The APGR table printed at the end of ``reproduce`` (seed mean, 95 % CI) and the
+    plain-language conclusion."""
     datasets = res["config"]["datasets"]
     lines = []
     for pair in res["pairs"]:
@@ -358,64 +533,306 @@ def console_summary(res: dict[str, Any]) -> str:
                 cells.append("–" if r is None else _apgr_cell(r))
             if any(c != "–" for c in cells):
                 lines.append(f"  {title(name):<32}" + "".join(f"{c:>24}" for c in cells))
+    lines += ["", "Conclusion (computed from these numbers; details in report.md):"]
+    lines += [_plain(x) for x in conclusion_lines(res)]
     return "\n".join(lines)
+
+
+def _plain(line: str) -> str:
+    """Markdown emphasis and backticks off, for the terminal."""
+    return line.replace("**", "").replace("`", "")
 
 
 # --------------------------------------------------------------------------- plots
 
+DATASET_TITLES = {"gsm8k": "GSM8K", "humaneval": "HumanEval", "mbpp": "MBPP"}
+GRID = np.linspace(0.0, 1.0, 101)
 
-def write_plots(runs: list[RouterRun], tables: dict[str, OutcomeTable], out: Path) -> None:
+
+@dataclass(frozen=True)
+class _Line:
+    """One router as drawn: identical routers merged, seed-mean curve and APGR."""
+
+    name: str
+    label: str
+    curve: FloatArray  # pass rate on GRID, mean over seeds
+    apgr: float
+    score_sets: list[FloatArray]
+
+
+def _lines(runs: list[RouterRun], t: OutcomeTable, key: str) -> list[_Line]:
+    groups = conclusion.identical_groups({r.name: r.scores[key] for r in runs})
+    by_name = {r.name: r for r in runs}
+    out = []
+    for g in groups:
+        sets = by_name[g[0]].scores[key]
+        curves = [metrics.deferral_curve(s, t.weak.pass_rate, t.strong.pass_rate) for s in sets]
+        label = title(g[0]) + (f" (= {', '.join(g[1:])})" if len(g) > 1 else "")
+        out.append(
+            _Line(
+                g[0],
+                label,
+                np.mean([c.at(GRID) for c in curves], axis=0),
+                float(np.mean([metrics.apgr(c) for c in curves])),
+                list(sets),
+            )
+        )
+    return out
+
+
+def curve_band(
+    score_sets: Sequence[FloatArray], pr_w: FloatArray, pr_s: FloatArray, n_boot: int, seed: int = 0
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """95 % bootstrap band (over queries) of the seed-mean deferral curve on :data:`GRID`,
+    and of its gain over the random line, as (lo, hi, gain_lo, gain_hi), in [0, 1] units.
+
+    Same resamples as the tables' CIs (``bootstrap_draws`` with the same seed). The gain is
+    taken within each resample (curve minus that resample's own straight line), so its band
+    is not inflated by the uncertainty of the all-weak/all-strong levels. Each resample's
+    curve is the tie-aware :func:`metrics.deferral_curve` with the resample counts as
+    weights, evaluated once per seed with the sort order shared across resamples (speed).
+    """
+    pr_w = np.asarray(pr_w, dtype=np.float64)
+    pr_s = np.asarray(pr_s, dtype=np.float64)
+    draws = metrics.bootstrap_draws(len(pr_w), n_boot, seed).astype(np.float64)
+    total = draws.sum(axis=1)
+    p_w, p_s = draws @ pr_w / total, draws @ pr_s / total
+    ys = np.zeros((n_boot, len(GRID)))
+    for scores in score_sets:
+        order = np.argsort(scores, kind="stable")
+        s = np.asarray(scores)[order]
+        ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # last index of each tie group
+        w = draws[:, order]
+        xs = np.cumsum(w, axis=1)[:, ends] / total[:, None]
+        gs = np.cumsum(w * (pr_s - pr_w)[order], axis=1)[:, ends] / total[:, None]
+        for b in range(n_boot):
+            ys[b] += p_w[b] + np.interp(GRID, np.r_[0.0, xs[b]], np.r_[0.0, gs[b]])
+    ys /= len(score_sets)
+    gains = ys - (p_w[:, None] + GRID[None, :] * (p_s - p_w)[:, None])
+    lo, hi = np.percentile(ys, [2.5, 97.5], axis=0)
+    glo, ghi = np.percentile(gains, [2.5, 97.5], axis=0)
+    return lo, hi, glo, ghi
+
+
+def _pair_title(t: OutcomeTable, pair: str) -> str:
+    return f"weak {_short(t.weak.name)} → strong {_short(t.strong.name)} ({pair} pair)"
+
+
+def _dataset(key: str) -> str:
+    ds = key.split("/", 1)[1]
+    return DATASET_TITLES.get(ds, ds)
+
+
+def write_plots(
+    runs: list[RouterRun], tables: dict[str, OutcomeTable], out: Path, n_boot: int = 1000, seed: int = 0
+) -> list[Path]:
+    """``plots/deferral-<pair>.png`` and ``plots/bins-<pair>-<dataset>.png``; returns the paths.
+
+    ``n_boot`` sets the resamples of the best router's CI band (0: no band).
+    """
+    plt = _pyplot()
+    pdir = out / "plots"
+    pdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for pair in dict.fromkeys(k.split("/")[0] for k in tables):
+        keys = [k for k in tables if k.startswith(pair + "/")]
+        figures = [(f"deferral-{pair}.png", deferral_figure(runs, tables, keys, n_boot, seed), 110)]
+        figures += [(f"bins-{k.replace('/', '-')}.png", bin_figure(runs, tables[k], k), 100) for k in keys]
+        for name, fig, dpi in figures:
+            fig.savefig(pdir / name, dpi=dpi)
+            plt.close(fig)
+            written.append(pdir / name)
+    return written
+
+
+def _pyplot() -> Any:
+    """matplotlib on the file-only backend, imported on first use (keeps the CLI fast)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pdir = out / "plots"
-    pdir.mkdir(parents=True, exist_ok=True)
-    pairs = sorted({k.split("/")[0] for k in tables})
-    grid = np.linspace(0, 1, 101)
-    for pair in pairs:
-        keys = [k for k in tables if k.startswith(pair + "/")]
-        fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.6), squeeze=False)
-        for ax, key in zip(axes[0], keys, strict=True):
-            t = tables[key]
-            for run in runs:
-                ys = [
-                    metrics.deferral_curve(s, t.weak.pass_rate, t.strong.pass_rate).at(grid)
-                    for s in run.scores[key]
-                ]
-                style = {"random": "k--", "oracle": "k:"}.get(run.name, "-")
-                ax.plot(grid * 100, np.mean(ys, axis=0) * 100, style, lw=1.2, label=title(run.name))
-            ax.set_title(f"{key} (n={len(t)})")
-            ax.set_xlabel("% of queries routed to strong")
-            ax.set_ylabel("system pass rate %")
+    return plt
+
+
+def deferral_figure(
+    runs: list[RouterRun], tables: dict[str, OutcomeTable], keys: list[str], n_boot: int, seed: int = 0
+) -> Any:
+    """Top row: pass rate vs strong share; bottom row: the same minus the random line.
+
+    Each router keeps one colour in every panel; the best router of a panel (highest
+    seed-mean APGR, oracle aside) is drawn thick with its 95 % band in its own colour.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        2,
+        len(keys),
+        figsize=(5.2 * len(keys), 7.6),
+        squeeze=False,
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 2]},
+    )
+    from matplotlib.lines import Line2D
+
+    cmap = plt.get_cmap("tab10")
+    palette = [cmap(i) for i in range(10) if i != 7]  # grey is for the reference lines
+    colour: dict[str, Any] = {}
+    handles: dict[str, Any] = {}
+    n_seeds = max(len(r.scores[keys[0]]) for r in runs)
+    for col, key in enumerate(keys):
+        t = tables[key]
+        top, bottom = axes[0][col], axes[1][col]
+        lines = [ln for ln in _lines(runs, t, key) if ln.name != "random"]
+        p_w, p_s = float(t.weak.pass_rate.mean()), float(t.strong.pass_rate.mean())
+        x = GRID * 100
+        random_line = p_w + GRID * (p_s - p_w)
+        handles["strong"] = top.axhline(p_s * 100, color="0.4", lw=1.0, ls="-.", label="all-strong")
+        handles["weak"] = top.axhline(p_w * 100, color="0.4", lw=1.0, ls=(0, (1, 2)), label="all-weak")
+        # Curves start at all-weak (left) and end at all-strong (right): label the other ends.
+        for level, name, at, ha in ((p_s, "all-strong", 0, "left"), (p_w, "all-weak", 100, "right")):
+            top.annotate(
+                f"{name} {level * 100:.1f} %",
+                (at, level * 100),
+                xytext=(3 if ha == "left" else -3, 3),
+                textcoords="offset points",
+                ha=ha,
+                va="bottom",
+                fontsize=7,
+                color="0.3",
+            )
+        handles["random"] = top.plot(x, random_line * 100, "k--", lw=1.1, label="Random (expected)")[0]
+        bottom.axhline(0, color="k", ls="--", lw=1.1)
+        routers = [ln for ln in lines if ln.name != "oracle"]
+        best = max(routers, key=lambda ln: ln.apgr) if routers else None
+        gains = []
+        for ln in routers:
+            c = colour.setdefault(ln.label, palette[len(colour) % len(palette)])
+            lw = 2.4 if ln is best else 1.0
+            top.plot(x, ln.curve * 100, color=c, lw=lw)
+            handles.setdefault(ln.label, Line2D([], [], color=c, lw=1.5, label=ln.label))
+            gain = (ln.curve - random_line) * 100
+            gains.append(gain)
+            bottom.plot(x, gain, color=c, lw=lw)
+        if best is not None and n_boot:
+            lo, hi, glo, ghi = curve_band(best.score_sets, t.weak.pass_rate, t.strong.pass_rate, n_boot, seed)
+            c = colour[best.label]
+            top.fill_between(x, lo * 100, hi * 100, color=c, alpha=0.2, lw=0)
+            bottom.fill_between(x, glo * 100, ghi * 100, color=c, alpha=0.2, lw=0)
+            gains += [glo * 100, ghi * 100]
+        if best is not None:
+            band = ", shaded: its 95 % CI" if n_boot else ""
+            bottom.set_title(
+                f"thick: highest APGR here, {best.name} ({best.apgr:.1f}){band}",
+                fontsize=8,
+                color=colour[best.label],
+            )
+        for ln in lines:
+            if ln.name == "oracle":
+                handles["oracle"] = top.plot(x, ln.curve * 100, "k:", lw=1.2, label=title("oracle"))[0]
+        if gains:
+            g = np.concatenate(gains)
+            pad = max(0.5, 0.08 * float(np.ptp(g)))
+            bottom.set_ylim(min(float(g.min()), 0.0) - pad, max(float(g.max()), 0.0) + pad)
+        top.set_title(f"{_dataset(key)} (n = {len(t)})")
+        top.set_ylabel("system pass rate (%)")
+        bottom.set_ylabel("gain over random (% points)")
+        bottom.set_xlabel("calls to the strong model (% of queries)")
+        bottom.set_xlim(0, 100)
+        for ax in (top, bottom):
             ax.grid(alpha=0.3)
-        axes[0][-1].legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        fig.savefig(pdir / f"deferral-{pair}.png", dpi=110)
-        plt.close(fig)
-        for key in keys:
-            _bin_plot(plt, runs, tables[key], key, pdir / f"bins-{key.replace('/', '-')}.png")
+    t0 = tables[keys[0]]
+    seeds = f"curves: mean over {n_seeds} seeds; " if n_seeds > 1 else ""
+    fig.suptitle(
+        f"Deferral curves, {_pair_title(t0, keys[0].split('/')[0])}\n"
+        f"{seeds}bottom row: curve minus the random line (oracle omitted)",
+        fontsize=11,
+    )
+    order = ["strong", "weak", "random", "oracle"]
+    names = [k for k in order if k in handles] + [k for k in handles if k not in order]
+    fig.legend(
+        [handles[k] for k in names],
+        [handles[k].get_label() for k in names],
+        loc="lower center",
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
+    rows = int(np.ceil(len(names) / 4))
+    fig.tight_layout(rect=(0, 0.03 * rows, 1, 1))
+    return fig
 
 
-def _bin_plot(plt: Any, runs: list[RouterRun], t: OutcomeTable, key: str, path: Path) -> None:
-    cols = 4
-    rows = int(np.ceil(len(runs) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-    for ax, run in zip(axes.flat, runs, strict=False):
-        bins = metrics.score_bins(run.scores[key][0], t.weak.pass_rate, t.strong.pass_rate)
-        x = np.arange(len(bins))
-        ax.bar(x - 0.2, [b.strong_pass_rate * 100 for b in bins], 0.4, label="strong")
-        ax.bar(x + 0.2, [b.weak_pass_rate * 100 for b in bins], 0.4, label="weak")
-        ax.plot(x, [(b.strong_pass_rate - b.weak_pass_rate) * 100 for b in bins], "k.-", lw=1, label="gain")
-        ax.set_title(title(run.name), fontsize=9)
+def _columns(n: int) -> int:
+    """3 or 4 panels a row, whichever leaves fewer empty cells (4 on a tie); fewer if n < 3."""
+    if n <= 3:
+        return max(n, 1)
+    return min((4, 3), key=lambda c: -n % c)
+
+
+def bin_figure(runs: list[RouterRun], t: OutcomeTable, key: str) -> Any:
+    """Appendix-B view: per router, pass rates of both models in each of 10 score bins.
+
+    One panel per router (identical routers merged, random left out: its bins are flat at
+    the whole-set pass rates, drawn as dashed lines in every panel), a shared y axis so
+    panels compare at a glance, one legend for the figure."""
+    lines = [ln for ln in _lines(runs, t, key) if ln.name != "random"] or _lines(runs, t, key)
+    n_seeds = max(len(ln.score_sets) for ln in lines)
+    plt = _pyplot()
+    cols = _columns(len(lines))
+    rows = int(np.ceil(len(lines) / cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.9 * cols, 2.9 * rows + 1.2), squeeze=False, sharex=True, sharey=True
+    )
+    p_w, p_s = float(t.weak.pass_rate.mean()) * 100, float(t.strong.pass_rate.mean()) * 100
+    lows, highs = [0.0], [max(p_w, p_s)]
+    handles: dict[str, Any] = {}
+    for ax, ln in zip(axes.flat, lines, strict=False):
+        per_seed = [metrics.score_bins(s, t.weak.pass_rate, t.strong.pass_rate) for s in ln.score_sets]
+        strong = np.mean([[b.strong_pass_rate for b in bins] for bins in per_seed], axis=0) * 100
+        weak = np.mean([[b.weak_pass_rate for b in bins] for bins in per_seed], axis=0) * 100
+        x = np.arange(1, len(strong) + 1)
+        handles["strong"] = ax.bar(x - 0.2, strong, 0.4, color="tab:blue", label="strong model pass rate")
+        handles["weak"] = ax.bar(x + 0.2, weak, 0.4, color="tab:orange", label="weak model pass rate")
+        handles["gain"] = ax.plot(x, strong - weak, "k.-", lw=1, label="gain = strong − weak")[0]
+        handles["all-strong"] = ax.axhline(
+            p_s, color="tab:blue", ls="--", lw=0.8, label="all-strong (whole set)"
+        )
+        handles["all-weak"] = ax.axhline(
+            p_w, color="tab:orange", ls="--", lw=0.8, label="all-weak (whole set)"
+        )
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_title(ln.label, fontsize=8)
         ax.set_xticks(x)
-        ax.set_xticklabels([str(i + 1) for i in x], fontsize=7)
-        ax.set_ylim(-40, 100)
-    for ax in list(axes.flat)[len(runs) :]:
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        lows.append(float((strong - weak).min()))
+        highs.append(float(max(strong.max(), weak.max())))
+    for ax in list(axes.flat)[len(lines) :]:
         ax.axis("off")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{key}: pass rate per router-score bin (bin 1 = lowest score = first to strong)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    lo = 10 * np.floor(min(lows) / 10) - 5 if min(lows) < 0 else -5
+    axes[0][0].set_ylim(lo, min(105.0, 10 * np.ceil(max(highs) / 10) + 5))
+    for r in range(rows):
+        axes[r][0].set_ylabel("pass rate (%)")
+    for ax in axes[-1]:
+        ax.set_xlabel("router-score bin (1 = lowest)")
+    for c in range(cols):  # last filled panel of each column gets the x label when rows are ragged
+        filled = [r for r in range(rows) if r * cols + c < len(lines)]
+        if filled and filled[-1] != rows - 1:
+            axes[filled[-1]][c].set_xlabel("router-score bin (1 = lowest)")
+            axes[filled[-1]][c].xaxis.set_tick_params(labelbottom=True)
+    seeds = f", averaged over {n_seeds} seeds" if n_seeds > 1 else ""
+    fig.suptitle(
+        f"{_dataset(key)}, {_pair_title(t, key.split('/')[0])}\n"
+        f"queries in router-score order cut into 10 equal bins (bin 1 is sent to the strong model first){seeds}",
+        fontsize=10,
+    )
+    fig.legend(
+        list(handles.values()),
+        [h.get_label() for h in handles.values()],
+        loc="lower center",
+        ncol=5,
+        fontsize=8,
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig

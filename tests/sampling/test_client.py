@@ -403,3 +403,61 @@ def test_concurrency_is_bounded_per_upstream(store: SampleStore) -> None:
 
     run(go())
     assert peak == {"fast.test": 2, "slow.test": 2}
+
+
+# ------------------------------------------------------------------------- batched commits
+
+
+def _committed(path: Path) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_many_samples_few_commits(tmp_path: Path) -> None:
+    """1,000 single-sample requests against an instant server: a handful of commits, all
+    committed when the sampler exits."""
+    path = tmp_path / "s.sqlite"
+    server = FakeServer()
+
+    async def go() -> None:
+        async with Sampler(SampleStore(path), transport=server.transport(), concurrency=8) as s:
+            await asyncio.gather(*(s.sample(UP, f"p{i}", CHAT, 1) for i in range(1000)))
+            commits = s.store.commits
+        assert commits <= 1000 // 256 + 10, commits
+
+    run(go())
+    assert _committed(path) == 1000
+
+
+def test_a_lone_sample_is_committed_within_max_delay(tmp_path: Path) -> None:
+    """No further sample arrives to trigger the commit: the sampler's timer does it."""
+    path = tmp_path / "s.sqlite"
+    server = FakeServer()
+
+    async def go() -> int:
+        store = SampleStore(path, batch_size=1000, max_delay=0.05)
+        async with Sampler(store, transport=server.transport()) as s:
+            await s.sample(UP, "Q", CHAT, 1)
+            assert store.pending == 1
+            await asyncio.sleep(0.3)  # a slow server's next generation
+            return _committed(path)
+
+    assert run(go()) == 1
+
+
+def test_a_failed_run_commits_what_it_got(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+
+    def dies_after_two(body: dict[str, Any], call: int) -> httpx.Response | None:
+        return httpx.Response(400, json={"error": {"message": "boom"}}) if call > 2 else None
+
+    store = SampleStore(path, batch_size=1000, max_delay=3600)
+    with pytest.raises(UpstreamError):
+        run(_sample(store, FakeServer(cap=1, behaviour=dies_after_two), 5, concurrency=1))
+    assert _committed(path) == 2
+    store.close()

@@ -374,6 +374,8 @@ def test_sample_real_servers_and_labels(servers: tuple[str, str], tmp_path: Path
     assert (table.weak.n == 2).all() and (table.strong.n == 2).all()
     assert table.weak.has_greedy and table.strong.has_greedy and table.has_margin
     assert (table.weak.name, table.strong.name) == ("smollm2-a", "smollm2-b")
+    prov = json.loads((tmp_path / "table.jsonl.provenance.json").read_text())
+    assert prov["weak"]["model_served"] and prov["strong"]["model_served"]  # llama.cpp names its model
     labels = subprocess.run(
         [
             sys.executable,

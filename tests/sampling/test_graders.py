@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,6 +102,42 @@ def test_parse_numbers() -> None:
 def test_gsm8k_reference_without_number_is_an_input_error() -> None:
     with pytest.raises(InputError, match="no number"):
         grade("gsm8k", "18", "#### n/a")
+
+
+@pytest.mark.parametrize(
+    ("grader", "reference", "needle"),
+    [
+        ("gsm8k", "#### n/a", "no number"),
+        ("humaneval", "not json", "prompt/test/entry_point"),
+        ("triviaqa-contains", "The ", "empty after normalization"),
+        ("mbpp", "print('no tests')", "no 'assert f(...)' test"),
+    ],
+)
+def test_bad_references_fail_before_any_sample_is_requested(
+    tmp_path: Path, grader: str, reference: str, needle: str
+) -> None:
+    from firewall_routing.sampling.run import load_items, make_config
+
+    good = {"prompt": "Q: 1+1?", "grader": "gsm8k", "reference": "#### 2", "id": "ok"}
+    bad = {"prompt": "Q?", "grader": grader, "reference": reference, "id": "row-2"}
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    upstreams = {
+        "weak": {"base_url": "http://weak.test/v1", "model": "w"},
+        "strong": {"base_url": "http://strong.test/v1", "model": "s"},
+    }
+    cfg = make_config({**upstreams, "dataset": str(bench), "store": tmp_path / "s.sqlite"}, {})
+    # load_items is what `sample` calls before it creates the store or sends anything.
+    with pytest.raises(InputError, match=re.escape(needle)) as e:
+        load_items(cfg)
+    assert str(e.value).startswith("field 'reference': item 'row-2': ")
+    assert "\n" not in str(e.value)
+
+
+def test_every_builtin_reference_passes_the_check(mbpp: dict[str, BenchmarkItem]) -> None:
+    items = [*load_benchmark("gsm8k", "test"), *load_benchmark("humaneval"), *mbpp.values()]
+    items += load_benchmark("triviaqa")
+    graders.check_references((it.id, it.grader, it.reference) for it in items)
 
 
 # ------------------------------------------------------------------------------ TriviaQA

@@ -12,6 +12,8 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,7 +244,9 @@ def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_rm_rf_home_and_friends_are_refused(fake_home: Path, attack: str) -> None:
     r = run_python(f"HOME = {str(fake_home)!r}\n" + attack, timeout_s=5)
     assert (r.passed, r.status) == (False, "error"), r
-    assert "PermissionError" in r.detail
+    # The guard refuses (PermissionError); in the namespace layers the program's /tmp is
+    # private, so our HOME (a pytest dir under /tmp) is not even there to find.
+    assert "PermissionError" in r.detail or "FileNotFoundError" in r.detail
     assert (fake_home / "sentinel.txt").read_text() == "must survive"
 
 
@@ -273,16 +277,64 @@ def test_file_work_inside_the_sandbox_is_allowed() -> None:
     assert r.passed, r.detail
 
 
-def test_rm_rf_without_guard_is_stopped_by_file_permissions(fake_home: Path) -> None:
-    _require(sandbox._NOBODY)
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A world-writable directory outside /tmp holding a sentinel: only a read-only view of
+    the file system protects it from a program that gets past the guard."""
+    path = Path(tempfile.mkdtemp(prefix=".fwr-sandbox-test-", dir=Path(__file__).parent))
+    path.chmod(0o777)
+    (path / "sentinel.txt").write_text("must survive")
+    (path / "sentinel.txt").chmod(0o666)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)  # a failing test may have deleted it
+
+
+@pytest.mark.parametrize("layer", [sandbox._NOBODY, sandbox._NAMESPACES], ids=lambda layer: layer.name)
+def test_rest_of_the_file_system_is_read_only_without_guard(open_dir: Path, layer: sandbox._Layer) -> None:
+    _require(layer)
     code = (
-        f"import os\nHOME = {str(fake_home)!r}\n"
-        "status = os.system('rm -rf ' + HOME + ' 2>/dev/null')\n"
+        f"import errno, os\nD = {str(open_dir)!r}\n"
+        "status = os.system('rm -rf ' + D + ' 2>/dev/null')\n"
         "assert status != 0, 'rm succeeded'\n"
+        "try:\n    open(D + '/new.txt', 'w')\nexcept OSError as e:\n    assert e.errno == errno.EROFS, e\n"
+        "else:\n    raise AssertionError('created a file outside the sandbox')\n"
     )
-    r = sandbox._run(code, 10, 512, layer=sandbox._NOBODY, guard=False)
-    assert r.passed, r.detail  # the program itself confirms that rm was refused
-    assert (fake_home / "sentinel.txt").read_text() == "must survive"
+    r = sandbox._run(code, 10, 512, layer=layer, guard=False)
+    assert r.passed, r.detail  # the program itself confirms that both writes were refused
+    assert (open_dir / "sentinel.txt").read_text() == "must survive"
+    assert not (open_dir / "new.txt").exists()
+
+
+# The guard wraps open(); its closure holds the real one, which a program can take out.
+_REAL_OPEN = (
+    "real_open = [c.cell_contents for c in open.__closure__ if c.cell_contents.__name__ == 'open'][0]\n"
+)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "import sqlite3\nsqlite3.connect(P).execute('create table t (x)')",
+        _REAL_OPEN + "real_open(P, 'w').write('escaped')",
+    ],
+    ids=["sqlite3", "real-open-from-closure"],
+)
+def test_writes_to_tmp_and_shm_stay_inside_the_sandbox(write: str) -> None:
+    _require(sandbox._NAMESPACES)
+    marker = f"fwr-escape-{secrets.token_hex(6)}"
+    paths = [f"/tmp/{marker}", f"/dev/shm/{marker}", f"/var/tmp/{marker}"]
+    code = "import os\n" + "".join(
+        f"P = {p!r}\n{write}\nassert os.path.exists(P)\n" for p in paths if Path(p).parent.is_dir()
+    )
+    try:
+        r = run_python(code, timeout_s=10)
+        # The writes succeed: /tmp, /dev/shm and /var/tmp are private tmpfs mounts...
+        assert r.passed, r.detail
+        # ...so nothing of them reaches ours, during or after the run.
+        assert [p for p in paths if Path(p).exists()] == []
+    finally:
+        for p in paths:
+            Path(p).unlink(missing_ok=True)
 
 
 def test_huge_allocation_fails_with_memory_error() -> None:
@@ -352,3 +404,158 @@ def test_works_without_pidfd(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(os, "pidfd_open", raising=False)
     assert run_python("assert 1 + 1 == 2").passed
     assert run_python("while True:\n    pass\n", timeout_s=1).status == "timeout"
+
+
+# ------------------------------------------------------------------- the grader is killed
+
+
+_GRADER = """
+import sys
+from firewall_routing.sampling import sandbox
+layer = {"plain": sandbox._PLAIN, "best": sandbox._best_layer()}[sys.argv[1]]
+sandbox._run("while True:\\n    pass\\n", 60, 512, layer=layer, guard=True)
+"""
+
+
+def _sandbox_dirs(owner: int) -> list[Path]:
+    found = []
+    for path in Path(tempfile.gettempdir()).glob("fwr-sandbox-*"):
+        try:
+            if (path / "owner").read_text().split()[0] == str(owner):
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+@needs_proc
+@pytest.mark.parametrize("which", ["best", "plain"])
+def test_killing_the_grader_kills_the_program_and_its_directory_goes(which: str) -> None:
+    grader = subprocess.Popen(
+        [sys.executable, "-c", _GRADER, which],
+        env={**os.environ, "PYTHONPATH": str(Path(sandbox.__file__).parents[2])},
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # until the runner is up and looping
+            dirs = _sandbox_dirs(grader.pid)
+            if dirs and any("runner.py" in p for p in _live_processes(dirs[0].name)):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the sandboxed program never started")
+        grader.kill()  # SIGKILL: no finally block, no cleanup code runs in the grader
+        grader.wait()
+        assert _wait_gone(dirs[0].name, within_s=3) == []  # every process of the sandbox
+        assert dirs[0].exists()  # the grader could not clean up...
+        assert dirs[0] in sandbox._clean_stale()  # ...so the next grader does
+        assert not dirs[0].exists()
+    finally:
+        grader.kill()
+        grader.wait()
+
+
+def test_clean_stale_keeps_directories_of_live_graders(tmp_path: Path) -> None:
+    mine = tmp_path / "fwr-sandbox-live"
+    mine.mkdir()
+    (mine / "owner").write_text(f"{os.getpid()} {sandbox._process_start(os.getpid())}")
+    reused = tmp_path / "fwr-sandbox-reused-pid"  # our pid, another start time: dead owner
+    reused.mkdir()
+    (reused / "owner").write_text(f"{os.getpid()} 1")
+    young = tmp_path / "fwr-sandbox-young"  # no owner file yet: being set up right now
+    young.mkdir()
+    assert sandbox._clean_stale(str(tmp_path)) == [reused]
+    assert mine.exists() and young.exists() and not reused.exists()
+
+
+# ------------------------------------------------------- the verdict cannot be forged
+
+# Each attack tries to make a program whose tests fail (the final assert False) pass, by
+# finding the runner's token (32 hex digits) and printing it before exiting 0 without
+# running the tests. Against the runner before the fix, the frame, traceback, generator,
+# tracing, signal, gc and argv attacks pass.
+_FIND = r"""
+import re, sys
+_hex = re.compile(rb"[0-9a-f]{32}")
+def find(values):
+    for v in values:
+        b = v.encode() if isinstance(v, str) else v
+        if isinstance(b, bytes) and _hex.fullmatch(b):
+            return b
+def walk(f):
+    values = []
+    while f is not None:
+        values += list(f.f_locals.values())
+        f = f.f_back
+    return values
+import _imp, importlib.machinery
+real_exit = _imp.create_builtin(importlib.machinery.ModuleSpec("posix", None))._exit
+def forge(token):
+    import os
+    os.write(1, b"\n" + token + b"\n")
+    real_exit(0)
+"""
+ATTACKS = {
+    # The reported attack: the runner's locals, one frame up.
+    "frame-locals": "forge(find(sys._getframe(1).f_locals.values()))",
+    "frame-walk": "forge(find(walk(sys._getframe())))",
+    "traceback-frame": "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    forge(find(walk(e.__traceback__.tb_frame)))",
+    "generator-frame": "def g():\n    yield it.gi_frame.f_back\nit = g()\nforge(find(walk(next(it))))",
+    "settrace": (
+        "found = []\ndef tracer(f, event, arg):\n    found.append(find(walk(f)))\n"
+        "sys.settrace(tracer)\n(lambda: 0)()\nsys.settrace(None)\nforge(found[0])"
+    ),
+    "signal-handler-frame": (
+        "import signal\nfound = []\nsignal.signal(signal.SIGUSR1, lambda n, f: found.append(find(walk(f))))\n"
+        "signal.raise_signal(signal.SIGUSR1)\nforge(found[0])"
+    ),
+    "gc-objects": (
+        "import gc\nforge(find(v for o in gc.get_objects() if isinstance(o, (list, dict, tuple))\n"
+        "    for v in (o.values() if isinstance(o, dict) else o)))"
+    ),
+    "gc-referrers": "import gc\nforge(find(v for o in gc.get_referrers(sys.argv) if isinstance(o, dict) for v in o.values()))",
+    "hook-closure-via-gc": (
+        "import gc\nhook = [f for f in gc.get_objects() if getattr(f, '__name__', '') == 'hook'][0]\n"
+        "forge(find(c.cell_contents for c in hook.__closure__))"
+    ),
+    "argv-environ-cmdline": (
+        "import os\nforge(find([*sys.orig_argv, *os.environ.values(),"
+        " *open('/proc/self/cmdline', 'rb').read().split(b'\\0')]))"
+    ),
+    "token-pipe": "import os\nforge(find(os.read(fd, 64) for fd in range(3, 64) if os.path.exists(f'/proc/self/fd/{fd}')))",
+    "audit-hook": "seen = []\nsys.addaudithook(lambda e, a: seen.append(a))\nimport json\nassert seen, 'hook not added'",
+    "fake-pass-event": "sys.audit('fwr.pass', None)",
+    "proc-self-mem": "open('/proc/self/mem', 'rb')",
+    "proc-self-mem-symlink": "import os\nos.symlink('/proc/self/mem', 'm')\nopen('m', 'rb')",
+    "ctypes": "sys.modules.pop('ctypes', None)\nsys.modules.pop('_ctypes', None)\nimport ctypes",
+    "exit-0-early": "sys.exit(0)",
+    "real-os-exit-0": "real_exit(0)",
+    "assertion-error-patched": "import builtins\nbuiltins.AssertionError = type('Nothing', (Exception,), {})",
+    "builtins-replaced": "import builtins\nbuiltins.isinstance = lambda *a: True\nsys.audit = lambda *a: None",
+}
+
+
+@pytest.mark.parametrize("attack", ATTACKS.values(), ids=ATTACKS.keys())
+def test_failing_tests_cannot_be_reported_as_passed(attack: str) -> None:
+    r = run_python(_FIND + attack + "\nassert False, 'the tests fail'\n", timeout_s=10)
+    assert not r.passed and r.status != "passed", r
+
+
+def test_the_forgery_would_pass_if_it_had_the_token() -> None:
+    # Control for the attacks above: the forging code itself works with the real token.
+    nonce = "0123456789abcdef0123456789abcdef"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sandbox.secrets, "token_hex", lambda n: nonce)
+        r = run_python(_FIND + f"forge({nonce.encode()!r})\nassert False\n")
+    assert r.passed, r
+
+
+def test_the_runner_frame_and_gc_are_off_limits_but_namedtuple_and_typing_work() -> None:
+    code = (
+        "import collections, enum, typing, logging\n"
+        "P = collections.namedtuple('P', 'x y')\nassert P(1, 2).y == 2\n"
+        "T = typing.TypeVar('T')\nclass N(typing.NamedTuple):\n    a: int\nassert N(3).a == 3\n"
+        "E = enum.Enum('E', 'A B')\nassert E.B.value == 2\nlogging.getLogger('x').warning('fine')\n"
+    )
+    r = run_python(code)
+    assert r.passed, r.detail

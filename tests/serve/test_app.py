@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import openai
@@ -363,3 +364,179 @@ def test_scorer_crash_is_openai_shaped_500_and_logged(make_server: Any, caplog: 
     line = json.loads(next(m.message for m in caplog.records if m.name.endswith(".requests")))
     assert line["status"] == 500 and "scorer crashed" in line["error"]
     assert s.post(CHAT, chat("easy")).status_code == 200
+
+
+# --------------------------------------------------------------------------- hardening (issue 12)
+
+
+def test_deeply_nested_json_is_400_not_500(make_server: Any, caplog: Any) -> None:
+    s: FastServer = make_server()
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    with caplog.at_level(logging.INFO):
+        r = s.client.post(CHAT, content=b"[" * 2000, headers=headers)
+        err = assert_openai_error(r, 400, "invalid_json")
+        assert "nested too deeply" in err["message"]
+        # parses (within the parser's recursion limit) but would overflow when re-encoded
+        deep: Any = "x"
+        for _ in range(600):
+            deep = [deep]
+        body = {"model": "weak", "messages": [{"role": "user", "content": "hi", "extra": deep}]}
+        r = s.client.post(CHAT, content=json.dumps(body).encode(), headers=headers)
+        assert_openai_error(r, 400, "invalid_json")
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert s.upstream.requests == []
+    ok = {"model": "weak", "messages": [{"role": "user", "content": "hi", "x": [[[[1]]]]}]}
+    assert s.post(CHAT, ok).status_code == 200  # ordinary nesting still passes
+
+
+def test_every_response_has_a_request_id(make_server: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    s: FastServer = make_server()
+    crash = TestClient(s.client.app, raise_server_exceptions=False)
+    responses = [
+        s.post(CHAT, chat("easy"), key=None),  # 401
+        s.post(CHAT, chat("x" * 5000)),  # 413
+        s.post(CHAT, {"model": "firewall"}),  # 400
+        s.post(CHAT, chat("easy", model="gpt-4")),  # 404 model
+        s.client.get("/v1/nothing"),  # 404 path
+        crash.post(CHAT, json=chat("explode"), headers={"authorization": f"Bearer {API_KEY}"}),  # 500
+        s.client.get("/healthz"),
+        s.post(CHAT, chat("easy")),
+    ]
+    assert [r.status_code for r in responses] == [401, 413, 400, 404, 404, 500, 200, 200]
+    ids = [r.headers.get("x-request-id") for r in responses]
+    assert all(ids) and len(set(ids)) == len(ids)
+
+
+def test_error_log_line_has_the_response_request_id(make_server: Any, caplog: Any) -> None:
+    s: FastServer = make_server()
+    with caplog.at_level(logging.INFO, logger="firewall_routing.serve.requests"):
+        r = s.post(CHAT, chat("easy"), key="bad")
+    line = json.loads(next(m.message for m in caplog.records if m.name.endswith(".requests")))
+    assert line["status"] == 401 and line["request_id"] == r.headers["x-request-id"]
+
+
+def test_openapi_needs_auth_and_documents_request_bodies(make_server: Any) -> None:
+    s: FastServer = make_server()
+    assert_openai_error(s.client.get("/openapi.json"), 401, "invalid_api_key")
+    r = s.client.get("/openapi.json", headers={"authorization": f"Bearer {API_KEY}"})
+    assert r.status_code == 200
+    body = r.json()["paths"]["/v1/chat/completions"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert set(schema["required"]) == {"model", "messages"}
+    assert "$ref" not in json.dumps(schema)  # self-contained
+    for path in ("/docs", "/redoc"):
+        assert s.client.get(path).status_code == 404
+    open_server: FastServer = make_server(auth_keys=[])
+    assert open_server.client.get("/openapi.json").status_code == 200
+
+
+# --------------------------------------------------------------------------- client disconnects
+
+
+async def drive(app: Any, body: dict[str, Any], disconnect_after_first_chunk: bool) -> list[dict[str, Any]]:
+    """Run one POST through the ASGI app with a client that goes away.
+
+    Streaming: the client disconnects once the first body chunk arrived. Otherwise: it is
+    gone before the answer is sent (every receive after the body says disconnect).
+    """
+    import asyncio
+
+    raw = json.dumps(body).encode()
+    sent: list[dict[str, Any]] = []
+    first_chunk = asyncio.Event()
+    bodies = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if bodies:
+            return bodies.pop()
+        if disconnect_after_first_chunk:
+            await first_chunk.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and message.get("body"):
+            first_chunk.set()
+            await asyncio.sleep(0.05)  # let the disconnect be noticed mid-stream
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": CHAT,
+        "raw_path": CHAT.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", f"Bearer {API_KEY}".encode()), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_client_disconnect_is_logged_as_499(make_server: Any, caplog: Any, stream: bool) -> None:
+    import asyncio
+
+    s: FastServer = make_server()
+    s.upstream.behaviour["weak"] = "hang"
+    with caplog.at_level(logging.INFO, logger="firewall_routing.serve.requests"):
+        start = time.perf_counter()
+        asyncio.run(drive(s.client.app, chat("easy", model="weak", stream=stream), stream))
+        took = time.perf_counter() - start
+    lines = [json.loads(m.message) for m in caplog.records if m.name.endswith(".requests")]
+    assert len(lines) == 1
+    assert (lines[0]["status"], lines[0]["error"]) == (499, "client disconnected")
+    assert took < 10  # the 30 s upstream wait was abandoned, not sat out
+    if stream:
+        assert s.upstream.streams_closed == 1  # closed at once, not at garbage collection
+
+
+# --------------------------------------------------------------------------- long messages
+
+
+def test_healthz_answers_while_a_1mb_message_is_scored(tmp_path: Any) -> None:
+    """The real MiniLM token counter on a 1 MB message must not stall the event loop."""
+    import asyncio
+    import random
+
+    import httpx
+
+    from firewall_routing.routers.random import RandomRouter
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import build_decider
+
+    from .conftest import FakeUpstream, fast_config
+
+    RandomRouter(seed=1).save(tmp_path / "r")
+    cfg = fast_config(tmp_path / "r", max_body_bytes=2_000_000)
+    decider = build_decider(cfg.router, None, default_model="firewall@t=0.5")
+    app = create_app(cfg, decider=decider, transport=httpx.MockTransport(FakeUpstream().handler))
+    rng = random.Random(0)
+    words = ["how", "many", "apples", "does", "Janet", "sell", "at", "the", "market", "every", "day"]
+    huge = " ".join(rng.choice(words) for _ in range(250_000))[:1_000_000]
+    earlier = {"role": "user", "content": "an earlier question"}
+    body = {"model": "firewall", "messages": [earlier, {"role": "user", "content": huge}]}
+    headers = {"authorization": f"Bearer {API_KEY}"}
+
+    async def run() -> tuple[httpx.Response, float, httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                big = asyncio.create_task(client.post(CHAT, json=body, headers=headers))
+                start = time.perf_counter()
+                await asyncio.sleep(0.1)  # the big request is being parsed / scored
+                health = await client.get("/healthz")
+                waited = time.perf_counter() - start - 0.1  # a blocked loop delays the sleep too
+                return health, waited, await big
+
+    health, waited, big = asyncio.run(run())
+    assert health.status_code == 200 and big.status_code == 200
+    assert waited < 1.0, f"/healthz waited {waited:.2f} s behind a 1 MB message"
+    assert float(big.headers["x-firewall-score"]) == pytest.approx(RandomRouter(seed=1).score([huge])[0])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from firewall_routing.serve.onnx_encoder import OnnxEncoder, int8_model_path
+from firewall_routing.serve.onnx_encoder import OnnxEncoder, encode_head, int8_model_path, load_tokenizer
+from firewall_routing.serve.scoring import minilm_token_counter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +59,54 @@ def test_similar_texts_are_closer(onnx: OnnxEncoder) -> None:
         ["The cat sat on the mat.", "A cat is sitting on a mat.", "Quarterly revenue rose by 4 percent."]
     )
     assert a @ b > 0.7 > a @ c
+
+
+def test_progress_bar_is_silent_when_stderr_is_not_a_terminal(
+    onnx: OnnxEncoder, capfd: pytest.CaptureFixture[str]
+) -> None:
+    onnx.encode([f"question {i}" for i in range(30)], progress=True)
+    assert capfd.readouterr().err == ""  # was one tqdm line per refresh (~800 for calibrate)
+
+
+def long_texts() -> list[str]:
+    rng = random.Random(0)
+    words = ["what", "is", "the", "total", "of", "17*23=391,", "naïve", "café", "東京", "Janet's", "eggs?"]
+    texts = [" ".join(rng.choice(words) for _ in range(n)) for n in (1, 50, 200, 255, 400, 5000, 15_000)]
+    return [
+        *texts,
+        "a" * 5000 + " hello",  # a 100+ character word is one [UNK]: little text per token
+        " " * 9000 + "hello there",  # whitespace makes no tokens
+        "x" * 99 + " " + "y " * 600,
+        "\n".join(["hi"] * 3000),
+    ]
+
+
+def test_encode_head_gives_the_full_texts_tokens_quickly() -> None:
+    """Same ids as tokenizing everything (so scores are unchanged), without reading 1 MB."""
+    tok = load_tokenizer(256)
+    for text in long_texts():
+        assert encode_head(tok, text, 256).ids == tok.encode(text).ids, len(text)
+    huge = long_texts()[6] * 20
+    assert len(huge) > 1_000_000
+    start = time.perf_counter()
+    encode_head(tok, huge, 256)
+    assert time.perf_counter() - start < 0.5  # the full text took 2.2 s
+
+
+def test_capped_token_counter_matches_exact_count() -> None:
+    exact, capped = minilm_token_counter(), minilm_token_counter(cap=257)
+    for text in long_texts():
+        assert capped(text) == min(exact(text), 257)
+
+
+def test_encoder_input_ids_and_embeddings_of_normal_prompts_are_unchanged(onnx: OnnxEncoder) -> None:
+    from firewall_routing.calibration import read_prompts
+
+    tok = load_tokenizer(256)
+    prompts = read_prompts(ROOT / "data/routerdc/gsm8k-test.json")[:50] + long_texts()[:6]
+    for text in prompts:
+        assert onnx.token_ids(text) == tok.encode(text).ids
+    assert np.allclose(onnx.encode(["hello " * 3000]), onnx.encode(["hello " * 254]), atol=1e-6)
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@
 What it does for one ``(upstream, prompt, parameters, n)`` request (DESIGN.md §6):
 
 * asks the :class:`~firewall_routing.sampling.store.SampleStore` first and requests only the
-  samples it lacks; every finished sample is committed before it is counted, so a rerun
-  never pays twice;
+  samples it lacks; finished samples are committed in batches (at most ``max_delay``
+  old, a timer task here, and on exit), so a rerun never pays twice for a committed one;
 * splits ``n`` across requests when the server caps it: some servers silently return fewer
   choices than asked (the rest is requested again), llama.cpp rejects ``n`` above its slot
   count with a 400 naming the limit (the limit is learned once per upstream);
@@ -27,6 +27,7 @@ Network errors that persist and non-retryable answers (401, 404, a bad model nam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import math
 import random
@@ -328,16 +329,35 @@ class Sampler:
         self._caps: dict[tuple[str, str], int] = {}
         self._sems: dict[tuple[str, str], asyncio.Semaphore] = {}
         self._client: httpx.AsyncClient | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._served: set[tuple[tuple[str, str], str]] = set()
 
     async def __aenter__(self) -> Sampler:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits, transport=self._transport)
+        self._flusher = asyncio.create_task(self._flush_periodically())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Commit every pending sample, also when the run failed or was cancelled (Ctrl-C)."""
+        try:
+            if self._flusher is not None:
+                self._flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._flusher
+                self._flusher = None
+        finally:
+            self.store.flush()
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
+
+    async def _flush_periodically(self) -> None:
+        """Bound how long a finished sample stays uncommitted when no further sample
+        arrives to trigger the commit (a slow server between two long generations)."""
+        while True:
+            await asyncio.sleep(max(self.store.max_delay, 0.01))
+            self.store.flush()
 
     async def sample(
         self, upstream: Upstream, prompt: str, params: SamplingParams, n: int
@@ -405,7 +425,9 @@ class Sampler:
                     err = f"{type(e).__name__}: {e}".rstrip(": ")
                 else:
                     if resp.status_code == 200:
-                        return parse_choices(_json(resp, url), url)
+                        data = _json(resp, url)
+                        self._note_served(upstream, data)
+                        return parse_choices(data, url)
                     msg = _error_message(resp)
                     cap = n_cap_from_error(resp.status_code, msg, int(body.get("n", 1)))
                     if cap is not None:
@@ -417,6 +439,14 @@ class Sampler:
             if attempt < self.retry.max_attempts:
                 await self._sleep(self.retry.delay(attempt, retry_after, self._rng))
         raise UpstreamError(f"{url}: gave up after {self.retry.max_attempts} attempts ({err})")
+
+    def _note_served(self, upstream: Upstream, data: Any) -> None:
+        """Store the model name the endpoint says it served (for the provenance file):
+        an alias like ``small`` may stand for any GGUF, ``gpt-4o-mini`` for a dated snapshot."""
+        served = data.get("model") if isinstance(data, Mapping) else None
+        if isinstance(served, str) and served and (upstream.ident, served) not in self._served:
+            self._served.add((upstream.ident, served))
+            self.store.note_served(upstream.base_url, upstream.model, served)
 
 
 def _json(resp: httpx.Response, url: str) -> Any:

@@ -132,6 +132,7 @@ def sample(
     import asyncio
 
     from firewall_routing.outcomes import write_generic
+    from firewall_routing.sampling import provenance
     from firewall_routing.sampling.run import (
         build_table,
         load_config_file,
@@ -176,16 +177,28 @@ def sample(
     )
     items = load_items(cfg)
     with SampleStore(cfg.store) as st:
+        # The sitting is recorded in the store (committed now, so even a kill -9 leaves a
+        # trace) and the provenance file beside the table lists every sitting of this run.
+        session = st.begin_session(provenance.run_identity(cfg), provenance.session_info())
+        before, status, requests = st.count(), "failed", None
         try:
             results, stats = asyncio.run(sample_run(cfg, items, st, offline=offline, progress=progress))
+            status, requests = ("offline" if offline else "finished"), stats.requests
         except KeyboardInterrupt:
+            status = "interrupted"
             typer.echo(
                 f"interrupted: finished samples are in {cfg.store}; rerun the same command to resume",
                 err=True,
             )
             raise  # the CLI's main() exits 130 on KeyboardInterrupt
-    table = build_table(results, cfg.weak.display_name, cfg.strong.display_name, source=str(cfg.output))
-    write_generic(table, cfg.output)
+        finally:
+            st.end_session(session, status, st.count() - before, requests)
+        table = build_table(results, cfg.weak.display_name, cfg.strong.display_name, source=str(cfg.output))
+        write_generic(table, cfg.output)
+        record = provenance.build(cfg, items, table, cfg.output, st, stats, offline=offline)
+    prov_path = provenance.write(record, cfg.output)
+    for line in provenance.served_warnings(record):
+        typer.echo(line, err=True)
     tok_s = stats.tokens_new / stats.seconds if stats.seconds else 0.0
     typer.echo(
         f"{stats.samples_new} new samples ({stats.samples_cached} from the store), "
@@ -203,7 +216,7 @@ def sample(
         f"wrote {len(table)} rows to {cfg.output}: pass rate {cfg.weak.display_name} "
         f"{table.weak.pass_rate.mean():.3f} (greedy {table.weak.greedy.mean():.3f}), "
         f"{cfg.strong.display_name} {table.strong.pass_rate.mean():.3f} "
-        f"(greedy {table.strong.greedy.mean():.3f}), n={cfg.n}"
+        f"(greedy {table.strong.greedy.mean():.3f}), n={cfg.n}; provenance in {prov_path}"
     )
 
 
@@ -217,12 +230,25 @@ def local_server(
         int, typer.Option(help="Parallel slots (llama.cpp n_parallel; also its per-request n cap).")
     ] = 4,
     context: Annotated[int, typer.Option(help="Context tokens per slot.")] = 2048,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: llama.cpp's choice).")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads (default: half the usable cores, 1 to 8; more threads than free "
+            "cores makes llama.cpp many times slower on a busy machine)."
+        ),
+    ] = None,
 ) -> None:
     """Run a llama.cpp OpenAI-compatible server (xllamacpp) on 127.0.0.1 until Ctrl-C."""
-    from firewall_routing.sampling.local_server import ServerOptions, default_gguf, serve_forever
+    from firewall_routing.sampling.local_server import (
+        ServerOptions,
+        default_gguf,
+        default_threads,
+        serve_forever,
+    )
 
-    opts = ServerOptions(model or default_gguf(), port, slots, context, threads)
+    opts = ServerOptions(
+        model or default_gguf(), port, slots, context, default_threads() if threads is None else threads
+    )
 
     def announce(msg: str) -> None:
         typer.echo(msg)

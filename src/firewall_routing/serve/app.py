@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -27,7 +27,11 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
 
 from firewall_routing.serve.config import ServeConfig
 from firewall_routing.serve.metrics import CONTENT_TYPE, ServeMetrics
@@ -149,12 +153,69 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         body = json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ApiError(400, f"request body is not valid JSON: {e}", "invalid_json") from None
+    except RecursionError:  # the parser recurses per level: `[` x 2000 overflows it
+        raise ApiError(400, TOO_DEEP, "invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "invalid_json")
+    if json_depth(body) > MAX_JSON_DEPTH:  # parsed, but re-encoding it upstream would overflow
+        raise ApiError(400, TOO_DEEP, "invalid_json")
     return body
 
 
+MAX_JSON_DEPTH = 64  # OpenAI requests (tool schemas included) nest far less
+TOO_DEEP = f"request body is nested too deeply (more than {MAX_JSON_DEPTH} levels)"
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (a recursive walk would overflow)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 # --------------------------------------------------------------------------- state
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class RequestIdMiddleware:
+    """Give every HTTP response an ``x-request-id`` (errors included), the one in the log.
+
+    Pure ASGI (not ``BaseHTTPMiddleware``, which would buffer streams): the id is put in the
+    scope's state for the handlers and added to the response start message.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = new_request_id()
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: AsgiMessage) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["x-request-id"] = rid
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def request_id_of(request: Request) -> str:
+    rid = request.scope.get("state", {}).get("request_id")
+    return rid if isinstance(rid, str) else new_request_id()
 
 
 @dataclass
@@ -162,7 +223,7 @@ class RequestRecord:
     """Everything the one JSON log line per request says; emitted exactly once."""
 
     endpoint: str
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    request_id: str = field(default_factory=new_request_id)
     model: str | None = None
     operating_point: str | None = None
     decision: str | None = None
@@ -268,26 +329,26 @@ def resolve(decider: Decider, model: str) -> OperatingPoint:
         raise ApiError(404, str(e), "model_not_found", param="model") from None
 
 
-def text_to_score(decider: Decider, op: OperatingPoint, routed: Any) -> str:
-    if op.kind in ("weak", "strong") or isinstance(routed, str):
-        return routed if isinstance(routed, str) else ""
+def score_request(decider: Decider, op: OperatingPoint, routed: Any) -> Decision:
+    """Scored text + decision; runs in a worker thread (token counting included)."""
+    text = routed if isinstance(routed, str) else decider.text_of(routed)
+    return decider.decide(text, op)
+
+
+async def decide(state: ServerState, op: OperatingPoint, routed: Any) -> Decision:
+    """Decide in the worker pool: neither token counting nor the encoder blocks the loop."""
+    if op.kind in ("weak", "strong"):
+        return state.decider.decide("", op)
+    loop = asyncio.get_running_loop()
     try:
-        return decider.text_of(routed)
-    except ValueError:
+        return await loop.run_in_executor(state.scoring, score_request, state.decider, op, routed)
+    except ValueError:  # text_of: no user turn with text
         raise ApiError(
             400,
             "messages must contain a user message with text content",
             "invalid_value",
             param="messages",
         ) from None
-
-
-async def decide(state: ServerState, op: OperatingPoint, text: str) -> Decision:
-    """Score in the worker pool so the event loop never blocks on the encoder."""
-    if op.kind in ("weak", "strong"):
-        return state.decider.decide(text, op)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(state.scoring, state.decider.decide, text, op)
 
 
 def decision_headers(rec: RequestRecord, decision: Decision) -> dict[str, str]:
@@ -335,32 +396,65 @@ async def open_upstream(
         raise UpstreamError(e.status, e.kind, f"{first}; fallback: {e}") from e
 
 
+CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never sent
+DISCONNECTED = "client disconnected"
+
+
 async def stream_out(
     state: ServerState, rec: RequestRecord, response: httpx.Response
 ) -> AsyncIterator[bytes]:
-    """Relay SSE events; a mid-stream upstream failure becomes a final error event."""
+    """Relay SSE events; a mid-stream upstream failure becomes a final error event.
+
+    If the generator is closed or cancelled before the end (the client went away), the
+    request is logged as 499 and the upstream stream is closed at once.
+    """
+    completed = False
     try:
-        async for chunk in relay_events(response, rec.route or "upstream"):
-            yield chunk
+        async with aclosing(relay_events(response, rec.route or "upstream")) as events:
+            async for chunk in events:
+                yield chunk
+        completed = True
     except UpstreamError as e:
         state.metrics.upstream_errors.labels(route=rec.route or "none", kind=e.kind).inc()
         rec.error = str(e)
         log.warning("request %s: %s", rec.request_id, e)
+        completed = True
         yield error_event(e)
     finally:
-        state.finish(rec, response.status_code)
+        if not completed:
+            rec.error = rec.error or DISCONNECTED
+        state.finish(rec, response.status_code if completed else CLIENT_CLOSED)
+
+
+class RelayResponse(StreamingResponse):
+    """A StreamingResponse that always closes its generator, so a disconnect is logged.
+
+    Starlette stops iterating when the client goes away (cancellation, or ``OSError`` from
+    ``send``) but leaves the generator suspended until garbage collection; closing it here
+    runs ``stream_out``'s ``finally`` now. A disconnect is the client's doing, not an error.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = self.body_iterator
+        try:
+            await super().__call__(scope, receive, send)
+        except (ClientDisconnect, OSError):
+            pass
+        finally:
+            if hasattr(body, "aclose"):
+                await body.aclose()
 
 
 async def proxy(request: Request, creds: HTTPAuthorizationCredentials | None, endpoint: str) -> Response:
     state = state_of(request)
-    rec = RequestRecord(endpoint=endpoint)
+    rec = RequestRecord(endpoint=endpoint, request_id=request_id_of(request))
     try:
         check_auth(state, creds)
         body = await read_json_object(request, state.config.max_body_bytes)
         rec.model, stream, routed = parse_request(body, endpoint)
         rec.stream = stream
         op = resolve(state.decider, rec.model)
-        decision = await decide(state, op, text_to_score(state.decider, op, routed))
+        decision = await decide(state, op, routed)
         state.metrics.record_decision(decision.route, decision.forced, decision.router_ms / 1000.0)
         rec.operating_point, rec.decision = decision.operating_point, decision.route
         rec.score, rec.threshold = decision.score, decision.threshold
@@ -372,7 +466,7 @@ async def proxy(request: Request, creds: HTTPAuthorizationCredentials | None, en
         headers = decision_headers(rec, decision)
         media = upstream.headers.get("content-type", "application/json")
         if stream and media.startswith("text/event-stream"):
-            return StreamingResponse(
+            return RelayResponse(
                 stream_out(state, rec, upstream),
                 upstream.status_code,
                 headers=headers,
@@ -382,35 +476,74 @@ async def proxy(request: Request, creds: HTTPAuthorizationCredentials | None, en
             content = await read_body(upstream, decision.route)
         except UpstreamError as e:
             raise upstream_api_error(e) from None
-        state.finish(rec, upstream.status_code)
+        if await request.is_disconnected():  # nobody will read the answer
+            rec.error = DISCONNECTED
+            state.finish(rec, CLIENT_CLOSED)
+        else:
+            state.finish(rec, upstream.status_code)
         return Response(content, upstream.status_code, headers=headers, media_type=media)
     except ApiError as e:
         rec.error = rec.error or e.message
         state.finish(rec, e.status)
         raise
-    except Exception as e:  # a bug or a scorer failure: still one log line, then a 500
+    except Exception as e:  # a bug or a scorer failure: one log line, one traceback, a 500
         rec.error = f"{type(e).__name__}: {e}"
         state.finish(rec, 500)
-        raise
+        log.exception("request %s: internal error", rec.request_id)
+        raise ApiError(500, "internal server error", "internal_error", "server_error") from None
 
 
 # --------------------------------------------------------------------------- app
 
 
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` inlined, to embed in an OpenAPI operation.
+
+    (Handlers read the raw body themselves — size limit, OpenAI-shaped errors — so FastAPI
+    cannot derive these schemas; they document the API and drive the schemathesis fuzz.)
+    """
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    content = {"application/json": {"schema": inline_schema(model)}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 def add_routes(app: FastAPI) -> None:
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", openapi_extra=body_doc(ChatRequest))
     async def chat_completions(request: Request, creds: Credentials) -> Response:
         return await proxy(request, creds, "chat")
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", openapi_extra=body_doc(CompletionRequest))
     async def completions(request: Request, creds: Credentials) -> Response:
         return await proxy(request, creds, "completions")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request, creds: Credentials) -> dict[str, Any]:
+        """The schema, behind the same bearer auth as the API (it lists every endpoint)."""
+        check_auth(state_of(request), creds)
+        return app.openapi()
 
     @app.get("/v1/models")
     async def models(request: Request, creds: Credentials) -> dict[str, Any]:
         state = state_of(request)
         check_auth(state, creds)
-        names = listed_models(state.config.default_model, state.decider.calibration is not None)
+        names = listed_models(state.decider.default.name, state.decider.calibration is not None)
         return {
             "object": "list",
             "data": [
@@ -425,7 +558,7 @@ def add_routes(app: FastAPI) -> None:
             "status": "ok",
             "backend": state.decider.scorer.backend,
             "calibrated": state.decider.calibration is not None,
-            "default_model": state.config.default_model,
+            "default_model": state.decider.default.name,
         }
 
     @app.get("/metrics")
@@ -445,8 +578,12 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error")
-        return ApiError(500, "internal server error", "internal_error", "server_error").response()
+        # Runs outside RequestIdMiddleware (Starlette's outermost layer): add the id here.
+        rid = request_id_of(request)
+        log.exception("request %s: internal error", rid)
+        response = ApiError(500, "internal server error", "internal_error", "server_error").response()
+        response.headers["x-request-id"] = rid
+        return response
 
 
 def create_app(
@@ -475,8 +612,11 @@ def create_app(
         yield
         await state.close()
 
-    app = FastAPI(title="firewall-routing", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="firewall-routing", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.firewall = state
+    app.add_middleware(RequestIdMiddleware)
     add_routes(app)
     add_error_handlers(app)
     return app

@@ -41,29 +41,55 @@ def calibrate(
         Path | None,
         typer.Option(help="Output file (default: calibration.json inside the router directory)."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing calibration file.")] = False,
 ) -> None:
     """Compute score thresholds for 0–100 % strong calls and save calibration.json.
 
     Convention: a query goes strong iff score < threshold; a fraction f maps to the
     f-quantile of the calibration scores (ties handled: see firewall_routing.calibration).
+    Needs at least 100 prompts; refuses to replace an existing file without --force.
     """
     from firewall_routing.calibration import calibrate as compute
-    from firewall_routing.calibration import format_table, read_prompts, save_calibration
+    from firewall_routing.calibration import (
+        calibration_path,
+        check_enough_prompts,
+        format_table,
+        missed_percents,
+        read_prompts,
+        router_fingerprint,
+        save_calibration,
+    )
     from firewall_routing.errors import InputError
     from firewall_routing.routers import load_router
     from firewall_routing.serve.scoring import make_scorer
 
     if backend not in ("onnx", "torch"):
         raise InputError(f"--backend must be 'onnx' or 'torch', got '{backend}'")
+    target = calibration_path(out if out is not None else router)
+    if target.exists() and not force:  # checked before scoring: fail in a second, not minutes
+        raise InputError("calibration file already exists: pass --force to replace it", path=target)
     texts = read_prompts(prompts, weak, strong)
+    check_enough_prompts(len(texts))
     r = load_router(router)
     scorer = make_scorer(r, backend)  # type: ignore[arg-type]
     # torch: router.score uses the on-disk embedding cache, same vectors as the server's.
     scores = r.score(texts) if scorer.backend == "torch" else scorer(texts, progress=True)
-    cal = compute(scores, router=str(router), backend=scorer.backend, source=str(prompts))
-    path = save_calibration(cal, out if out is not None else router)
+    cal = compute(
+        scores,
+        router=str(router),
+        router_sha256=router_fingerprint(router),
+        backend=scorer.backend,
+        source=str(prompts),
+    )
+    path = save_calibration(cal, target, overwrite=force)
     typer.echo(format_table(cal))
     typer.echo(f"calibrated on {len(texts)} prompts ({scorer.backend}) → {path}")
+    if missed := missed_percents(cal):
+        typer.echo(
+            f"warning: tied scores: {len(missed)} of 101 percents cannot be produced within "
+            f"0.5 points (e.g. {missed[0]} %); see the observed column",
+            err=True,
+        )
 
 
 def serve(
@@ -75,17 +101,20 @@ def serve(
     import uvicorn
 
     from firewall_routing.serve.app import create_app
-    from firewall_routing.serve.config import load_config
+    from firewall_routing.serve.config import load_config, with_overrides
 
-    cfg = load_config(config)
+    cfg = with_overrides(load_config(config), host=host, port=port)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     # httpx logs every upstream call at INFO: keep it to one JSON line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(cfg)
     uvicorn.run(
         app,
-        host=host or cfg.host,
-        port=port if port is not None else cfg.port,
+        host=cfg.host,
+        port=cfg.port,
         access_log=False,
         log_level="info",
+        # Above the idle expiry of client pools (httpx/openai 5 s): uvicorn's own 5 s default
+        # closed connections exactly when clients reused them (1 in ~4,500 requests failed).
+        timeout_keep_alive=cfg.keep_alive_timeout,
     )

@@ -44,6 +44,13 @@ class UpstreamConfig(BaseModel):
     model: str = Field(min_length=1)
     api_key: SecretStr | None = None
     timeout: float = Field(default=60.0, gt=0, description="Seconds per connect/read.")
+    keepalive_expiry: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds an idle pooled connection to this upstream is kept. Must stay "
+        "below the upstream server's idle timeout (uvicorn and llama.cpp close after 5 s): "
+        "a connection reused just as the server closes it fails the request.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -65,7 +72,11 @@ class ServeConfig(BaseModel):
     weak: UpstreamConfig
     strong: UpstreamConfig
     auth_keys: list[SecretStr] = Field(default_factory=list)
-    default_model: str = "firewall@t=0.5"
+    default_model: str | None = Field(
+        default=None,
+        description="What model 'firewall' means. Default: firewall@30% when calibrated; "
+        "without a calibration it must be set.",
+    )
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     fallback: bool = False
     backend: Literal["onnx", "torch"] = "onnx"
@@ -84,14 +95,23 @@ class ServeConfig(BaseModel):
         description="Intra-op threads per scoring call: 2 cuts one prompt's latency on an idle "
         "2-core machine, 1 gives the most requests/s under concurrency.",
     )
+    keep_alive_timeout: int = Field(
+        default=75,
+        gt=0,
+        description="Seconds the server keeps an idle client connection open. Clients "
+        "(httpx/openai 5 s, aiohttp 15 s) must give up on idle connections before the "
+        "server closes them, or a request sent on a closing connection fails.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
     @field_validator("default_model")
     @classmethod
-    def _known(cls, v: str) -> str:
+    def _known(cls, v: str | None) -> str | None:
         from firewall_routing.serve.routing import UnknownModel, parse_model
 
+        if v is None:
+            return v
         try:
             parse_model(v)
         except UnknownModel as e:
@@ -169,10 +189,31 @@ def config_from_mapping(
     try:
         return ServeConfig.model_validate(raw)
     except ValidationError as e:
+        raise _input_error(e, source) from None
+
+
+def _input_error(e: ValidationError, source: str) -> InputError:
+    err = e.errors()[0]
+    fld = ".".join(str(x) for x in err["loc"]) or None
+    msg = "required setting is missing" if err["type"] == "missing" else err["msg"]
+    return InputError(msg.removeprefix("Value error, "), path=source or None, field=fld)
+
+
+def with_overrides(config: ServeConfig, **overrides: Any) -> ServeConfig:
+    """``config`` with command-line overrides (None = keep), validated like the file's values.
+
+    ``model_copy(update=...)`` would skip validation: ``--port 99999`` then reached the
+    socket layer as an OverflowError traceback.
+    """
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if not changes:
+        return config
+    try:
+        return ServeConfig.model_validate({**dict(config), **changes})
+    except ValidationError as e:
         err = e.errors()[0]
-        fld = ".".join(str(x) for x in err["loc"]) or None
-        msg = "required setting is missing" if err["type"] == "missing" else err["msg"]
-        raise InputError(msg.removeprefix("Value error, "), path=source or None, field=fld) from None
+        option = "--" + "-".join(str(x) for x in err["loc"]).replace("_", "-")
+        raise InputError(err["msg"].removeprefix("Value error, "), field=option) from None
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> ServeConfig:

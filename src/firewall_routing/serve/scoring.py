@@ -110,14 +110,21 @@ def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> 
     return EmbeddingScorer(router, encoder, "onnx")
 
 
-def minilm_token_counter() -> TokenCounter:
-    """Counts MiniLM WordPiece tokens (no special tokens) — the context budget's unit."""
-    from firewall_routing.serve.onnx_encoder import load_tokenizer
+def minilm_token_counter(cap: int | None = None) -> TokenCounter:
+    """Counts MiniLM WordPiece tokens (no special tokens) — the context budget's unit.
+
+    With ``cap``, counts stop at ``cap`` (``min(count, cap)``), reading only the text that
+    needs: the budget check only asks "more than the budget?", so a 1 MB message costs
+    microseconds, not seconds of tokenizing. ``build_decider`` passes budget + 1.
+    """
+    from firewall_routing.serve.onnx_encoder import encode_head, load_tokenizer
 
     tok = load_tokenizer()
 
     def count(text: str) -> int:
-        return len(tok.encode(text, add_special_tokens=False).ids)
+        if cap is None:
+            return len(tok.encode(text, add_special_tokens=False).ids)
+        return min(len(encode_head(tok, text, cap, add_special_tokens=False).ids), cap)
 
     return count
 

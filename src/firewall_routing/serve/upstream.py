@@ -15,7 +15,7 @@ Failure policy, because clients must always get an OpenAI-shaped answer:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import httpx
@@ -47,11 +47,18 @@ class UpstreamError(Exception):
 
 
 def make_client(cfg: UpstreamConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """One pooled client per upstream; ``timeout`` bounds connect and each read."""
+    """One pooled client per upstream; ``timeout`` bounds connect and each read.
+
+    Idle connections are dropped after ``keepalive_expiry`` (default 2 s), below the 5 s
+    after which uvicorn and llama.cpp close them: reusing one the server is closing would
+    fail the request with a ReadError.
+    """
     headers = {"content-type": "application/json"}
     if cfg.api_key is not None:
         headers["authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    limits = httpx.Limits(
+        max_connections=256, max_keepalive_connections=64, keepalive_expiry=cfg.keepalive_expiry
+    )
     return httpx.AsyncClient(
         base_url=cfg.base_url,
         headers=headers,
@@ -116,7 +123,7 @@ def error_event(err: UpstreamError) -> bytes:
     return b"data: " + json.dumps(err.body()).encode() + b"\n\n"
 
 
-async def relay_events(response: httpx.Response, name: str) -> AsyncIterator[bytes]:
+async def relay_events(response: httpx.Response, name: str) -> AsyncGenerator[bytes, None]:
     """Yield whole SSE events; on a mid-stream failure raise UpstreamError (after the rest)."""
     pending = b""
     try:

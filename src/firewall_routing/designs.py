@@ -1,0 +1,30 @@
+"""Names and one-line formulas of the ten label designs, for ``--help``.
+
+Kept apart from :mod:`firewall_routing.labels` (which needs numpy) so the command line can
+list the designs without importing anything heavy, and so the help is self-contained: a pip
+install ships no DESIGN.md. ``tests/test_cli.py`` checks these names match ``labels.DESIGNS``.
+"""
+
+from __future__ import annotations
+
+DESIGN_FORMULAS: dict[str, str] = {
+    "hard": "1[g_s ≤ g_w] on greedy correctness (Eq. 1)",
+    "win-rate": "(1/n) Σ_j 1[s_j ≤ w_j] over paired samples (Eq. 2)",
+    "weak-pass-rate": "pr_w (Table 3 ablation)",
+    "strong-pass-rate": "1 − pr_s (Table 3 ablation)",
+    "hard-block": "1 if pr_s ≤ pr_w, else pr_w (Eq. 4–5)",
+    "hard-block-greedy": "1 if g_s = 0, else pr_w (Eq. 6, w/o SMS)",
+    "soft-block": "1 − (1 − pr_w)·pr_s (Eq. 7)",
+    "hybrid-det": "1[g_w ≥ g_s − t], t = 0 (r_det)",
+    "hybrid-prob": "P(w_i ≥ s_j − t) over sample pairs, t = 0 (r_prob)",
+    "hybrid-trans": "hybrid-prob at the t that spreads labels most (r_trans)",
+}
+"""Design name → formula. A label is the probability that the weak model is enough."""
+
+DESIGNS_EPILOG = (
+    "Label designs (label = probability that the weak model is enough; pr = pass rate, "
+    "g = greedy correctness, w/s = samples of the weak/strong model; r_det, r_prob, "
+    "r_trans are Hybrid LLM's labels):\n\n\b\n"
+    + "\n".join(f"  {name:<18} {formula}" for name, formula in DESIGN_FORMULAS.items())
+)
+"""The list as a help epilog; ``\\b`` keeps one design per line when click wraps text."""

@@ -1,0 +1,176 @@
+"""report.py: the plain-language conclusion, --bootstrap 0 wording, and the plots' contents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from firewall_routing import metrics, report
+from firewall_routing.experiment import RouterRun, evaluate_and_compare
+from firewall_routing.outcomes import OutcomeTable
+
+from .conftest import make_table
+
+KEY = "main/toy"
+
+
+def _table(n: int = 400, seed: int = 1) -> OutcomeTable:
+    """Weak passes half the queries; strong passes all but a few of the weak's."""
+    rng = np.random.default_rng(seed)
+    pr_w = (rng.random(n) < 0.5).astype(float)
+    pr_s = np.where(rng.random(n) < 0.1, 0.0, 1.0)
+    return make_table([f"q{i}" for i in range(n)], pr_w, pr_s)
+
+
+def _runs(t: OutcomeTable, seeds: int = 1) -> list[RouterRun]:
+    """soft-block: knows which queries the weak model fails (clearly better than random);
+    weak-pass-rate: pure noise (not separable from random)."""
+    rng = np.random.default_rng(2)
+    n = len(t)
+    return [
+        RouterRun(
+            "soft-block", "design", {KEY: [t.weak.pass_rate + 0.1 * rng.random(n) for _ in range(seeds)]}
+        ),
+        RouterRun("hybrid-prob", "design", {}),
+        RouterRun("weak-pass-rate", "design", {KEY: [rng.random(n) for _ in range(seeds)]}),
+        RouterRun("random", "baseline", {KEY: [rng.random(n) for _ in range(seeds)]}),
+        RouterRun("oracle", "baseline", {KEY: [t.weak.pass_rate - t.strong.pass_rate]}),
+    ]
+
+
+def _result(t: OutcomeTable, n_boot: int, seeds: int = 1) -> tuple[list[RouterRun], dict[str, Any]]:
+    runs = _runs(t, seeds)
+    runs[1].scores = dict(runs[0].scores)  # identical labels → identical router
+    rows, comps = evaluate_and_compare(runs, {KEY: t}, n_boot)
+    res = {
+        "config": {
+            "router": "embedding-head",
+            "seeds": seeds,
+            "split_seed": 0,
+            "n_boot": n_boot,
+            "datasets": ["toy"],
+            "baselines": ["random", "oracle"],
+        },
+        "pairs": {"main": {"weak": "org/weak-7b", "strong": "org/strong-8b"}},
+        "train": {"source": "toy", "rows": 1, "val_rows": 1},
+        "tables": {KEY: {"n": len(t), "weak_pass_rate": 0.5, "strong_pass_rate": 0.9}},
+        "label_notes": {},
+        "label_params": {},
+        "training": {},
+        "results": rows,
+        "comparisons": comps,
+    }
+    return runs, res
+
+
+def test_conclusion_states_the_known_answer() -> None:
+    _, res = _result(_table(), n_boot=200)
+    text = "\n".join(report.conclusion_lines(res))
+    assert "Better than random: soft-block = hybrid-prob (+" in text
+    assert "Not separable from random: weak-pass-rate." in text
+    assert "Highest APGR: soft-block = hybrid-prob" in text
+    assert "Separably below it: weak-pass-rate (-" in text
+    assert "Label designs separable from each other: 1 of 1 pairs" in text
+    # the blocking claim, counted over design pairs with exactly one blocking side
+    assert "separably better in 1, separably worse in 0, not separable in 0 of 1" in text
+    verdicts = [line for line in report.conclusion_lines(res) if line.startswith("* ")]
+    assert verdicts and not any("oracle" in line for line in verdicts)
+
+
+def test_conclusion_multi_seed_says_what_is_compared() -> None:
+    _, res = _result(_table(), n_boot=50, seeds=2)
+    text = "\n".join(report.conclusion_lines(res))
+    assert "With 2 seeds the compared number is the seed-mean APGR" in text
+
+
+def test_no_bootstrap_never_claims_a_bootstrap_ci(tmp_path: Path) -> None:
+    _, res = _result(_table(100), n_boot=0)
+    report.write_markdown(res, tmp_path / "r.md", 1.0)
+    md = (tmp_path / "r.md").read_text()
+    assert "bootstrap CI" not in md and "--bootstrap 0" in md
+    console = report.console_summary(res)
+    assert "bootstrap CI" not in console and "--bootstrap 0" in console
+
+
+def test_format_evaluation_without_ci() -> None:
+    t = _table(100)
+    m = metrics.summarize(t.weak.pass_rate, t.weak.pass_rate, t.strong.pass_rate).as_dict()
+    r = {"router": "x", "table": "t", "n": 100, "weak": "w", "strong": "s", "metrics": m, "ci95": {}}
+    r["taxonomy"] = {"50": dict.fromkeys(metrics.TAXONOMY, 0.25)}
+    assert "bootstrap" not in report.format_evaluation(r)
+    r["ci95"] = {"apgr": (40.0, 60.0)}
+    assert "(95 % bootstrap CI)" in report.format_evaluation(r)
+
+
+def test_curve_band_matches_per_resample_curves() -> None:
+    t = _table(60)
+    rng = np.random.default_rng(3)
+    sets = [np.round(rng.random(60), 1), rng.random(60)]  # ties in the first seed
+    lo, hi, glo, ghi = report.curve_band(sets, t.weak.pass_rate, t.strong.pass_rate, n_boot=40, seed=7)
+    ys, gains = [], []
+    for w in metrics.bootstrap_draws(60, 40, 7):
+        cs = [metrics.deferral_curve(s, t.weak.pass_rate, t.strong.pass_rate, weights=w) for s in sets]
+        y = np.mean([c.at(report.GRID) for c in cs], axis=0)
+        ys.append(y)
+        gains.append(y - (cs[0].weak_pass_rate + report.GRID * cs[0].gap))
+    np.testing.assert_allclose(lo, np.percentile(ys, 2.5, axis=0), atol=1e-12)
+    np.testing.assert_allclose(hi, np.percentile(ys, 97.5, axis=0), atol=1e-12)
+    np.testing.assert_allclose(glo, np.percentile(gains, 2.5, axis=0), atol=1e-12)
+    np.testing.assert_allclose(ghi, np.percentile(gains, 97.5, axis=0), atol=1e-12)
+
+
+@pytest.mark.parametrize("n_boot", [0, 30])
+def test_deferral_figure_has_what_a_reader_expects(n_boot: int) -> None:
+    from matplotlib.collections import PolyCollection
+
+    t = _table()
+    runs, _ = _result(t, n_boot=0)
+    fig = report.deferral_figure(runs, {KEY: t}, [KEY], n_boot)
+    (top, bottom) = fig.axes[:2]
+    assert "weak w → strong s" in fig._suptitle.get_text()
+    assert top.get_ylabel() == "system pass rate (%)"
+    assert bottom.get_ylabel() == "gain over random (% points)"
+    assert bottom.get_xlabel() == "calls to the strong model (% of queries)"
+    p_w, p_s = t.weak.pass_rate.mean() * 100, t.strong.pass_rate.mean() * 100
+    flat = [ln.get_ydata() for ln in top.lines if len(set(np.asarray(ln.get_ydata()).round(9))) == 1]
+    assert {round(float(y[0]), 6) for y in flat} == {round(p_w, 6), round(p_s, 6)}
+    rnd = next(ln for ln in top.lines if ln.get_label() == "Random (expected)")
+    np.testing.assert_allclose(rnd.get_ydata(), p_w + report.GRID * (p_s - p_w))  # straight, expected
+    bands = [c for ax in (top, bottom) for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == (2 if n_boot else 0)
+    assert "soft-block" in bottom.get_title()
+    # one shared legend; the identical design is named once, merged
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    labels = [x.get_text() for x in fig.legends[0].get_texts()]
+    assert "Soft Block (Eq. 7) (= hybrid-prob)" in labels and "all-weak" in labels
+    assert not any("Hybrid LLM r_prob" in x for x in labels)
+
+
+def test_bin_figure_axes_and_limits() -> None:
+    t = _table()
+    runs, _ = _result(t, n_boot=0)
+    fig = report.bin_figure(runs, t, KEY)
+    used = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in used] == [
+        "Soft Block (Eq. 7) (= hybrid-prob)",
+        "Weak Model Pass Rate",
+        "Oracle (upper bound)",
+    ]
+    assert used[0].get_ylabel() == "pass rate (%)"
+    assert all(ax.get_xlabel() == "router-score bin (1 = lowest)" for ax in used)
+    lo, hi = used[0].get_ylim()
+    gains = [ln.get_ydata() for ax in used for ln in ax.lines if ln.get_label().startswith("gain")]
+    assert lo < min(float(np.min(g)) for g in gains) and -100 < lo <= -5
+    assert 100 <= hi <= 105  # bars reach 100 % (strong passes every weak-failed query in bin 1)
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+
+
+def test_write_plots_files(tmp_path: Path) -> None:
+    t = _table(120)
+    runs, _ = _result(t, n_boot=0)
+    paths = report.write_plots(runs, {KEY: t}, tmp_path, n_boot=20)
+    assert [p.name for p in paths] == ["deferral-main.png", "bins-main-toy.png"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
