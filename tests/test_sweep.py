@@ -177,6 +177,15 @@ def test_identical_labels_are_ties(result: dict[str, Any]) -> None:
     assert all(p["same_as"] == {"hybrid-prob": "soft-block"} for p in result["pairs"])
 
 
+def test_aliases_show_the_preferred_name() -> None:
+    from firewall_routing.sweep import aliases
+
+    same = {"soft-block": "win-rate", "hybrid-prob": "win-rate", "hybrid-det": "hard"}
+    pairs = [{"same_as": same}, {"same_as": same | {"hard-block": "hard"}}]
+    assert aliases(pairs) == {"win-rate": "soft-block", "hybrid-prob": "soft-block", "hybrid-det": "hard"}
+    assert aliases([{"same_as": same}, {"same_as": {}}]) == {}
+
+
 def test_console_lists_aliases_once(result: dict[str, Any]) -> None:
     from firewall_routing.sweep_report import console, markdown
 

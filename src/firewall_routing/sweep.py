@@ -410,15 +410,27 @@ def identical_designs(
     return out
 
 
+PREFERRED_NAMES: tuple[str, ...] = ("soft-block",)
+"""When designs are one router, the name tables show: the paper's design rather than the
+first in :data:`DESIGNS` order (win-rate equals soft-block on pass-rate data)."""
+
+
 def aliases(pairs: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Designs identical to the same earlier design in *every* pair (e.g. hybrid-prob and
-    soft-block on pass-rate data): the console and summary print them as one row."""
+    """Designs identical to another design in *every* pair (e.g. hybrid-prob and soft-block on
+    pass-rate data), mapped to the one name the console and summary print for the group."""
     if not pairs:
         return {}
     common = dict(pairs[0]["same_as"])
     for p in pairs[1:]:
         common = {d: f for d, f in common.items() if p["same_as"].get(d) == f}
-    return common
+    groups: dict[str, list[str]] = {}
+    for d, first in common.items():
+        groups.setdefault(first, [first]).append(d)
+    out: dict[str, str] = {}
+    for members in groups.values():
+        shown = next((n for n in PREFERRED_NAMES if n in members), members[0])
+        out |= {m: shown for m in members if m != shown}
+    return out
 
 
 def sweep_pair(
