@@ -224,8 +224,8 @@ def test_cli_calibrate_writes_file_and_prints_table(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     cal = load_calibration(tmp_path / "r")
     assert cal.backend == "router:random" and cal.n == 200
-    assert cal.router == str(tmp_path / "r") and cal.router_sha256 == router_fingerprint(tmp_path / "r")
-    assert cal.source == str(prompts)
+    assert cal.router == str((tmp_path / "r").resolve())
+    assert cal.router_sha256 == router_fingerprint(tmp_path / "r") and cal.source == str(prompts.resolve())
     expected = thresholds_for_fractions(router.score(prompts.read_text().splitlines()), [0.3])
     assert cal.threshold(30) == pytest.approx(expected[0])
     assert "      30" in res.stdout and "30.0" in res.stdout

@@ -36,6 +36,9 @@ def test_identical_groups_merge_equal_scores_only() -> None:
     a, b = np.array([0.1, 0.2]), np.array([0.2, 0.1])
     groups = conclusion.identical_groups({"x": [a], "y": [b], "z": [a.copy()], "w": [a, b], "v": [a, b]})
     assert groups == [["x", "z"], ["y"], ["w", "v"]]
+    # a merged group is named after the paper's blocking design when it contains one
+    merged = conclusion.identical_groups({"win-rate": [a], "soft-block": [a], "hybrid-prob": [a]})
+    assert merged == [["soft-block", "win-rate", "hybrid-prob"]]
 
 
 def _scenario(n: int = 600) -> tuple[list[RouterRun], dict[str, OutcomeTable]]:

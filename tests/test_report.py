@@ -76,8 +76,20 @@ def test_conclusion_states_the_known_answer() -> None:
     assert "Label designs separable from each other: 1 of 1 pairs" in text
     # the blocking claim, counted over design pairs with exactly one blocking side
     assert "separably better in 1, separably worse in 0, not separable in 0 of 1" in text
+    assert "* On 1 of 1 evaluation sets at least one router beats random at 95 %." in text
     verdicts = [line for line in report.conclusion_lines(res) if line.startswith("* ")]
     assert verdicts and not any("oracle" in line for line in verdicts)
+
+
+def test_conclusion_when_nothing_beats_random() -> None:
+    t = _table()
+    runs = [RouterRun("soft-block", "design", {KEY: [np.random.default_rng(9).random(len(t))]})]
+    _, comps = evaluate_and_compare(runs, {KEY: t}, 200)
+    res = {"comparisons": comps, "tables": {KEY: {"n": len(t)}}}
+    text = "\n".join(report.conclusion_lines(res))
+    assert "No router beats random at 95 % on any of the 1 evaluation sets." in text
+    assert "Better than random on no set: soft-block." in text
+    assert "Highest APGR" not in text  # one router: nothing to rank
 
 
 def test_conclusion_multi_seed_says_what_is_compared() -> None:
@@ -174,3 +186,8 @@ def test_write_plots_files(tmp_path: Path) -> None:
     paths = report.write_plots(runs, {KEY: t}, tmp_path, n_boot=20)
     assert [p.name for p in paths] == ["deferral-main.png", "bins-main-toy.png"]
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_signed_points_never_print_minus_zero() -> None:
+    d = {"diff": -3.9, "lo": -9.94, "hi": -0.04}
+    assert report._signed(d) == "-3.9 [-9.9, -0.04]"

@@ -62,8 +62,14 @@ def paired_difference(a: str, b: str, diff: float, boot_diff: FloatArray) -> Dif
     return Difference(a, b, d.diff, d.lo, d.hi, d.p_two_sided)
 
 
+LEAD = ("soft-block", "hard-block", "hard-block-greedy")
+"""A merged group is named after its first member; the paper's blocking designs go first,
+so "soft-block = win-rate = …" rather than "win-rate = soft-block = …"."""
+
+
 def identical_groups(score_sets: Mapping[str, Sequence[FloatArray]]) -> list[list[str]]:
-    """Routers whose scores are equal on every seed, grouped in input order.
+    """Routers whose scores are equal on every seed, grouped in input order (within a
+    group, :data:`LEAD` designs first).
 
     Designs whose labels coincide on the training data (e.g. hybrid-prob and soft-block on
     0/1 correctness) train the same router; counting them twice would double their votes
@@ -79,7 +85,8 @@ def identical_groups(score_sets: Mapping[str, Sequence[FloatArray]]) -> list[lis
         else:
             groups.append([name])
             first.append(sets)
-    return groups
+    rank = {n: i for i, n in enumerate(LEAD)}
+    return [sorted(g, key=lambda n: rank.get(n, len(LEAD))) for g in groups]
 
 
 def group_name(group: Sequence[str]) -> str:

@@ -240,9 +240,15 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
             "",
             "## Plots",
             "",
-            "* `plots/deferral-<pair>.png`: pass rate vs. share routed to strong, every router (seed mean).",
+            "* `plots/deferral-<pair>.png`: system pass rate vs. % of calls to the strong model "
+            "per dataset, with the all-weak and all-strong levels, random as its expected straight "
+            "line, the oracle and every router (seed mean; identical routers drawn once); the "
+            "highest-APGR router is thick"
+            + (" with its 95 % bootstrap band" if cfg["n_boot"] else "")
+            + ". Bottom row: each curve minus the random line (gain over random, % points).",
             "* `plots/bins-<pair>-<dataset>.png`: Appendix-B view — queries in score order cut "
-            "into 10 equal bins; bars are the strong/weak pass rates per bin (seed 0).",
+            "into 10 equal bins; bars are the strong/weak pass rates per bin, the line their "
+            "difference (seed mean).",
         ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -366,8 +372,13 @@ def _short(model: str) -> str:
     return model.rsplit("/", 1)[-1]
 
 
+def _pts(v: float) -> str:
+    """APGR points with a sign; a second decimal where one would round to ±0.0."""
+    return f"{v:+.2f}" if abs(v) < 0.05 else f"{v:+.1f}"
+
+
 def _signed(d: dict[str, Any]) -> str:
-    return f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]"
+    return f"{_pts(d['diff'])} [{_pts(d['lo'])}, {_pts(d['hi'])}]"
 
 
 def _flip(d: dict[str, Any]) -> dict[str, Any]:
@@ -406,8 +417,9 @@ def _set_lines(key: str, comp: dict[str, Any], n: int) -> list[str]:
     worse = [f"{d['a']} ({_signed(d)})" for d in vs_r if d["separable"] and d["diff"] < 0]
     same = [d["a"] for d in vs_r if not d["separable"]]
     lines = [
-        f"* **{key}** ({n} queries). Better than random: {_listing(better)}. "
-        f"Not separable from random: {_listing(same)}. Worse than random: {_listing(worse)}."
+        f"* **{key}** ({n} queries)",
+        f"  * Better than random: {_listing(better)}. Not separable from random: {_listing(same)}. "
+        f"Worse than random: {_listing(worse)}.",
     ]
     apgr = {k: v for k, v in comp["apgr"].items() if k not in ("random", "oracle")}
     if len(apgr) > 1:
@@ -416,14 +428,14 @@ def _set_lines(key: str, comp: dict[str, Any], n: int) -> list[str]:
         below = [f"{d['b']} ({_signed(_flip(d))})" for d in vs_best if d["separable"]]
         tied = [d["b"] for d in vs_best if not d["separable"]]
         lines.append(
-            f"  Highest APGR: {best} ({apgr[best]:.2f}). Not separable from it: {_listing(tied)}. "
+            f"  * Highest APGR: {best} ({apgr[best]:.2f}). Not separable from it: {_listing(tied)}. "
             f"Separably below it: {_listing(below)}."
         )
     design_pairs = [d for d in _pairwise(comp) if _is_design(d["a"]) and _is_design(d["b"])]
     if design_pairs:
         k = sum(d["separable"] for d in design_pairs)
         lines.append(
-            f"  Label designs separable from each other: {k} of {len(design_pairs)} pairs "
+            f"  * Label designs separable from each other: {k} of {len(design_pairs)} pairs "
             f"(≈ {0.05 * len(design_pairs):.1f} expected by chance alone)."
         )
     return lines
@@ -454,6 +466,7 @@ def conclusion_lines(res: dict[str, Any]) -> list[str]:
         '(joined with "="). The oracle is left out (it reads the test outcomes).',
     ]
     if n_seeds > 1:
+        lines.append("")
         lines.append(
             f"With {n_seeds} seeds the compared number is the seed-mean APGR (the one in the "
             "tables): each resample re-scores all seeds and averages them. So the test covers "
@@ -461,11 +474,12 @@ def conclusion_lines(res: dict[str, Any]) -> list[str]:
             "training variance (the ± std in the tables). It does not average the scores over "
             "seeds: that ensemble would be a different router from the one reported."
         )
+    lines.append("")
     lines.append(
         "Not corrected for multiple comparisons: of N comparisons without a real difference, "
         'about N/20 come out "separable" by chance.'
     )
-    lines += ["", *_overall(res, comps), ""]
+    lines += ["", *_overall(res, comps), "", "**Per evaluation set.**", ""]
     for key, comp in comps.items():
         lines += _set_lines(key, comp, res["tables"][key]["n"])
     return lines
@@ -481,6 +495,15 @@ def _overall(res: dict[str, Any], comps: dict[str, Any]) -> list[str]:
                 wins[d["a"]].append(key)
     n_sets = len(comps)
     lines = ["**In short.**", ""]
+    some = [k for k, comp in comps.items() if any(d["separable"] and d["diff"] > 0 for d in _vs_random(comp))]
+    none = [k for k in comps if k not in some]
+    if not some:
+        lines.append(f"* No router beats random at 95 % on any of the {n_sets} evaluation sets.")
+    else:
+        lines.append(
+            f"* On {len(some)} of {n_sets} evaluation sets at least one router beats random at 95 %"
+            + (f"; on {', '.join(none)} none does." if none else ".")
+        )
     never = [name for name, w in wins.items() if not w]
     for name, w in wins.items():
         if w:
@@ -525,14 +548,17 @@ def console_summary(res: dict[str, Any]) -> str:
     lines = []
     for pair in res["pairs"]:
         lines.append(f"\nAPGR, {pair} pair (weak {res['pairs'][pair]['weak']}):")
-        lines.append(f"  {'router':<32}" + "".join(f"{d:>24}" for d in datasets))
+        rows = []
         for name in dict.fromkeys((*TABLE3_ROWS, *table1_rows(res))):
             cells = []
             for d in datasets:
                 r = _row(res["results"], name, pair, d)
                 cells.append("–" if r is None else _apgr_cell(r))
             if any(c != "–" for c in cells):
-                lines.append(f"  {title(name):<32}" + "".join(f"{c:>24}" for c in cells))
+                rows.append((title(name), cells))
+        w = 2 + max([len(d) for d in datasets] + [len(c) for _, cells in rows for c in cells])
+        lines.append(f"  {'router':<32}" + "".join(f"{d:>{w}}" for d in datasets))
+        lines += [f"  {name:<32}" + "".join(f"{c:>{w}}" for c in cells) for name, cells in rows]
     lines += ["", "Conclusion (computed from these numbers; details in report.md):"]
     lines += [_plain(x) for x in conclusion_lines(res)]
     return "\n".join(lines)

@@ -196,6 +196,14 @@ def test_fork_bomb_is_refused() -> None:
         "import os\nos.popen('true')",
         "import multiprocessing\nmultiprocessing.Process(target=print).start()",
         "import ctypes",
+        # Past the Python-level guard: the audit hook still refuses at C level.
+        "import subprocess\nsubprocess._fork_exec()",
+        "import _imp, importlib.machinery\n"
+        "_imp.create_builtin(importlib.machinery.ModuleSpec('posix', None)).fork()",
+        "import _imp, importlib.machinery\n"
+        "_imp.create_builtin(importlib.machinery.ModuleSpec('posix', None)).system('true')",
+        "import _imp, importlib.machinery as m\n_imp.create_dynamic(m.PathFinder.find_spec('_posixsubprocess'))",
+        "import _imp, importlib.machinery as m\n_imp.create_dynamic(m.PathFinder.find_spec('_socket'))",
     ],
 )
 def test_other_ways_to_start_processes_are_refused(code: str) -> None:
@@ -305,6 +313,22 @@ def test_rest_of_the_file_system_is_read_only_without_guard(open_dir: Path, laye
     assert not (open_dir / "new.txt").exists()
 
 
+def test_the_program_is_not_dumpable() -> None:
+    # Non-dumpable: /proc/self belongs to root, and no other process of user nobody may
+    # ptrace the runner or read its memory (where the token is).
+    _require(sandbox._NOBODY)
+    code = "import os\nassert os.getuid() != 0\nassert os.stat('/proc/self/mem').st_uid == 0\n"
+    r = run_python(code)
+    assert r.passed, r.detail
+
+
+def test_the_program_sees_only_its_own_processes() -> None:
+    _require(sandbox._NAMESPACES)
+    code = "import os\npids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\nassert pids[-1] < 20, pids\n"
+    r = run_python(code)
+    assert r.passed, r.detail
+
+
 # The guard wraps open(); its closure holds the real one, which a program can take out.
 _REAL_OPEN = (
     "real_open = [c.cell_contents for c in open.__closure__ if c.cell_contents.__name__ == 'open'][0]\n"
@@ -410,9 +434,12 @@ def test_works_without_pidfd(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 _GRADER = """
-import sys
+import shutil, sys
 from firewall_routing.sampling import sandbox
-layer = {"plain": sandbox._PLAIN, "best": sandbox._best_layer()}[sys.argv[1]]
+if sys.argv[1] == "no-setpriv":  # a machine without util-linux: the Python trampoline
+    which = shutil.which
+    sandbox.shutil.which = lambda name, path=None: None if name == "setpriv" else which(name, path=path)
+layer = {"plain": sandbox._PLAIN, "no-setpriv": sandbox._PLAIN, "best": sandbox._best_layer()}[sys.argv[1]]
 sandbox._run("while True:\\n    pass\\n", 60, 512, layer=layer, guard=True)
 """
 
@@ -429,7 +456,7 @@ def _sandbox_dirs(owner: int) -> list[Path]:
 
 
 @needs_proc
-@pytest.mark.parametrize("which", ["best", "plain"])
+@pytest.mark.parametrize("which", ["best", "plain", "no-setpriv"])
 def test_killing_the_grader_kills_the_program_and_its_directory_goes(which: str) -> None:
     grader = subprocess.Popen(
         [sys.executable, "-c", _GRADER, which],
@@ -528,6 +555,22 @@ ATTACKS = {
     "proc-self-mem": "open('/proc/self/mem', 'rb')",
     "proc-self-mem-symlink": "import os\nos.symlink('/proc/self/mem', 'm')\nopen('m', 'rb')",
     "ctypes": "sys.modules.pop('ctypes', None)\nsys.modules.pop('_ctypes', None)\nimport ctypes",
+    # After a failure the runner lifts the frame ban to print the traceback; a second
+    # thread waits for that moment (a slow __str__ keeps the window open).
+    "after-the-failure": (
+        "import gc, threading, time\n"
+        "def thief():\n    while True:\n        try:\n"
+        "            hook = [f for f in gc.get_objects() if getattr(f, '__name__', '') == 'hook'][0]\n"
+        "        except Exception:\n            time.sleep(0.001)\n            continue\n"
+        "        forge(find(v for c in hook.__closure__ for v in (c.cell_contents if isinstance(c.cell_contents, list) else [c.cell_contents])))\n"
+        "threading.Thread(target=thief, daemon=True).start()\n"
+        "class Slow(Exception):\n    def __str__(self):\n        time.sleep(2)\n        return 'slow'\n"
+        "raise Slow()"
+    ),
+    "subinterpreter": (
+        "import _imp, importlib.util\n_imp.create_dynamic(importlib.util.find_spec('_xxsubinterpreters')).create()"
+    ),
+    "testcapi": "import _testcapi",
     "exit-0-early": "sys.exit(0)",
     "real-os-exit-0": "real_exit(0)",
     "assertion-error-patched": "import builtins\nbuiltins.AssertionError = type('Nothing', (Exception,), {})",

@@ -409,6 +409,22 @@ def test_every_response_has_a_request_id(make_server: Any) -> None:
     assert all(ids) and len(set(ids)) == len(ids)
 
 
+def test_unexpected_error_outside_the_proxy_has_a_request_id(make_server: Any, monkeypatch: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from firewall_routing.serve import app as app_module
+
+    def broken(*args: Any) -> list[str]:
+        raise RuntimeError("bug")
+
+    s: FastServer = make_server()
+    monkeypatch.setattr(app_module, "listed_models", broken)
+    client = TestClient(s.client.app, raise_server_exceptions=False)
+    r = client.get("/v1/models", headers={"authorization": f"Bearer {API_KEY}"})
+    assert_openai_error(r, 500, "internal_error")
+    assert r.headers.get("x-request-id")
+
+
 def test_error_log_line_has_the_response_request_id(make_server: Any, caplog: Any) -> None:
     s: FastServer = make_server()
     with caplog.at_level(logging.INFO, logger="firewall_routing.serve.requests"):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +12,19 @@ import httpx
 import numpy as np
 import pytest
 
-from firewall_routing.calibration import calibrate
+from firewall_routing.calibration import calibrate, router_fingerprint, save_calibration
 from firewall_routing.errors import InputError
 from firewall_routing.routers.random import RandomRouter
-from firewall_routing.serve.config import ENV_AUTH_KEYS, ENV_STRONG_KEY, load_config
+from firewall_routing.serve.config import ENV_AUTH_KEYS, ENV_STRONG_KEY, load_config, with_overrides
 from firewall_routing.serve.controller import Controller
-from firewall_routing.serve.routing import Decider, UnknownModel, build_decider, parse_model
+from firewall_routing.serve.routing import (
+    Decider,
+    UnknownModel,
+    build_decider,
+    default_model_for,
+    parse_model,
+    threshold_outside_scores,
+)
 from firewall_routing.serve.scoring import (
     completion_prompt_text,
     content_text,
@@ -286,3 +296,122 @@ def test_onnx_backend_refuses_other_encoders_and_other_routers_use_score() -> No
     plain = make_scorer(RandomRouter(seed=2), "onnx")
     assert plain.backend == "router:random"
     assert np.array_equal(plain(["a", "b"]), RandomRouter(seed=2).score(["a", "b"]))
+
+
+# --------------------------------------------------------------------------- issue 12: defaults, warnings
+
+
+SERVE_YAML = """
+router: r
+weak: {base_url: "http://127.0.0.1:8080/v1", model: smol}
+strong: {base_url: "http://127.0.0.1:8081/v1", model: big}
+"""
+
+
+def test_default_model_is_30_percent_when_calibrated_and_an_error_otherwise(tmp_path: Path) -> None:
+    RandomRouter().save(tmp_path / "r")
+    (tmp_path / "c.yaml").write_text(SERVE_YAML)
+    cfg = load_config(tmp_path / "c.yaml", env={})
+    assert cfg.default_model is None  # was firewall@t=0.5, whatever the router's scores
+    with pytest.raises(InputError, match=r"default_model.*calibrate"):
+        build_decider(cfg.router, cfg.calibration, default_model=cfg.default_model)
+    cal = calibrate(np.linspace(0.0, 1.0, 101))
+    assert default_model_for(None, calibrated=True) == "firewall@30%"
+    assert build_decider(cfg.router, cal, default_model=None).default.name == "firewall@30%"
+    assert build_decider(cfg.router, cal, default_model="firewall@t=0.2").default.name == "firewall@t=0.2"
+
+
+def test_controller_default_follows_the_same_rule(tmp_path: Path) -> None:
+    RandomRouter().save(tmp_path)
+    up = {"base_url": "http://w.test/v1", "model": "m"}
+    ctl = Controller(router=tmp_path, calibration=calibrate(np.linspace(0, 1, 101)), weak=up, strong=up)
+    assert ctl.decider.default.name == "firewall@30%"
+    with pytest.raises(InputError, match="default_model"):
+        Controller(router=tmp_path, weak=up, strong=up)
+
+
+def test_threshold_outside_calibrated_scores_is_flagged() -> None:
+    cal = calibrate(np.linspace(0.477, 0.512, 200))  # a router whose scores sit in a narrow band
+    assert "all goes weak" in (threshold_outside_scores(0.42, cal) or "")
+    assert "all goes weak" in (threshold_outside_scores(0.477, cal) or "")  # nothing is < min
+    assert "all goes strong" in (threshold_outside_scores(0.6, cal) or "")
+    assert threshold_outside_scores(0.5, cal) is None
+    assert threshold_outside_scores(0.42, None) is None  # no calibration: no range known
+
+
+def test_raw_default_threshold_outside_scores_warns_at_startup(tmp_path: Path, caplog: Any) -> None:
+    RandomRouter().save(tmp_path)
+    cal = calibrate(np.linspace(0.477, 0.512, 200))
+    with caplog.at_level(logging.INFO, logger="firewall_routing.serve"):
+        build_decider(tmp_path, cal, default_model="firewall@t=0.42")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("firewall@t=0.42" in w and "[0.4770, 0.5120]" in w for w in warnings), warnings
+
+
+def test_loaded_calibration_is_logged_and_a_changed_router_warned(tmp_path: Path, caplog: Any) -> None:
+    RandomRouter(seed=1).save(tmp_path)
+    cal = calibrate(np.linspace(0, 1, 150), router=str(tmp_path), router_sha256=router_fingerprint(tmp_path))
+    path = save_calibration(cal, tmp_path)
+    up = {"base_url": "http://w.test/v1", "model": "m"}
+    with caplog.at_level(logging.INFO, logger="firewall_routing.serve"):
+        Controller(router=tmp_path, calibration=path, weak=up, strong=up)
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any(str(path) in m and "150 prompts" in m for m in infos), infos
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    RandomRouter(seed=2).save(tmp_path)  # retrained in place: the thresholds are stale
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="firewall_routing.serve"):
+        build_decider(tmp_path, path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("was made for router" in w for w in warnings), warnings
+
+
+# --------------------------------------------------------------------------- issue 12: CLI overrides, keep-alive
+
+
+def test_command_line_port_is_validated_like_the_file(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(SERVE_YAML)
+    cfg = load_config(tmp_path / "c.yaml", env={})
+    with pytest.raises(InputError, match=r"field '--port'.*65535"):
+        with_overrides(cfg, port=99999)
+    assert with_overrides(cfg, port=9001, host=None).port == 9001
+    assert with_overrides(cfg, host=None, port=None) is cfg
+
+
+def test_serve_cli_bad_port_is_one_line_exit_2(tmp_path: Path) -> None:
+    RandomRouter().save(tmp_path / "r")
+    (tmp_path / "c.yaml").write_text(SERVE_YAML + "default_model: firewall@t=0.5\n")
+    config = str(tmp_path / "c.yaml")
+    cmd = [sys.executable, "-m", "firewall_routing.cli", "serve", "--config", config, "--port", "99999"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().count("\n") == 0 and "--port" in res.stderr
+
+
+def test_serve_keeps_idle_connections_longer_than_client_pools(tmp_path: Path, monkeypatch: Any) -> None:
+    """httpx/openai pools drop idle connections after 5 s; the server must not close first."""
+    import uvicorn
+
+    from firewall_routing.serve import app as app_module
+    from firewall_routing.serve.commands import serve
+
+    (tmp_path / "c.yaml").write_text(SERVE_YAML)
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(app_module, "create_app", lambda cfg: "app")
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    serve(config=tmp_path / "c.yaml", host=None, port=None)
+    assert seen["timeout_keep_alive"] == 75 > httpx.Limits().keepalive_expiry  # type: ignore[operator]
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8000)
+
+
+def test_upstream_pool_drops_idle_connections_before_the_upstream_does() -> None:
+    """uvicorn and llama.cpp close idle connections after 5 s; httpx's default is also 5 s."""
+    from firewall_routing.serve.config import UpstreamConfig
+    from firewall_routing.serve.upstream import make_client
+
+    cfg = UpstreamConfig(base_url="http://u.test/v1", model="m")
+    client = make_client(cfg)
+    pool = client._transport._pool  # type: ignore[attr-defined]
+    assert pool._keepalive_expiry == cfg.keepalive_expiry == 2.0 < 5.0
+    custom = make_client(UpstreamConfig(base_url="http://u.test/v1", model="m", keepalive_expiry=0.5))
+    assert custom._transport._pool._keepalive_expiry == 0.5  # type: ignore[attr-defined]

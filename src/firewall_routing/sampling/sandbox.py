@@ -15,20 +15,36 @@ than by malice. Each run therefore gets, in layers:
    ``os.system``, ``subprocess``), signals, deleting / renaming / chmod-ing files, writing
    outside the sandbox directory, sockets, ``ctypes``, changing rlimits. It is a seat belt
    for honest mistakes, not a wall: code that wants to can get past any in-process guard.
-3. **Where ``unshare`` works** (Linux, as root or with unprivileged user namespaces): new
-   network and PID namespaces. No network at all, not even loopback, whatever the code
-   does; when the run ends or is killed, the kernel kills every process it started.
-4. **As root, with ``setpriv``:** also a mount namespace in which the interpreter is
-   bind-mounted read-only beside the program's directory, so the program can run as user
-   ``nobody`` without capabilities. File permissions then protect the machine even from
-   code that gets past the guard, and ``RLIMIT_NPROC`` (which root ignores) bounds forks.
+3. **Where ``unshare`` works** (Linux >= 5.12, as root or with unprivileged user
+   namespaces): new network, PID and mount namespaces. No network at all, not even
+   loopback. The whole file system is read-only (every mount, recursively, in the private
+   namespace only); ``/tmp`` (holding a read-only view of the sandbox directory and a
+   private home), ``/dev/shm``, ``/var/tmp`` and ``/run/lock`` are fresh tmpfs mounts that
+   vanish with the namespace, so nothing the program writes, even from C (``sqlite3``),
+   reaches our disk. When the run ends or is killed, the kernel kills every process it
+   started.
+4. **As root, with ``setpriv``:** the program also runs as user ``nobody`` with no
+   capabilities and ``no_new_privs``, so it cannot undo the read-only mounts even if it gets
+   past the guard, and ``RLIMIT_NPROC`` (which root ignores) bounds forks.
 
 The strongest layer that works here is chosen once per process by running a probe program
-that checks the layer's promises (:func:`sandbox_isolation` names it).
+that checks the layer's promises (:func:`sandbox_isolation` names it); without namespaces a
+warning is logged once.
 
-The program passes only if it runs to the end: the runner catches ``SystemExit`` and the
-guard disables ``os._exit``, and success is signalled by a random token printed after the
-program returns, so an early ``exit(0)`` or ``os.execv`` cannot pass the tests unrun.
+**Dying with the grader.** The outermost process gets ``PR_SET_PDEATHSIG=SIGKILL``, so when
+the grader dies, even by ``kill -9``, the wrapper dies, and with it PID 1 of the namespace
+and every process in it. Each sandbox directory records its owner (pid and start time);
+the first run in a new process deletes directories whose owner is gone.
+
+**The verdict.** The program passes only if the runner reaches the line after the program,
+and the runner proves that by a random token that the program cannot obtain: it arrives
+through an inherited pipe (never argv, environment or a file), is read and the pipe closed
+before the program starts, and lives only in a PEP 578 audit hook that, while the program
+runs, refuses every way to reach it (stack frames, tracing, ``gc`` object lists, more
+audit hooks, ``ctypes``, ``/proc/<pid>/mem``; the process is not dumpable, and the program
+runs in a second thread so signal handlers never see the hook's frame). The hook prints the
+token only when the event comes from the runner's own frame. An early ``exit(0)``,
+``os._exit(0)`` or ``exec`` therefore cannot pass. Limits: docs/sampling.md, "Sandbox".
 """
 
 from __future__ import annotations
@@ -180,7 +196,7 @@ def _guard(root):
     for module, names in (
         (shutil, ("chown",)),  # rmtree, move, copy go through the checked os functions
         (subprocess, ("Popen", "run", "call", "check_call", "check_output",
-                      "getoutput", "getstatusoutput")),
+                      "getoutput", "getstatusoutput", "_fork_exec")),
         (_posixsubprocess, ("fork_exec",)),
         (socket, ("socket", "socketpair", "fromfd", "create_connection",
                   "create_server", "getaddrinfo", "gethostbyname")),
@@ -207,7 +223,7 @@ def _undumpable():
         sys.modules.pop(name, None)
 
 
-def _custodian(nonce, write, exit_now):
+def _custodian(nonce, write, exit_now, guard):
     """Hold the pass token where the program cannot reach it; print it only for the runner.
 
     The token lives only in this audit hook's closure. Audit hooks cannot be listed or
@@ -217,16 +233,25 @@ def _custodian(nonce, write, exit_now):
     ctypes, /proc/<pid>/mem. The program runs in its own thread, so a signal handler (which
     runs in the main thread) is never handed a frame of this hook. ``fwr.pass`` counts only
     when the runner's own frame raises it, i.e. after the program returned normally.
+
+    With ``guard``, the hook also refuses process creation and sockets at C level, where a
+    fresh copy of ``posix`` or ``socket`` does not get around it.
     """
     import _thread
 
     runner = []  # [frame] once armed; cleared by fwr.disarm (a run that failed)
+    secret = [nonce]  # dropped by fwr.disarm: a failed run must not leak it afterwards
+    armed_once = []  # everything but the frame ban stays on after fwr.disarm
     busy = set()  # threads in which the hook itself is reading the call stack
     ident, getframe, fspath, str_, bytes_, type_ = (
         _thread.get_ident, sys._getframe, os.fspath, str, bytes, type)
     frame_attrs = ("tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back")
+    guarded = ("os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.system",
+               "os.kill", "os.killpg", "subprocess.Popen", "pty.spawn") if guard else ()
+    guarded_modules = ("_posixsubprocess", "_socket") if guard else ()
     denied = ("sys._current_frames", "sys.settrace", "sys.setprofile", "gc.get_objects",
-              "gc.get_referrers", "gc.get_referents", "sys.addaudithook")
+              "gc.get_referrers", "gc.get_referents", "sys.addaudithook",
+              "cpython.PyInterpreterState_New")
 
     def caller():
         me = ident()
@@ -245,28 +270,36 @@ def _custodian(nonce, write, exit_now):
 
     def hook(event, args):
         if event.startswith("fwr."):
-            if event == "fwr.arm" and not runner:
+            if event == "fwr.arm" and not armed_once:
                 runner.append(args[0])
+                armed_once.append(True)
                 return
             if not runner or args[0] is not runner[0] or caller() is not runner[0]:
                 raise PermissionError("sandbox: only the runner reports results")
             if event == "fwr.pass":
-                write(1, b"\n" + nonce + b"\n")
+                write(1, b"\n" + secret[0] + b"\n")
                 exit_now(0)
-            runner.clear()  # fwr.disarm: this run can no longer pass
+            runner.clear()  # fwr.disarm: this run can no longer pass...
+            secret.clear()  # ...and its token is gone before frames become visible
             return
-        if not runner:
+        if not armed_once:
             return
-        if event == "sys._getframe":
+        if runner and event == "sys._getframe":
             if ident() in busy:
                 return
             # ValueError: what namedtuple, typing, enum and logging expect and handle.
             raise ValueError("sandbox: stack frames are not available")
-        if event == "object.__getattr__" and args[1] in frame_attrs:
+        if runner and event == "object.__getattr__" and args[1] in frame_attrs:
             raise AttributeError(f"sandbox: {args[1]} is not available")
-        if event in denied or event.startswith("ctypes."):
+        if event in denied or event in guarded or event.startswith("ctypes."):
             raise PermissionError(f"sandbox: {event} is disabled")
-        if event == "import" and args[0] in ("ctypes", "_ctypes"):
+        if guard and event.startswith("socket."):
+            raise PermissionError(f"sandbox: {event} is disabled")
+        if event == "import" and args[0] in guarded_modules:
+            raise PermissionError(f"sandbox: import of {args[0]} is disabled")
+        if event == "import" and (args[0] in ("ctypes", "_ctypes") or args[0].startswith(("_test", "_xx"))):
+            # ctypes reads any memory; the test modules (_testcapi, ...) poke at internals;
+            # a subinterpreter (_xxsubinterpreters) would run without this hook.
             raise PermissionError(f"sandbox: import of {args[0]} is disabled")
         if event == "open" and args[0] is not None and type_(args[0]) is not int and is_mem(args[0]):
             raise PermissionError("sandbox: reading process memory is disabled")
@@ -285,7 +318,7 @@ def _program(code, exit_now, audit):
         # prints) must not run.
         exec(code, {"__name__": "__sandbox__", "__builtins__": __builtins__})
     except BaseException as e:
-        audit("fwr.disarm", me)  # lifts the frame ban so the traceback can be printed
+        audit("fwr.disarm", me)  # drops the token, then lifts the frame ban for the traceback
         tb = e.__traceback__
         if tb is not None and tb.tb_next is not None:
             tb = tb.tb_next  # the runner's own frame is noise in the report
@@ -322,7 +355,7 @@ def _main():
     _undumpable()
     nonce = os.read(int(nonce_fd), 64)  # the token never was in argv, environ or a file
     os.close(int(nonce_fd))
-    _custodian(nonce, write, exit_now)
+    _custodian(nonce, write, exit_now, guard == "1")
     del nonce
     if guard == "1":
         _guard(os.getcwd())
@@ -346,7 +379,7 @@ import ctypes, os, sys
 workdir, inner, uid, gid, size_mb = sys.argv[1:6]
 command = sys.argv[sys.argv.index("--") + 1:]
 libc = ctypes.CDLL(None, use_errno=True)
-MS_NOSUID, MS_NODEV, MS_BIND, MS_MOVE, MS_REC = 2, 4, 4096, 8192, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_MOVE, MS_REC = 1, 2, 4, 8, 4096, 8192, 16384
 SYS_MOUNT_SETATTR, AT_RECURSIVE, MOUNT_ATTR_RDONLY = 442, 0x8000, 1  # Linux >= 5.12
 
 
@@ -374,10 +407,13 @@ class MountAttr(ctypes.Structure):
 attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
 if libc.syscall(SYS_MOUNT_SETATTR, -100, b"/", AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)):
     fail("read-only remount of /")
+# A /proc of the new PID namespace: the program sees its own processes, not ours (their
+# command lines, environments). Best effort: some containers refuse a new procfs.
+libc.mount(b"proc", b"/proc", b"proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
 # 2. A private /tmp holding a read-only view of the sandbox directory at `inner`, with a
 #    private writable home in it; built on workdir/newtmp, then moved over /tmp.
 newtmp = os.path.join(workdir, "newtmp")
-tmpfs(newtmp, "1777", size_mb)
+tmpfs(newtmp, "1777", 64)
 view = newtmp + inner[len("/tmp"):]
 os.mkdir(view, 0o711)
 mount(workdir, view, flags=MS_BIND)
@@ -396,6 +432,8 @@ os.execvp(command[0], command)
 # Runs first, in every layer: die with the grader. PR_SET_PDEATHSIG survives exec, so the
 # wrapper (unshare) or the runner it becomes is SIGKILLed when the grader's thread dies,
 # even by SIGKILL; the getppid check closes the window in which the grader died first.
+# util-linux `setpriv --pdeathsig KILL` does the same (without that check) and is used
+# where it exists.
 _TRAMPOLINE = (
     "import ctypes, os, signal, sys\n"
     "ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)\n"
@@ -420,7 +458,10 @@ class _Layer:
     def command(self, workdir: Path, runner_args: list[str], memory_mb: int) -> list[str]:
         """The full command line (the trampoline, the wrappers, the runner)."""
         exe = _interpreter()
-        trampoline = [exe, "-I", "-S", "-B", "-c", _TRAMPOLINE, str(os.getpid())]
+        if shutil.which("setpriv", path=_PATH):  # the same, 10x faster to start
+            trampoline = ["setpriv", "--pdeathsig", "KILL", "--"]
+        else:
+            trampoline = [exe, "-I", "-S", "-B", "-c", _TRAMPOLINE, str(os.getpid())]
         inner = self.inner(workdir)
         if not self.namespaces:
             return [*trampoline, exe, "-I", "-S", "-B", str(workdir / "runner.py"), *runner_args]
@@ -617,8 +658,10 @@ def _run(code: str, timeout_s: float, memory_mb: int, *, layer: _Layer, guard: b
         nonce = secrets.token_hex(16)
         read_end, write_end = os.pipe()
         try:
-            os.write(write_end, nonce.encode())
-            os.close(write_end)
+            try:
+                os.write(write_end, nonce.encode())
+            finally:
+                os.close(write_end)
             runner_args = [str(memory_mb), str(math.ceil(timeout_s)), str(nproc)]
             runner_args += ["1" if guard else "0", str(read_end)]
             command = layer.command(workdir, runner_args, memory_mb)

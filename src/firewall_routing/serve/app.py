@@ -36,6 +36,7 @@ from starlette.types import Message as AsgiMessage
 from firewall_routing.serve.config import ServeConfig
 from firewall_routing.serve.metrics import CONTENT_TYPE, ServeMetrics
 from firewall_routing.serve.routing import (
+    MODEL_PATTERN,
     Decider,
     Decision,
     OperatingPoint,
@@ -112,12 +113,19 @@ class Message(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
+# Documented, not validated here: an unknown model is a 404 (model_not_found), not a 400.
+MODEL_DOC = Field(
+    json_schema_extra={"pattern": MODEL_PATTERN},
+    description="Operating point: firewall, firewall@<0-100>%, firewall@t=<threshold>, weak or strong.",
+)
+
+
 class ChatRequest(BaseModel):
     """Only what routing reads; all other fields are forwarded as sent."""
 
     model_config = ConfigDict(extra="allow")
 
-    model: str
+    model: str = MODEL_DOC
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
 
@@ -125,7 +133,7 @@ class ChatRequest(BaseModel):
 class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    model: str
+    model: str = MODEL_DOC
     prompt: str | list[str]
     stream: bool = False
 
@@ -176,7 +184,7 @@ def json_depth(value: Any) -> int:
             if depth > MAX_JSON_DEPTH:
                 return depth
             children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return deepest
 
 
@@ -263,6 +271,7 @@ class ServerState:
 
     def open(self) -> None:
         """Create the pooled clients and scoring workers inside the serving event loop."""
+        self.scoring.shutdown(wait=False)  # a second lifespan (tests) must not leak workers
         self.clients = {
             "weak": make_client(self.config.weak, self.transport),
             "strong": make_client(self.config.strong, self.transport),

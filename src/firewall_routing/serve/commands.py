@@ -76,10 +76,10 @@ def calibrate(
     scores = r.score(texts) if scorer.backend == "torch" else scorer(texts, progress=True)
     cal = compute(
         scores,
-        router=str(router),
+        router=str(router.resolve()),  # absolute: the file may be read from elsewhere
         router_sha256=router_fingerprint(router),
         backend=scorer.backend,
-        source=str(prompts),
+        source=str(prompts.resolve()),
     )
     path = save_calibration(cal, target, overwrite=force)
     typer.echo(format_table(cal))

@@ -45,6 +45,8 @@ LISTED_PERCENTS = tuple(range(0, 101, 10))
 
 _FRACTION = re.compile(r"^firewall@(\d{1,3})%$")
 _THRESHOLD = re.compile(r"^firewall@t=([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)$")
+# The model names this server answers, as one pattern (documentation: the OpenAPI schema).
+MODEL_PATTERN = r"^(firewall|weak|strong|firewall@\d{1,3}%|firewall@t=[0-9]*\.?[0-9]+([eE][-+]?\d+)?)$"
 
 
 class UnknownModel(ValueError):
