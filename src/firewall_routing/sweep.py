@@ -138,9 +138,9 @@ class SweepConfig(BaseModel):
     def label_baselines(self) -> list[str]:
         return [b for b in self._baselines() if b in LABEL_BASELINES]
 
-    def experiment(self, weak: str, strong: str, all_baselines: bool = False) -> ExperimentConfig:
-        """The ``reproduce`` config that trains one pair exactly as the sweep means it
-        (``all_baselines``: also name the label-trained ones, e.g. to find their encoders)."""
+    def experiment(self, weak: str, strong: str) -> ExperimentConfig:
+        """The ``reproduce`` config that trains one pair exactly as the sweep means it (without
+        the label-trained baselines: ``reproduce`` runs only table-trained or train-free ones)."""
         return ExperimentConfig(
             weak=weak,
             strong=strong,
@@ -155,7 +155,7 @@ class SweepConfig(BaseModel):
             split_seed=self.split_seed,
             router=self.router,
             router_options=self.router_options,
-            baselines=self._baselines() if all_baselines else self.table_baselines(),
+            baselines=self.table_baselines(),
             baseline_options=self.baseline_options,
             plots=False,
         )
@@ -241,6 +241,17 @@ def target_labels(table: OutcomeTable, target: str, approx: Approximations) -> F
     return compute_labels(table, target, approx).values
 
 
+def label_baseline_encoders(cfg: SweepConfig) -> list[str]:
+    """Sentence encoders of the label-trained baselines (to embed every prompt up front)."""
+    from firewall_routing.routers import make_router
+
+    found = [
+        getattr(make_router(n, **cfg.baseline_options.get(n, {})), "encoder", None)
+        for n in cfg.label_baselines()
+    ]
+    return [str(e) for e in found if e]
+
+
 def label_baseline_runs(
     cfg: SweepConfig,
     train: OutcomeTable,
@@ -254,7 +265,7 @@ def label_baseline_runs(
     runs = []
     y = target_labels(train, cfg.knn_label, approx)
     for name in cfg.label_baselines():
-        router = make_router(name, label_design=cfg.knn_label, **cfg.baseline_options.get(name, {}))
+        router = make_router(name, **cfg.baseline_options.get(name, {}))
         rep = router.fit(train.prompts, y, val=Validation.from_table(val))
         run = _run(name, "baseline", score_tables(router, tables))
         run.training.append({"seed": 0, "seconds": round(rep.seconds, 3), "label": cfg.knn_label})
@@ -485,8 +496,8 @@ def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
         flush=True,
     )
     approx = Approximations(greedy=cfg.greedy_approx)  # type: ignore[arg-type]
-    first = cfg.experiment(pairs[0].weak, pairs[0].strong, all_baselines=True)
-    encoders = embedding_encoders(first)
+    first = cfg.experiment(pairs[0].weak, pairs[0].strong)
+    encoders = list(dict.fromkeys(embedding_encoders(first) + label_baseline_encoders(cfg)))
     if encoders:
         tables = load_eval_tables(first, data_dir)
         full = load_routerdc(train_file, pairs[0].weak, pairs[0].strong, "gsm8k-train")
