@@ -173,6 +173,28 @@ def test_identical_labels_are_ties(result: dict[str, Any]) -> None:
     assert all("hybrid-prob" in p["identical_labels"] for p in result["pairs"])
     w = result["summary"]["gsm8k"]["wins"]["hybrid-prob"]["soft-block"]
     assert (w["ties"], w["sign_test_p"]) == (3, 1.0)
+    assert result["aliases"] == {"hybrid-prob": "soft-block"}
+    assert all(p["same_as"] == {"hybrid-prob": "soft-block"} for p in result["pairs"])
+
+
+def test_aliases_show_the_preferred_name() -> None:
+    from firewall_routing.sweep import aliases
+
+    same = {"soft-block": "win-rate", "hybrid-prob": "win-rate", "hybrid-det": "hard"}
+    pairs = [{"same_as": same}, {"same_as": same | {"hard-block": "hard"}}]
+    assert aliases(pairs) == {"win-rate": "soft-block", "hybrid-prob": "soft-block", "hybrid-det": "hard"}
+    assert aliases([{"same_as": same}, {"same_as": {}}]) == {}
+
+
+def test_console_lists_aliases_once(result: dict[str, Any]) -> None:
+    from firewall_routing.sweep_report import console, markdown
+
+    text = console(result)
+    assert "soft-block (= hybrid-prob)" in text
+    assert not any(line.startswith(("hybrid-prob ", "ceiling:hybrid-prob")) for line in text.splitlines())
+    assert "vs random" in text and "vs mf" in text and "vs knn" in text
+    md = markdown(result)
+    assert "| soft-block (= hybrid-prob) |" in md and "## Wins on mbpp (3 pairs)" in md
 
 
 def test_ceiling_rows_match_direct_computation(result: dict[str, Any], data_dir: Path) -> None:

@@ -138,9 +138,9 @@ class SweepConfig(BaseModel):
     def label_baselines(self) -> list[str]:
         return [b for b in self._baselines() if b in LABEL_BASELINES]
 
-    def experiment(self, weak: str, strong: str, all_baselines: bool = False) -> ExperimentConfig:
-        """The ``reproduce`` config that trains one pair exactly as the sweep means it
-        (``all_baselines``: also name the label-trained ones, e.g. to find their encoders)."""
+    def experiment(self, weak: str, strong: str) -> ExperimentConfig:
+        """The ``reproduce`` config that trains one pair exactly as the sweep means it (without
+        the label-trained baselines: ``reproduce`` runs only table-trained or train-free ones)."""
         return ExperimentConfig(
             weak=weak,
             strong=strong,
@@ -155,7 +155,7 @@ class SweepConfig(BaseModel):
             split_seed=self.split_seed,
             router=self.router,
             router_options=self.router_options,
-            baselines=self._baselines() if all_baselines else self.table_baselines(),
+            baselines=self.table_baselines(),
             baseline_options=self.baseline_options,
             plots=False,
         )
@@ -239,6 +239,17 @@ def target_labels(table: OutcomeTable, target: str, approx: Approximations) -> F
     if target == GAIN:
         return (1.0 - (table.strong.pass_rate - table.weak.pass_rate)) / 2.0
     return compute_labels(table, target, approx).values
+
+
+def label_baseline_encoders(cfg: SweepConfig) -> list[str]:
+    """Sentence encoders of the label-trained baselines (to embed every prompt up front)."""
+    from firewall_routing.routers import make_router
+
+    found = [
+        getattr(make_router(n, **cfg.baseline_options.get(n, {})), "encoder", None)
+        for n in cfg.label_baselines()
+    ]
+    return [str(e) for e in found if e]
 
 
 def label_baseline_runs(
@@ -391,6 +402,48 @@ def _progress_note(i: int, n: int, pair: Pair) -> str:
     return f"[{i}/{n}] {pair.label} (GSM8K-train gap {pair.gap:.3f})"
 
 
+def identical_designs(
+    train: OutcomeTable, designs: Sequence[str], approx: Approximations, params: dict[str, dict[str, float]]
+) -> dict[str, str]:
+    """Design → the first earlier design with the same training labels (so the same router),
+    the rule ``train_and_score`` uses to train once; tables list such designs once."""
+    from firewall_routing.experiment import same_labels
+
+    seen: dict[str, FloatArray] = {}
+    out: dict[str, str] = {}
+    for d in designs:
+        v = compute_labels(train, d, approx, params.get(d)).values
+        first = next((e for e, w in seen.items() if same_labels(v, w)), None)
+        if first is not None:
+            out[d] = first
+        else:
+            seen[d] = v
+    return out
+
+
+PREFERRED_NAMES: tuple[str, ...] = ("soft-block",)
+"""When designs are one router, the name tables show: the paper's design rather than the
+first in :data:`DESIGNS` order (win-rate equals soft-block on pass-rate data)."""
+
+
+def aliases(pairs: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Designs identical to another design in *every* pair (e.g. hybrid-prob and soft-block on
+    pass-rate data), mapped to the one name the console and summary print for the group."""
+    if not pairs:
+        return {}
+    common = dict(pairs[0]["same_as"])
+    for p in pairs[1:]:
+        common = {d: f for d, f in common.items() if p["same_as"].get(d) == f}
+    groups: dict[str, list[str]] = {}
+    for d, first in common.items():
+        groups.setdefault(first, [first]).append(d)
+    out: dict[str, str] = {}
+    for members in groups.values():
+        shown = next((n for n in PREFERRED_NAMES if n in members), members[0])
+        out |= {m: shown for m in members if m != shown}
+    return out
+
+
 def sweep_pair(
     cfg: SweepConfig, pair: Pair, data_dir: Path, approx: Approximations
 ) -> tuple[dict[str, Any], list[str]]:
@@ -403,6 +456,7 @@ def sweep_pair(
     runs += label_baseline_runs(cfg, train, val, tables, approx)
     runs += extra_runs(tables, ecfg.design_list(), approx, params)
     identical = {d: n for d, ns in notes.items() for n in ns if "identical" in n}
+    same_as = identical_designs(train, ecfg.design_list(), approx, params)
     result = {
         "weak": pair.weak,
         "strong": pair.strong,
@@ -411,6 +465,7 @@ def sweep_pair(
         "train_strong_pass_rate": pair.train_strong_pass_rate,
         "train_gap": pair.gap,
         "identical_labels": identical,
+        "same_as": same_as,
         "label_params": params,
         "training_seconds": {
             r.name: round(sum(x.get("seconds", 0.0) for x in r.training), 3) for r in runs if r.training
@@ -441,8 +496,8 @@ def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
         flush=True,
     )
     approx = Approximations(greedy=cfg.greedy_approx)  # type: ignore[arg-type]
-    first = cfg.experiment(pairs[0].weak, pairs[0].strong, all_baselines=True)
-    encoders = embedding_encoders(first)
+    first = cfg.experiment(pairs[0].weak, pairs[0].strong)
+    encoders = list(dict.fromkeys(embedding_encoders(first) + label_baseline_encoders(cfg)))
     if encoders:
         tables = load_eval_tables(first, data_dir)
         full = load_routerdc(train_file, pairs[0].weak, pairs[0].strong, "gsm8k-train")
@@ -466,6 +521,7 @@ def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
         "n_pairs": len(results),
         "designs": cfg.experiment("w", "s").design_list(),
         "contenders": contenders,
+        "aliases": aliases(results),
         "notes": [
             "random = the expected APGR of random routing (a constant score): exactly 50, CI [50, 50]",
             f"{CEILING_PW}: the true test weak pass rate as the score (a perfect difficulty predictor)",

@@ -83,7 +83,7 @@ def per_pair_rows(res: dict[str, Any], ds: str, routers: Sequence[str], ci: bool
 def mean_rows(res: dict[str, Any], names: Sequence[str]) -> list[list[str]]:
     rows = []
     for n in names:
-        cells = [n]
+        cells = [_title(res, n)]
         for ds in res["config"]["datasets"]:
             m = res["summary"][ds]["mean"].get(n)
             if m is None:
@@ -104,11 +104,23 @@ def _win_cell(w: dict[str, Any]) -> str:
     )
 
 
+def _shown(res: dict[str, Any], names: Sequence[str]) -> list[str]:
+    """Names without the aliases (designs identical to another in every pair) and their ceilings."""
+    hidden = set(res.get("aliases", {}))
+    return [n for n in names if n not in hidden and n.removeprefix(CEILING_PREFIX) not in hidden]
+
+
+def _title(res: dict[str, Any], name: str) -> str:
+    """``soft-block (= win-rate, hybrid-prob)`` when other designs are the same router."""
+    same = [a for a, f in res.get("aliases", {}).items() if f == name]
+    return f"{name} (= {', '.join(same)})" if same else name
+
+
 def win_rows(res: dict[str, Any], ds: str, opponents: Sequence[str]) -> list[list[str]]:
     wins = res["summary"][ds]["wins"]
     return [
-        [a, *(_win_cell(wins[a][b]) if b in wins.get(a, {}) else "" for b in opponents)]
-        for a in res["contenders"]
+        [_title(res, a), *(_win_cell(wins[a][b]) if b in wins.get(a, {}) else "" for b in opponents)]
+        for a in _shown(res, res["contenders"])
     ]
 
 
@@ -138,7 +150,7 @@ def console(res: dict[str, Any]) -> str:
     lines = ["", f"APGR per pair on {ds0} (test), {res['n_pairs']} pairs (gaps: train, test):"]
     lines += _plain(["pair", "gap", "test", *key], per_pair_rows(res, ds0, key, ci=False))
     lines += ["", MEAN_LEGEND + ":"]
-    lines += _plain(["router", *_dataset_headers(res)], mean_rows(res, _all_names(res)))
+    lines += _plain(["router", *_dataset_headers(res)], mean_rows(res, _shown(res, _all_names(res))))
     opp = _opponents(res)
     for ds in datasets:
         if not res["summary"][ds]["n_pairs"]:
@@ -165,7 +177,7 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         MEAN_LEGEND + ".",
         "",
-        *_table(["router", *_dataset_headers(res)], mean_rows(res, _all_names(res))),
+        *_table(["router", *_dataset_headers(res)], mean_rows(res, _shown(res, _all_names(res)))),
     ]
     for ds in datasets:
         excl = res["summary"][ds]["excluded"]
@@ -174,10 +186,9 @@ def markdown(res: dict[str, Any]) -> str:
         if excl:
             lines += ["", f"Excluded (test gap below {cfg['min_test_gap']}): {', '.join(excl)}."]
         lines += [""]
-        lines += _table(
-            ["router", *(f"vs {o}" for o in res["contenders"])], win_rows(res, ds, res["contenders"])
-        )
-    names = _all_names(res)
+        opp = _shown(res, res["contenders"])
+        lines += _table(["router", *(f"vs {o}" for o in opp)], win_rows(res, ds, opp))
+    names = _shown(res, _all_names(res))
     for ds in datasets:
         lines += ["", f"## APGR per pair on {ds} [95 % bootstrap CI]", ""]
         lines += _table(["pair", "train gap", "test gap", *names], per_pair_rows(res, ds, names, ci=True))
@@ -251,7 +262,7 @@ def write_plot(res: dict[str, Any], path: Path, routers: Sequence[str] = PLOT_RO
     cfg = res["config"]
     fig.suptitle(
         f"APGR per weak → strong pair, router {cfg['router']} trained on GSM8K train "
-        f"({cfg['seeds']} seed(s), 95 % paired-bootstrap CIs)",
+        f"({cfg['seeds']} seed(s), 95 % bootstrap CIs over queries)",
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
@@ -260,4 +271,4 @@ def write_plot(res: dict[str, Any], path: Path, routers: Sequence[str] = PLOT_RO
     plt.close(fig)
 
 
-__all__ = ["CEILING_PREFIX", "console", "markdown", "write_plot"]
+__all__ = ["console", "markdown", "write_plot"]
