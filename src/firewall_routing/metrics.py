@@ -351,7 +351,7 @@ def bootstrap_apgr(
 
     Same numbers as ``bootstrap_metrics(...)["apgr"]`` but without the per-draw Python loop,
     because the sweep needs it for ~15 pairs × 3 datasets × ~15 routers. Draws whose
-    resampled gap is 0 are NaN.
+    resampled gap is ≤ 0 are NaN (APGR is undefined there, as in ``bootstrap_metrics``).
     """
     pr_w = np.asarray(pr_w, dtype=np.float64)
     pr_s = np.asarray(pr_s, dtype=np.float64)
@@ -378,7 +378,7 @@ def bootstrap_apgr(
                 t = np.where(x1 > x0, np.clip((a - x0) / (x1 - x0), 0.0, 1.0), 1.0)
             area += y0 + t * (y1 - y0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            acc += np.where(np.abs(gap) > 1e-12, area / len(APGR_POINTS) / gap * 100.0, np.nan)
+            acc += np.where(gap > GAP_EPS, area / len(APGR_POINTS) / gap * 100.0, np.nan)
     return acc / len(sets)
 
 
