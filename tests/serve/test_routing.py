@@ -204,6 +204,20 @@ def test_bad_config_names_the_field(tmp_path: Path, text: str, match: str) -> No
         load_config(tmp_path / "c.yaml", env={})
 
 
+def test_bad_config_lists_every_bad_field_at_once(tmp_path: Path) -> None:
+    """Issue 12: the check used to stop at the first bad field, so users fixed one per run."""
+    (tmp_path / "c.yaml").write_text(
+        "weak: {base_url: http://w, model: m}\nstrong: {base_url: http://s, model: m}\n"
+        "port: 99999\ncolour: blue\n"
+    )
+    with pytest.raises(InputError) as e:
+        load_config(tmp_path / "c.yaml", env={})
+    msg = str(e.value)
+    assert "3 bad settings" in msg and "\n" not in msg
+    assert "field 'router': required setting is missing" in msg
+    assert "field 'port'" in msg and "field 'colour'" in msg
+
+
 def test_config_suffix_must_be_yaml_or_toml(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text("{}")
     with pytest.raises(InputError, match="yaml"):

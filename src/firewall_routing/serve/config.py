@@ -193,10 +193,17 @@ def config_from_mapping(
 
 
 def _input_error(e: ValidationError, source: str) -> InputError:
-    err = e.errors()[0]
-    fld = ".".join(str(x) for x in err["loc"]) or None
-    msg = "required setting is missing" if err["type"] == "missing" else err["msg"]
-    return InputError(msg.removeprefix("Value error, "), path=source or None, field=fld)
+    """Every bad setting in one line: a user fixing a config should not discover them one run at a time."""
+    found = []
+    for err in e.errors():
+        fld = ".".join(str(x) for x in err["loc"]) or None
+        msg = "required setting is missing" if err["type"] == "missing" else err["msg"]
+        found.append((fld, msg.removeprefix("Value error, ")))
+    if len(found) == 1:
+        fld, msg = found[0]
+        return InputError(msg, path=source or None, field=fld)
+    listed = "; ".join(f"field '{f}': {m}" if f else m for f, m in found)
+    return InputError(f"{len(found)} bad settings: {listed}", path=source or None)
 
 
 def with_overrides(config: ServeConfig, **overrides: Any) -> ServeConfig:
