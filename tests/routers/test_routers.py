@@ -146,6 +146,36 @@ def test_real_minilm_embedding_does_not_depend_on_batch_neighbours() -> None:
     np.testing.assert_array_equal(enc.encode(texts[::-1])[1], together[0])
 
 
+def test_real_minilm_embeds_on_one_thread_and_restores_the_callers_setting() -> None:
+    """Embedding runs single-threaded (faster per text on a busy machine) with vectors equal
+    to a multi-threaded pass, and leaves torch's thread count as the caller had it."""
+    import torch
+
+    from firewall_routing.embeddings import SentenceEncoder
+
+    enc = SentenceEncoder()
+    text = ["A train leaves at 3 pm going 60 miles per hour; when does it arrive 150 miles away?"]
+    seen: list[int] = []
+    model = enc._load()
+    real = model.encode
+
+    def spy(*a: object, **k: object) -> object:
+        seen.append(torch.get_num_threads())
+        return real(*a, **k)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        multi = real(text, batch_size=1, convert_to_numpy=True, normalize_embeddings=True)
+        model.encode = spy  # type: ignore[method-assign]
+        single = enc.encode(text)
+        assert seen == [1] and torch.get_num_threads() == 2
+        np.testing.assert_array_equal(single[0], np.asarray(multi, dtype=np.float32)[0].astype(np.float64))
+    finally:
+        model.encode = real  # type: ignore[method-assign]
+        torch.set_num_threads(before)
+
+
 def test_margin_router_reads_table_margin(tmp_path: Path) -> None:
     t = make_table(["a", "b", "c"], np.array([0.9, 0.1, 0.5]), np.array([0.9, 0.9, 0.5]))
     t = type(t)(t.ids, t.prompts, t.weak, t.strong, np.array([0.8, 0.05, 0.4]), t.benchmark)
