@@ -173,6 +173,23 @@ def _paper_table(res: dict[str, Any], pair: str, rows: Sequence[str]) -> list[st
     return out
 
 
+def _seed_note(res: dict[str, Any]) -> str:
+    """How many routers per design were trained: a deterministic router is trained once,
+    whatever ``--seeds`` says (results written before ``router_seeds`` existed: the config)."""
+    n = res.get("router_seeds", res["config"]["seeds"])
+    if res.get("router_seeded", True):
+        return f"{n} seed(s) per label design"
+    return "deterministic (trained once per label design; no seeds)"
+
+
+def _epoch_note(res: dict[str, Any]) -> str:
+    """Only routers that train in epochs pick the best one on the validation rows."""
+    records = [r for rs in res.get("training", {}).values() for r in rs]
+    if any(r.get("best_epoch") is not None for r in records):
+        return "; best epoch by validation APGR"
+    return ""
+
+
 def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None:
     cfg = res["config"]
     pairs = res["pairs"]
@@ -182,10 +199,9 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
         f"Produced by `firewall-routing reproduce` in {wall_seconds:.1f} s; every number below "
         "is computed from the data by that run (also in `results.json`).",
         "",
-        f"* Router: `{cfg['router']}`{_router_options(cfg)}, {cfg['seeds']} seed(s) per label design; "
+        f"* Router: `{cfg['router']}`{_router_options(cfg)}, {_seed_note(res)}; "
         f"trained on `{res['train']['source']}` ({res['train']['rows']} train / "
-        f"{res['train']['val_rows']} validation rows, split seed {cfg['split_seed']}); best epoch "
-        "by validation APGR.",
+        f"{res['train']['val_rows']} validation rows, split seed {cfg['split_seed']}){_epoch_note(res)}.",
         f"* Main pair: weak `{pairs['main']['weak']}`, strong `{pairs['main']['strong']}`.",
     ]
     if "gen" in pairs:
@@ -199,7 +215,7 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
         else " (no CIs: this run used --bootstrap 0)"
     )
     lines += [
-        f"* Cells: APGR mean ± std over seeds{ci_note}; pass rates in % at 20/50/80 % of queries "
+        f"* Cells: APGR (mean ± std over seeds for a router trained with several){ci_note}; pass rates in % at 20/50/80 % of queries "
         "routed to the strong model (seed mean).",
         "",
         "## Conclusion",
@@ -239,13 +255,18 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
     for design, p in res["label_params"].items():
         if p:
             lines.append(f"* `{design}` parameters: " + ", ".join(f"{k} = {v:g}" for k, v in p.items()))
-    lines += ["", "## Training", "", "| design | best epoch per seed | val APGR per seed |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Training",
+        "",
+        "| design | best epoch per seed | val APGR per seed | fit seconds per seed |",
+        "|---|---|---|---|",
+    ]
     for design, runs in res["training"].items():
-        lines.append(
-            f"| {design} | {', '.join(str(r['best_epoch']) for r in runs)} | "
-            + ", ".join(f"{r['best_val_apgr']:.1f}" for r in runs if r["best_val_apgr"] is not None)
-            + " |"
-        )
+        epochs = ", ".join(str(r["best_epoch"]) for r in runs if r["best_epoch"] is not None) or "–"
+        vals = ", ".join(f"{r['best_val_apgr']:.1f}" for r in runs if r["best_val_apgr"] is not None) or "–"
+        secs = ", ".join(f"{r['seconds']:.1f}" for r in runs if "seconds" in r)
+        lines.append(f"| {design} | {epochs} | {vals} | {secs} |")
     if cfg.get("plots", True):
         lines += [
             "",
