@@ -216,8 +216,14 @@ def test_train_router_options(tmp_path: Path) -> None:
     assert cfg["epochs"] == 2 and cfg["hidden"] == 0
     _assert_clean_error(
         run(
-            "train", str(f), "--out", str(tmp_path / "x"), "--router", "embedding-head",
-            "--router-options", '{"epoch": 2}',
+            "train",
+            str(f),
+            "--out",
+            str(tmp_path / "x"),
+            "--router",
+            "embedding-head",
+            "--router-options",
+            '{"epoch": 2}',
         ),
         "epoch: unknown option",
         "valid options:",

@@ -183,8 +183,10 @@ def _seed_note(res: dict[str, Any]) -> str:
 
 
 def _epoch_note(res: dict[str, Any]) -> str:
-    """Only routers that train in epochs pick the best one on the validation rows."""
-    records = [r for rs in res.get("training", {}).values() for r in rs]
+    """Only routers that train in epochs pick the best one on the validation rows (the label
+    designs' router; baselines such as ``mf`` are described by their own rows)."""
+    baselines = set(res["config"].get("baselines", []))
+    records = [r for name, rs in res.get("training", {}).items() if name not in baselines for r in rs]
     if any(r.get("best_epoch") is not None for r in records):
         return "; best epoch by validation APGR"
     return ""
