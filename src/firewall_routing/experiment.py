@@ -105,8 +105,6 @@ class ExperimentConfig(BaseModel):
     @model_validator(mode="after")
     def _known_designs(self) -> ExperimentConfig:
         self.design_list()  # fail before any embedding or training starts
-        for name in self.baselines:
-            check_baseline(name)
         return self
 
     def design_list(self) -> list[str]:
@@ -329,6 +327,8 @@ def train_and_score(
     from firewall_routing.routers import Validation
 
     designs = cfg.design_list()
+    for name in cfg.baselines:
+        check_baseline(name)  # before any training
     notes: dict[str, list[str]] = {}
     params: dict[str, dict[str, float]] = {}
     runs: list[RouterRun] = []

@@ -251,7 +251,7 @@ def label_baseline_runs(
     runs = []
     y = target_labels(train, cfg.knn_label, approx)
     for name in cfg.label_baselines():
-        router = make_router(name, label_design=cfg.knn_label, **cfg.baseline_options.get(name, {}))
+        router = make_router(name, **cfg.baseline_options.get(name, {}))
         rep = router.fit(train.prompts, y, val=Validation.from_table(val))
         run = _run(name, "baseline", score_tables(router, tables))
         run.training.append({"seed": 0, "seconds": round(rep.seconds, 3), "label": cfg.knn_label})

@@ -231,3 +231,17 @@ def test_training_hash_is_sha256_of_prompts_and_label_reprs() -> None:
     expected = hashlib.sha256(b'[["a", "b"], ["0.5", "1.0"]]').hexdigest()
     assert training_hash(["a", "b"], np.array([0.5, 1.0])) == expected
     assert training_hash(["a", "b"], np.array([0.5, 0.9999])) != expected
+
+
+def test_reproduce_baselines_train_on_the_table_or_not_at_all() -> None:
+    from firewall_routing.experiment import check_baseline
+
+    assert check_baseline("mf").fits_table and not check_baseline("margin").trains
+    with pytest.raises(InputError, match="baseline 'knn' trains on label-design labels"):
+        check_baseline("knn")
+
+
+def test_docs_list_every_router_as_the_routers_command_prints_it() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "routers.md").read_text()
+    for name in REGISTRY:
+        assert router_help(name) in docs, f"docs/routers.md: rerun `firewall-routing routers` ({name})"
