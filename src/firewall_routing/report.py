@@ -506,7 +506,8 @@ def conclusion_lines(res: dict[str, Any]) -> list[str]:
     if n_seeds > 1:
         lines.append("")
         lines.append(
-            f"With {n_seeds} seeds the compared number is the seed-mean APGR (the one in the "
+            f"For a router trained with several seeds (here up to {n_seeds}; a deterministic "
+            "router has one) the compared number is the seed-mean APGR (the one in the "
             "tables): each resample re-scores all seeds and averages them. So the test covers "
             "which queries happened to be sampled, given these trained routers, not seed-to-seed "
             "training variance (the ± std in the tables). It does not average the scores over "
@@ -805,7 +806,7 @@ def deferral_figure(
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
     t0 = tables[keys[0]]
-    seeds = f"curves: mean over {n_seeds} seeds; " if n_seeds > 1 else ""
+    seeds = f"curves: seed mean (up to {n_seeds} seeds); " if n_seeds > 1 else ""
     fig.suptitle(
         f"Deferral curves, {_pair_title(t0, keys[0].split('/')[0])}\n"
         f"{seeds}bottom row: curve minus the random line (oracle omitted)",
@@ -884,7 +885,7 @@ def bin_figure(runs: list[RouterRun], t: OutcomeTable, key: str) -> Any:
         if filled and filled[-1] != rows - 1:
             axes[filled[-1]][c].set_xlabel("router-score bin (1 = lowest)")
             axes[filled[-1]][c].xaxis.set_tick_params(labelbottom=True)
-    seeds = f", averaged over {n_seeds} seeds" if n_seeds > 1 else ""
+    seeds = f", seed mean (up to {n_seeds} seeds)" if n_seeds > 1 else ""
     fig.suptitle(
         f"{_dataset(key)}, {_pair_title(t, key.split('/')[0])}\n"
         f"queries in router-score order cut into 10 equal bins (bin 1 is sent to the strong model first){seeds}",
