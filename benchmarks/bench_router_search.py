@@ -368,7 +368,7 @@ def c_ridge_router(t: Task) -> Scorer:
 
     r = RidgeRouter()
     r.fit(t.train.prompts, t.y)
-    return lambda x, s: r.score_prompts_embeddings(s.prompts, x)
+    return lambda x, s: r.score_embeddings(x, s.prompts)
 
 
 def c_steps_only(t: Task) -> Scorer:
@@ -556,7 +556,7 @@ def router_latency(data: Data, n: int = 60) -> dict[str, float]:
     head = []
     for i in range(200):
         t0 = time.perf_counter()
-        r.score_prompts_embeddings(gsm.prompts[i : i + 1], gsm.emb[i : i + 1])
+        r.score_embeddings(gsm.emb[i : i + 1], gsm.prompts[i : i + 1])
         head.append((time.perf_counter() - t0) * 1000)
     with tempfile.TemporaryDirectory() as d:
         register_encoder("bench-uncached", SentenceEncoder(DEFAULT_ENCODER), Path(d))

@@ -201,12 +201,30 @@ def test_train_router_options(tmp_path: Path) -> None:
     rows = [{"prompt": f"q{i}", "weak_pass_rate": (i % 3) / 2, "strong_pass_rate": 1.0} for i in range(20)]
     f = tmp_path / "t.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    ok = run("train", str(f), "--out", str(tmp_path / "r"), "--router-options", '{"epochs": 2, "hidden": 0}')
+    ok = run(
+        "train",
+        str(f),
+        "--out",
+        str(tmp_path / "r"),
+        "--router",
+        "embedding-head",
+        "--router-options",
+        '{"epochs": 2, "hidden": 0}',
+    )
     assert ok.returncode == 0, ok.stderr
     cfg = json.loads((tmp_path / "r" / "router.json").read_text())["config"]
     assert cfg["epochs"] == 2 and cfg["hidden"] == 0
     _assert_clean_error(
-        run("train", str(f), "--out", str(tmp_path / "x"), "--router-options", '{"epoch": 2}'),
+        run(
+            "train",
+            str(f),
+            "--out",
+            str(tmp_path / "x"),
+            "--router",
+            "embedding-head",
+            "--router-options",
+            '{"epoch": 2}',
+        ),
         "epoch: unknown option",
         "valid options:",
         "epochs",

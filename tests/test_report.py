@@ -95,7 +95,7 @@ def test_conclusion_when_nothing_beats_random() -> None:
 def test_conclusion_multi_seed_says_what_is_compared() -> None:
     _, res = _result(_table(), n_boot=50, seeds=2)
     text = "\n".join(report.conclusion_lines(res))
-    assert "With 2 seeds the compared number is the seed-mean APGR" in text
+    assert "several seeds (here up to 2; a deterministic router has one) the compared number" in text
 
 
 def test_no_bootstrap_never_claims_a_bootstrap_ci(tmp_path: Path) -> None:
@@ -191,3 +191,27 @@ def test_write_plots_files(tmp_path: Path) -> None:
 def test_signed_points_never_print_minus_zero() -> None:
     d = {"diff": -3.9, "lo": -9.94, "hi": -0.04}
     assert report._signed(d) == "-3.9 [-9.9, -0.04]"
+
+
+def test_deterministic_router_is_not_reported_as_seeds_or_best_epoch(tmp_path: Path) -> None:
+    """``ridge`` is trained once per design: the header must not claim 3 seeds (the config's
+    ``--seeds``) or a best epoch it never picked; a seeded router with epochs keeps both."""
+    _, res = _result(_table(100), n_boot=0, seeds=3)
+    res |= {"router_seeds": 1, "router_seeded": False}
+    res["config"] |= {"router": "ridge", "baselines": ["mf"]}
+    res["training"] = {
+        "soft-block": [{"seed": 0, "best_epoch": None, "best_val_apgr": None, "seconds": 2.5}],
+        "mf": [{"seed": 0, "best_epoch": 7, "best_val_apgr": 51.0, "seconds": 1.0}],
+    }
+    report.write_markdown(res, tmp_path / "r.md", 1.0)
+    md = (tmp_path / "r.md").read_text()
+    assert "deterministic (trained once per label design; no seeds)" in md
+    assert "3 seed(s)" not in md and "best epoch by validation APGR" not in md
+    assert "| soft-block | – | – | 2.5 |" in md
+    res |= {"router_seeds": 3, "router_seeded": True}
+    res["training"]["soft-block"] = [
+        {"seed": s, "best_epoch": 4, "best_val_apgr": 50.0, "seconds": 1.0} for s in range(3)
+    ]
+    report.write_markdown(res, tmp_path / "r2.md", 1.0)
+    md = (tmp_path / "r2.md").read_text()
+    assert "3 seed(s) per label design" in md and "best epoch by validation APGR" in md

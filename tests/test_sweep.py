@@ -81,7 +81,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _config(data_dir: Path, **over: Any) -> SweepConfig:
     fields: dict[str, Any] = {
         "data_dir": data_dir,
-        "router_options": {"encoder": "toy", "epochs": 3},
+        "router_options": {"encoder": "toy", "prior": "none"},  # the default router, ridge
         "designs": "soft-block,weak-pass-rate,hybrid-prob",
         "baselines": ["mf", "knn"],
         "baseline_options": {"mf": {"encoder": "toy", "epochs": 3}, "knn": {"encoder": "toy", "k": 5}},
@@ -322,7 +322,7 @@ def test_cli_end_to_end(data_dir: Path, tmp_path: Path, toy_encoder: ToyEncoder)
             "--designs",
             "soft-block,hard",
             "--router-options",
-            '{"encoder": "toy", "epochs": 2}',
+            '{"encoder": "toy", "prior": "none"}',
             "--baselines",
             "mf,knn",
             "--baseline-options",

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from firewall_routing.designs import DESIGNS_EPILOG
 from firewall_routing.errors import InputError, MetricError
+from firewall_routing.routers import DEFAULT_ROUTER
 
 app = typer.Typer(
     name="firewall-routing",
@@ -114,9 +115,9 @@ def train(
     outcomes: Annotated[Path, typer.Argument(help="Training outcome file.")],
     out: Annotated[Path, typer.Option(help="Directory to save the router into.")],
     design: Annotated[str, typer.Option(help="Label design: one of the ten listed below.")] = "soft-block",
-    router: Annotated[str, typer.Option(help="Router type (`firewall-routing routers` lists them).")] = (
-        "embedding-head"
-    ),
+    router: Annotated[
+        str, typer.Option(help="Router type (`firewall-routing routers` lists them).")
+    ] = DEFAULT_ROUTER,
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     val_fraction: Annotated[float, typer.Option(help="Held-out share for best-epoch selection.")] = 0.1,

@@ -23,6 +23,7 @@ from firewall_routing import conclusion, metrics
 from firewall_routing.errors import InputError
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
 from firewall_routing.outcomes import FloatArray, OutcomeTable, concat, load_routerdc
+from firewall_routing.routers import DEFAULT_ROUTER
 
 if TYPE_CHECKING:
     from firewall_routing.routers import FitReport, Router, Validation
@@ -85,7 +86,7 @@ class ExperimentConfig(BaseModel):
     greedy_approx: str = "majority"
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     split_seed: int = 0
-    router: str = "embedding-head"
+    router: str = DEFAULT_ROUTER
     router_options: dict[str, Any] = Field(default_factory=dict)
     baselines: list[str] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
     baseline_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -242,6 +243,15 @@ def _link_saved(save_dir: Path, design: str, same_as: str) -> None:
         shutil.copytree(target, link)
 
 
+def design_seeds(cfg: ExperimentConfig) -> int:
+    """Routers trained per label design: ``cfg.seeds`` for a seeded router, 1 for a
+    deterministic one (e.g. ``ridge``): more fits would repeat the same scores and report a
+    seed std of 0 that measures nothing."""
+    from firewall_routing.routers import router_class
+
+    return cfg.seeds if router_class(cfg.router).seeded() else 1
+
+
 def _train_design(
     cfg: ExperimentConfig,
     design: str,
@@ -260,7 +270,7 @@ def _train_design(
         weak=ctx.train.weak.name,
         strong=ctx.train.strong.name,
     )
-    for seed in range(cfg.seeds):
+    for seed in range(design_seeds(cfg)):
         cached = ctx.store.load(design, seed)
         if cached is None:
             router = make_router(cfg.router, **({"seed": seed} if seeded else {}) | cfg.router_options)
@@ -325,7 +335,8 @@ def train_and_score(
     label_values: dict[str, FloatArray] = {}
     trained: dict[str, RouterRun] = {}
     store = ScoreStore(score_dir, fingerprint(cfg), cfg.resume, list(tables))
-    with _progress(len(designs) * cfg.seeds, "training routers") as bar:
+    n_seeds = design_seeds(cfg)
+    with _progress(len(designs) * n_seeds, "training routers") as bar:
         ctx = _Context(train, Validation.from_table(val), tables, store, save_dir, bar)
         for design in designs:
             lab = compute_labels(train, design, approx)
@@ -340,7 +351,7 @@ def train_and_score(
                 runs.append(_copy_run(trained[same[0]], design))
                 if save_dir is not None:
                     _link_saved(save_dir, design, same[0])
-                bar.update(cfg.seeds)
+                bar.update(n_seeds)
                 continue
             trained[design] = _train_design(cfg, design, lab.values, ctx)
             runs.append(trained[design])
@@ -497,6 +508,7 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
     there on success (see :mod:`firewall_routing.rundir`)."""
     from firewall_routing import report
     from firewall_routing.embeddings import get_encoder
+    from firewall_routing.routers import router_class
 
     start = time.perf_counter()
     if cfg.greedy_approx not in ("none", "majority"):
@@ -531,6 +543,8 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
         "data_dir": str(data_dir),
         "pairs": {MAIN: {"weak": cfg.weak, "strong": cfg.strong}}
         | ({GEN: {"weak": cfg.gen_weak, "strong": cfg.strong}} if cfg.gen_weak else {}),
+        "router_seeds": design_seeds(cfg),
+        "router_seeded": router_class(cfg.router).seeded(),
         "train": {"rows": len(train), "val_rows": len(val), "source": full_train.source},
         "tables": {
             k: {

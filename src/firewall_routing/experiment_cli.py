@@ -39,7 +39,9 @@ def reproduce(
     seeds: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Seeds (0..n-1) per router.", show_default=f"{DEFAULT_SEEDS}; 1 with --paper"
+            min=1,
+            help="Seeds (0..n-1) per seeded router; a deterministic one (the default ridge) is trained once.",
+            show_default=f"{DEFAULT_SEEDS}; 1 with --paper",
         ),
     ] = None,
     bootstrap: Annotated[

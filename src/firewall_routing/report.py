@@ -173,6 +173,25 @@ def _paper_table(res: dict[str, Any], pair: str, rows: Sequence[str]) -> list[st
     return out
 
 
+def _seed_note(res: dict[str, Any]) -> str:
+    """How many routers per design were trained: a deterministic router is trained once,
+    whatever ``--seeds`` says (results written before ``router_seeds`` existed: the config)."""
+    n = res.get("router_seeds", res["config"]["seeds"])
+    if res.get("router_seeded", True):
+        return f"{n} seed(s) per label design"
+    return "deterministic (trained once per label design; no seeds)"
+
+
+def _epoch_note(res: dict[str, Any]) -> str:
+    """Only routers that train in epochs pick the best one on the validation rows (the label
+    designs' router; baselines such as ``mf`` are described by their own rows)."""
+    baselines = set(res["config"].get("baselines", []))
+    records = [r for name, rs in res.get("training", {}).items() if name not in baselines for r in rs]
+    if any(r.get("best_epoch") is not None for r in records):
+        return "; best epoch by validation APGR"
+    return ""
+
+
 def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None:
     cfg = res["config"]
     pairs = res["pairs"]
@@ -182,10 +201,9 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
         f"Produced by `firewall-routing reproduce` in {wall_seconds:.1f} s; every number below "
         "is computed from the data by that run (also in `results.json`).",
         "",
-        f"* Router: `{cfg['router']}`{_router_options(cfg)}, {cfg['seeds']} seed(s) per label design; "
+        f"* Router: `{cfg['router']}`{_router_options(cfg)}, {_seed_note(res)}; "
         f"trained on `{res['train']['source']}` ({res['train']['rows']} train / "
-        f"{res['train']['val_rows']} validation rows, split seed {cfg['split_seed']}); best epoch "
-        "by validation APGR.",
+        f"{res['train']['val_rows']} validation rows, split seed {cfg['split_seed']}){_epoch_note(res)}.",
         f"* Main pair: weak `{pairs['main']['weak']}`, strong `{pairs['main']['strong']}`.",
     ]
     if "gen" in pairs:
@@ -199,7 +217,7 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
         else " (no CIs: this run used --bootstrap 0)"
     )
     lines += [
-        f"* Cells: APGR mean ± std over seeds{ci_note}; pass rates in % at 20/50/80 % of queries "
+        f"* Cells: APGR (mean ± std over seeds for a router trained with several){ci_note}; pass rates in % at 20/50/80 % of queries "
         "routed to the strong model (seed mean).",
         "",
         "## Conclusion",
@@ -239,13 +257,18 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
     for design, p in res["label_params"].items():
         if p:
             lines.append(f"* `{design}` parameters: " + ", ".join(f"{k} = {v:g}" for k, v in p.items()))
-    lines += ["", "## Training", "", "| design | best epoch per seed | val APGR per seed |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Training",
+        "",
+        "| design | best epoch per seed | val APGR per seed | fit seconds per seed |",
+        "|---|---|---|---|",
+    ]
     for design, runs in res["training"].items():
-        lines.append(
-            f"| {design} | {', '.join(str(r['best_epoch']) for r in runs)} | "
-            + ", ".join(f"{r['best_val_apgr']:.1f}" for r in runs if r["best_val_apgr"] is not None)
-            + " |"
-        )
+        epochs = ", ".join(str(r["best_epoch"]) for r in runs if r["best_epoch"] is not None) or "–"
+        vals = ", ".join(f"{r['best_val_apgr']:.1f}" for r in runs if r["best_val_apgr"] is not None) or "–"
+        secs = ", ".join(f"{r['seconds']:.1f}" for r in runs if "seconds" in r)
+        lines.append(f"| {design} | {epochs} | {vals} | {secs} |")
     if cfg.get("plots", True):
         lines += [
             "",
@@ -483,7 +506,8 @@ def conclusion_lines(res: dict[str, Any]) -> list[str]:
     if n_seeds > 1:
         lines.append("")
         lines.append(
-            f"With {n_seeds} seeds the compared number is the seed-mean APGR (the one in the "
+            f"For a router trained with several seeds (here up to {n_seeds}; a deterministic "
+            "router has one) the compared number is the seed-mean APGR (the one in the "
             "tables): each resample re-scores all seeds and averages them. So the test covers "
             "which queries happened to be sampled, given these trained routers, not seed-to-seed "
             "training variance (the ± std in the tables). It does not average the scores over "
@@ -782,7 +806,7 @@ def deferral_figure(
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
     t0 = tables[keys[0]]
-    seeds = f"curves: mean over {n_seeds} seeds; " if n_seeds > 1 else ""
+    seeds = f"curves: seed mean (up to {n_seeds} seeds); " if n_seeds > 1 else ""
     fig.suptitle(
         f"Deferral curves, {_pair_title(t0, keys[0].split('/')[0])}\n"
         f"{seeds}bottom row: curve minus the random line (oracle omitted)",
@@ -861,7 +885,7 @@ def bin_figure(runs: list[RouterRun], t: OutcomeTable, key: str) -> Any:
         if filled and filled[-1] != rows - 1:
             axes[filled[-1]][c].set_xlabel("router-score bin (1 = lowest)")
             axes[filled[-1]][c].xaxis.set_tick_params(labelbottom=True)
-    seeds = f", averaged over {n_seeds} seeds" if n_seeds > 1 else ""
+    seeds = f", seed mean (up to {n_seeds} seeds)" if n_seeds > 1 else ""
     fig.suptitle(
         f"{_dataset(key)}, {_pair_title(t, key.split('/')[0])}\n"
         f"queries in router-score order cut into 10 equal bins (bin 1 is sent to the strong model first){seeds}",

@@ -50,10 +50,7 @@ from firewall_routing.experiment import (
 )
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
 from firewall_routing.outcomes import FloatArray, OutcomeTable, load_routerdc, routerdc_models
-
-DEFAULT_ROUTER: str = str(ExperimentConfig.model_fields["router"].default)
-"""The project's default router, read from ``reproduce``'s config so changing it there
-changes the sweep too."""
+from firewall_routing.routers import DEFAULT_ROUTER
 
 DEFAULT_BASELINES: tuple[str, ...] = ("mf", "knn")
 """Trained baselines beside the designs (random is always added as its expected line)."""

@@ -112,7 +112,7 @@ def test_python_train_save_load_score_evaluate(
         from firewall_routing.embeddings import get_encoder
 
         emb = get_encoder(loaded.encoder).encode(table.prompts)
-        np.testing.assert_array_equal(loaded.score_embeddings(emb), scores)
+        np.testing.assert_array_equal(loaded.score_embeddings(emb, table.prompts), scores)
     else:
         with pytest.raises(InputError, match="does not"):
             loaded.score_embeddings(np.zeros((1, 8)))

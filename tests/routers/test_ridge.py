@@ -175,3 +175,20 @@ def test_untrained_and_bad_options(toy_encoder: ToyEncoder) -> None:
         RidgeRouter(encoder="toy", prior="none").score(["a"])
     with pytest.raises(InputError, match="prior"):
         make_router("ridge", prior="mmlu")
+
+
+def test_scores_from_given_embeddings_need_the_texts(toy_encoder: ToyEncoder) -> None:
+    """The server passes its own encoder's vectors and the prompts (features, prior)."""
+    prompts, y = _toy_data()
+    r = make_router("ridge", encoder="toy", prior="none")
+    assert r.scores_embeddings
+    r.fit(prompts, y)
+    probe = ["hard x 4", "easy y", "neither 12 and 1/2"]
+    emb = toy_encoder.encode(probe)
+    np.testing.assert_allclose(r.score_embeddings(emb, probe), r.score(probe), rtol=1e-8)  # cache: float32
+    # the text matters beyond the vectors: same vectors, other text, other score
+    assert r.score_embeddings(emb[:1], ["7 numbers 8 and 9 and 10 percent"])[0] != r.score(probe[:1])[0]
+    with pytest.raises(InputError, match="texts"):
+        r.score_embeddings(emb)
+    with pytest.raises(ValueError):
+        r.score_embeddings(emb, probe[:2])

@@ -287,7 +287,7 @@ class _HeadLike(RandomRouter):
     scores_embeddings = True
     encoder = "all-MiniLM-L6-v2"  # type: ignore[assignment]
 
-    def score_embeddings(self, emb: Any) -> Any:
+    def score_embeddings(self, emb: Any, texts: Any = None) -> Any:
         return np.zeros(len(emb))
 
 

@@ -17,6 +17,11 @@ from firewall_routing.routers.base import (
     read_config,
 )
 
+DEFAULT_ROUTER = "ridge"
+"""The router ``train``, ``reproduce`` and ``sweep`` use unless told otherwise: ridge beat
+``embedding-head`` on the 15 RouterDC pairs (docs/routers.md "Router search"). The one place
+the default is named."""
+
 REGISTRY: dict[str, str] = {
     "embedding-head": "firewall_routing.routers.embedding_head:EmbeddingHeadRouter",
     "random": "firewall_routing.routers.random:RandomRouter",
@@ -73,6 +78,7 @@ def router_help(name: str) -> str:
 
 
 __all__ = [
+    "DEFAULT_ROUTER",
     "REGISTRY",
     "FitReport",
     "Router",

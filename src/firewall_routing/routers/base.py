@@ -162,8 +162,15 @@ class Router(ABC):
       router's own target (e.g. ``mf`` on RouteLLM battles).
     * ``needs_table``: scores come from the outcome table (``score_table``), not from
       prompts; ``score`` raises (``oracle``, ``margin``).
-    * ``scores_embeddings``: ``score_embeddings(emb)`` scores vectors of the sentence
-      encoder named by ``encoder``, so the server may compute them with its own backend.
+    * ``scores_embeddings``: ``score_embeddings(emb, texts)`` scores the prompts ``texts``
+      from their vectors ``emb`` of the sentence encoder named by ``encoder``, so
+      ``reproduce`` embeds every prompt once up front and the server may compute the vectors
+      with its own backend. Routers that read only the vectors ignore ``texts``; ``ridge``
+      also reads the text (prompt features, solution prior).
+
+    Seededness is declared by the options: a router whose ``Options`` has a ``seed`` field
+    is :meth:`seeded` (``reproduce`` trains it once per seed); any other router is
+    deterministic and trained once.
     """
 
     name: ClassVar[str]
@@ -201,8 +208,10 @@ class Router(ABC):
         """Scores for an outcome table's rows; ``needs_table`` routers override this."""
         return self.score(table.prompts)
 
-    def score_embeddings(self, emb: FloatArray) -> FloatArray:
-        """Scores from sentence embeddings of ``encoder`` (``scores_embeddings`` routers)."""
+    def score_embeddings(self, emb: FloatArray, texts: Sequence[str] | None = None) -> FloatArray:
+        """Scores from sentence embeddings ``emb`` of ``encoder`` (``scores_embeddings``
+        routers); ``texts`` are the prompts the rows embed (routers that need them raise
+        without them)."""
         raise InputError(f"router '{self.name}' does not score embeddings")
 
     @property

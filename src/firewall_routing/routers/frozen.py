@@ -155,7 +155,8 @@ class FrozenEmbeddingRouter(Router):
 
     # ------------------------------------------------------------------ scoring, persistence
 
-    def score_embeddings(self, emb: FloatArray) -> FloatArray:
+    def score_embeddings(self, emb: FloatArray, texts: Sequence[str] | None = None) -> FloatArray:
+        """Scores from the vectors alone (``texts`` is not needed)."""
         import torch
 
         if self._net is None:

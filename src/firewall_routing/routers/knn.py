@@ -107,7 +107,8 @@ class KNNRouter(Router):
         self._labels = y
         return FitReport(seconds=time.perf_counter() - start)
 
-    def score_embeddings(self, emb: FloatArray) -> FloatArray:
+    def score_embeddings(self, emb: FloatArray, texts: Sequence[str] | None = None) -> FloatArray:
+        """Scores from the vectors alone (``texts`` is not needed)."""
         if self._train_emb is None or self._labels is None:
             raise InputError("router is not trained: call fit() or load a saved router")
         o = self.options

@@ -330,13 +330,17 @@ class RidgeOptions(RouterOptions):
 
 
 class RidgeRouter(Router):
-    """Scores need the prompt text (features, prior), so this router does not declare
-    ``scores_embeddings``: the server scores it through ``score``."""
+    """Deterministic (no ``seed`` option: ``reproduce`` trains it once per design).
+
+    Declares ``scores_embeddings``: ``score_embeddings(emb, texts)`` takes the prompts'
+    vectors from the caller (``reproduce``'s up-front embedding, the server's ONNX encoder)
+    and the prompts' text for the features and the prior."""
 
     name = "ridge"
     Options = RidgeOptions
     options: RidgeOptions
     trains = True
+    scores_embeddings = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -379,14 +383,19 @@ class RidgeRouter(Router):
         self._coef, self._intercept = ridge_solve(x, y, self.alpha)
         return FitReport(seconds=time.perf_counter() - start)
 
-    def score_prompts_embeddings(self, prompts: Sequence[str], emb: FloatArray) -> FloatArray:
-        """Scores from precomputed embeddings of ``prompts`` (the text feeds the features)."""
+    def score_embeddings(self, emb: FloatArray, texts: Sequence[str] | None = None) -> FloatArray:
+        """Scores from precomputed embeddings ``emb`` of the prompts ``texts`` (the text
+        feeds the features and the prior, so it is required)."""
         if self._coef is None:
             raise InputError("router is not trained: call fit() or load a saved router")
-        return squash(self._inputs(emb, prompts) @ self._coef + self._intercept)
+        if texts is None:
+            raise InputError("router 'ridge' scores embeddings together with their prompts' texts")
+        if len(texts) != len(emb):
+            raise ValueError(f"{len(emb)} embeddings but {len(texts)} texts")
+        return squash(self._inputs(emb, texts) @ self._coef + self._intercept)
 
     def score(self, prompts: Sequence[str]) -> FloatArray:
-        return self.score_prompts_embeddings(prompts, self.embed(prompts))
+        return self.score_embeddings(self.embed(prompts), prompts)
 
     def _save_weights(self, path: Path) -> None:
         if self._coef is None:

@@ -8,8 +8,10 @@ Two questions live here because both decide the number the threshold is compared
   unit the encoder truncates in). The newest turn comes *first* in the scored text, so when
   the encoder truncates at 256 tokens it drops old context, never the current question.
 * **the backend**: ``onnx`` (int8 MiniLM, fast) or ``torch`` (the exact training-time
-  encoder), both feeding the router's own head via ``score_embeddings`` so the saved router
-  format is unchanged. Routers that are not embedding-head routers use ``router.score``.
+  encoder), both feeding the router's own head via ``score_embeddings(emb, texts)`` so the
+  saved router format is unchanged; routers that also read the text (``ridge``: prompt
+  features, solution prior) get it beside the vectors. Routers that do not declare
+  ``scores_embeddings`` use ``router.score``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class EmbeddingScorer:
         self.backend = backend
 
     def __call__(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
-        scores: FloatArray = self._router.score_embeddings(self._encoder.encode(texts, progress))
+        emb = self._encoder.encode(texts, progress)
+        scores: FloatArray = self._router.score_embeddings(emb, list(texts))
         return scores
 
 
@@ -69,7 +72,7 @@ class RouterScorer:
 
 
 def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> Scorer:
-    """The scorer for ``router``: ONNX or torch MiniLM for embedding-head routers.
+    """The scorer for ``router``: ONNX or torch MiniLM for ``scores_embeddings`` routers.
 
     ``threads`` is the encoder's intra-op thread count (ONNX session; for torch the
     process-wide ``torch.set_num_threads``).
