@@ -294,6 +294,7 @@ def test_across_pairs_counts_ties_and_drops_them_from_tests() -> None:
     assert r.sign_p == pytest.approx(1.0)  # 2·P(X ≥ 2), X ~ Bin(3, ½) = 2·4/8, capped
     assert r.wilcoxon_p == pytest.approx(0.75)  # ranks 1,2,3; W- = 2: {}, {1}, {2} -> 2·3/8
 
+
 # --------------------------------------------------------------------------- issue 12: gap ≤ 0
 
 
