@@ -125,8 +125,8 @@ def train(
     router_options: Annotated[
         str,
         typer.Option(
-            help='Router options as JSON, e.g. \'{"epochs": 3, "max_length": 128}\'; '
-            "'help' lists the router's options, types, defaults (see docs/routers.md)."
+            help="Router options as JSON, e.g. '{\"k\": 50}' for knn; 'help' (or "
+            "`firewall-routing routers`) lists each router's options, types and defaults."
         ),
     ] = "{}",
     greedy_approx: GreedyOpt = "majority",

@@ -218,6 +218,20 @@ def test_bad_config_lists_every_bad_field_at_once(tmp_path: Path) -> None:
     assert "field 'port'" in msg and "field 'colour'" in msg
 
 
+def test_serve_help_example_is_a_valid_config_and_names_every_setting(tmp_path: Path) -> None:
+    """`serve --help` is all a pip user has (docs/ is not installed): its example must load."""
+    from firewall_routing.serve.commands import SERVE_EPILOG
+    from firewall_routing.serve.config import ServeConfig
+
+    example = [ln[2:] for ln in SERVE_EPILOG.splitlines() if ln.startswith("  ")]
+    (tmp_path / "routers" / "mine").mkdir(parents=True)
+    (tmp_path / "c.yaml").write_text("\n".join(example).replace("firewall@30%", "firewall@t=0.5"))
+    cfg = load_config(tmp_path / "c.yaml", env={})
+    assert cfg.weak.model == "small" and cfg.strong.model == "big"
+    for name in ServeConfig.model_fields:
+        assert name in SERVE_EPILOG, name
+
+
 def test_config_suffix_must_be_yaml_or_toml(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text("{}")
     with pytest.raises(InputError, match="yaml"):

@@ -13,10 +13,25 @@ from typing import Annotated
 
 import typer
 
+SERVE_EPILOG = """A minimal config (YAML; TOML takes the same keys):
+
+\b
+  router: routers/mine        # a directory saved by `firewall-routing train`
+  weak:   {base_url: http://127.0.0.1:8081/v1, model: small}
+  strong: {base_url: https://api.example.com/v1, model: big}
+  default_model: firewall@30%  # needs <router>/calibration.json (`calibrate`)
+
+Clients name the model per request: firewall@N% (about N % strong calls, from the
+calibration), firewall@t=T (raw score threshold), weak or strong. Optional settings:
+calibration, auth_keys, default_model, max_body_bytes, fallback, backend, context_tokens,
+scoring_threads, encoder_threads, keep_alive_timeout, host, port. API keys come from
+FIREWALL_ROUTING_WEAK_API_KEY / FIREWALL_ROUTING_STRONG_API_KEY, client keys from
+FIREWALL_ROUTING_AUTH_KEYS. A config error names every bad setting."""
+
 
 def register(app: typer.Typer) -> None:
     app.command()(calibrate)
-    app.command()(serve)
+    app.command(epilog=SERVE_EPILOG)(serve)
 
 
 def calibrate(
@@ -97,7 +112,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Override the config's host.")] = None,
     port: Annotated[int | None, typer.Option(help="Override the config's port.")] = None,
 ) -> None:
-    """Run the OpenAI-compatible routing server (see docs/serving.md)."""
+    """Run the OpenAI-compatible routing server (config keys below)."""
     import uvicorn
 
     from firewall_routing.serve.app import create_app
