@@ -72,6 +72,14 @@ def default_data_dir() -> Path:
     )
 
 
+def check_datasets(v: list[str]) -> list[str]:
+    """Evaluation dataset names must be ones we ship (shared by reproduce and sweep configs)."""
+    bad = [d for d in v if d not in DATASET_FILES]
+    if bad or not v:
+        raise ValueError(f"unknown dataset(s) {bad}; choose from {', '.join(DATASET_FILES)}")
+    return v
+
+
 class ExperimentConfig(BaseModel):
     """Everything that defines a ``reproduce`` run (written into results.json)."""
 
@@ -97,10 +105,7 @@ class ExperimentConfig(BaseModel):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, v: list[str]) -> list[str]:
-        bad = [d for d in v if d not in DATASET_FILES]
-        if bad or not v:
-            raise ValueError(f"unknown dataset(s) {bad}; choose from {', '.join(DATASET_FILES)}")
-        return v
+        return check_datasets(v)
 
     @model_validator(mode="after")
     def _known_designs(self) -> ExperimentConfig:

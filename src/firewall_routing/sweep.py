@@ -41,6 +41,7 @@ from firewall_routing.experiment import (
     TRAIN_FILE,
     ExperimentConfig,
     RouterRun,
+    check_datasets,
     default_data_dir,
     embedding_encoders,
     load_eval_tables,
@@ -97,10 +98,7 @@ class SweepConfig(BaseModel):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, v: list[str]) -> list[str]:
-        bad = [d for d in v if d not in DATASET_FILES]
-        if bad or not v:
-            raise ValueError(f"unknown dataset(s) {bad}; choose from {', '.join(DATASET_FILES)}")
-        return v
+        return check_datasets(v)
 
     @field_validator("greedy_approx")
     @classmethod
