@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,3 +64,19 @@ def make_table(prompts: list[str], pr_w: np.ndarray, pr_s: np.ndarray) -> Outcom
         nan,
         ("t",) * n,
     )
+
+
+def write_gsm8k_bench(tmp_path: Path) -> Path:
+    """Three GSM8K-style items for sampling tests; a fake strong model knows the answers."""
+    path = tmp_path / "bench.jsonl"
+    rows = [
+        {
+            "prompt": f"Question: {a} + {a}?\nAnswer: ",
+            "grader": "gsm8k",
+            "reference": f"#### {2 * a}",
+            "id": f"q{a}",
+        }
+        for a in (1, 2, 3)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path

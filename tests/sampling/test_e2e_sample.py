@@ -39,26 +39,12 @@ from firewall_routing.sampling.run import (
 )
 from firewall_routing.sampling.store import SampleStore
 
+from ..conftest import write_gsm8k_bench
+
 UPSTREAMS = {
     "weak": {"base_url": "http://weak.test/v1", "model": "w"},
     "strong": {"base_url": "http://strong.test/v1", "model": "s"},
 }
-
-
-def _bench(tmp_path: Path) -> Path:
-    """Three GSM8K-style items; the fake strong model knows the answers, the weak one not."""
-    path = tmp_path / "bench.jsonl"
-    rows = [
-        {
-            "prompt": f"Question: {a} + {a}?\nAnswer: ",
-            "grader": "gsm8k",
-            "reference": f"#### {2 * a}",
-            "id": f"q{a}",
-        }
-        for a in (1, 2, 3)
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def _fake_model(request: httpx.Request) -> httpx.Response:
@@ -87,7 +73,7 @@ def _run(cfg: Any, store: SampleStore, **kw: Any) -> Any:
 
 def test_run_writes_a_table_that_loads(tmp_path: Path) -> None:
     cfg = make_config(
-        {**UPSTREAMS, "dataset": str(_bench(tmp_path)), "n": 3, "store": tmp_path / "s.sqlite"}, {}
+        {**UPSTREAMS, "dataset": str(write_gsm8k_bench(tmp_path)), "n": 3, "store": tmp_path / "s.sqlite"}, {}
     )
     with SampleStore(cfg.store) as st:
         results, stats = _run(cfg, st, sampler_kwargs={"transport": httpx.MockTransport(_fake_model)})
@@ -108,7 +94,7 @@ def test_run_writes_a_table_that_loads(tmp_path: Path) -> None:
 
 def test_offline_run_writes_only_complete_items(tmp_path: Path) -> None:
     cfg = make_config(
-        {**UPSTREAMS, "dataset": str(_bench(tmp_path)), "n": 2, "store": tmp_path / "s.sqlite"}, {}
+        {**UPSTREAMS, "dataset": str(write_gsm8k_bench(tmp_path)), "n": 2, "store": tmp_path / "s.sqlite"}, {}
     )
     calls = {"n": 0}
 
@@ -192,7 +178,7 @@ def test_missing_api_key_env_is_an_input_error(tmp_path: Path, monkeypatch: Any)
         {
             **UPSTREAMS,
             "weak": {**UPSTREAMS["weak"], "api_key_env": "FR_TEST_KEY"},
-            "dataset": str(_bench(tmp_path)),
+            "dataset": str(write_gsm8k_bench(tmp_path)),
             "store": tmp_path / "s.sqlite",
         },
         {},

@@ -24,6 +24,8 @@ import pytest
 
 from firewall_routing.sampling.provenance import provenance_path
 
+from ..conftest import write_gsm8k_bench
+
 
 @dataclass
 class Fake:
@@ -86,21 +88,6 @@ def fake() -> Iterator[Fake]:
         server.server_close()
 
 
-def _bench(tmp_path: Path) -> Path:
-    path = tmp_path / "bench.jsonl"
-    rows = [
-        {
-            "prompt": f"Question: {a} + {a}?\nAnswer: ",
-            "grader": "gsm8k",
-            "reference": f"#### {2 * a}",
-            "id": f"q{a}",
-        }
-        for a in (1, 2, 3)
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
 def _sample(fake: Fake, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         _cmd(fake, tmp_path, *extra), capture_output=True, text=True, timeout=120, check=False
@@ -124,7 +111,7 @@ def _cmd(fake: Fake, tmp_path: Path, *extra: str) -> list[str]:
         "--strong-name",
         "Big",
         "--dataset",
-        str(_bench(tmp_path)),
+        str(write_gsm8k_bench(tmp_path)),
         "-n",
         "2",
         "--temperature",
