@@ -408,3 +408,13 @@ def test_fuzz_routerdc_json_loader() -> None:
             _check_loaded_or_input_error(p, *pair)
 
         check()
+
+
+def test_model_names_with_newlines_stay_on_one_line_in_errors(tmp_path: Path) -> None:
+    """Found by the RouterDC fuzz: listed model names were printed raw, breaking the line."""
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps([{"question": "q", "scores": {"a\n": 0.5, "b": 1.0}}]))
+    for weak, strong in ((None, None), ("a", "b")):
+        with pytest.raises(InputError) as e:
+            load_table(p, weak, strong)
+        assert "\n" not in str(e.value) and "'a\\n'" in str(e.value)

@@ -177,9 +177,9 @@ def load_routerdc(path: str | Path, weak: str, strong: str, benchmark: str = "")
             raise InputError("missing scores object", path=p, row=i, field="scores")
         for name in (weak, strong):
             if name not in scores:
-                avail = ", ".join(sorted(scores))
+                avail = ", ".join(repr(m) for m in sorted(scores))
                 raise InputError(
-                    f"unknown model '{name}'; models in this file: {avail}",
+                    f"unknown model {name!r}; models in this file: {avail}",
                     path=p,
                     row=i,
                     field="scores",
@@ -258,7 +258,7 @@ def load_routellm_csv(
         if name not in header:
             models = [h for h in header if h != "prompt" and not h.endswith("_response")]
             raise InputError(
-                f"unknown model '{name}'; models in this file: {', '.join(models)}",
+                f"unknown model {name!r}; models in this file: {', '.join(map(repr, models))}",
                 path=p,
                 row=1,
                 field=name,
@@ -552,7 +552,7 @@ def load_table(
     kind = detect_format(p) if fmt == "auto" else fmt
     if kind == "routerdc":
         if weak is None or strong is None:
-            models = ", ".join(routerdc_models(p))
+            models = ", ".join(repr(m) for m in routerdc_models(p))
             raise InputError(
                 f"RouterDC files hold several models: pass --weak and --strong (one of: {models})", path=p
             )

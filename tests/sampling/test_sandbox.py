@@ -285,11 +285,28 @@ def test_file_work_inside_the_sandbox_is_allowed() -> None:
     assert r.passed, r.detail
 
 
+_PRIVATE_IN_SANDBOX = ("/tmp", "/dev/shm", "/var/tmp", "/run/lock")
+
+
+def _outside_private_mounts() -> Path:
+    """A writable folder the sandbox sees through its read-only view, not a private tmpfs.
+
+    A checkout under /tmp (CI clones may live there) would make the test's folder invisible
+    inside the sandbox, so `rm -rf` of it "succeeds" on nothing and the test fails for the
+    wrong reason.
+    """
+    for base in (Path(__file__).resolve().parent, Path("/srv"), Path("/opt"), Path("/var/lib")):
+        private = any(str(base) == p or str(base).startswith(p + "/") for p in _PRIVATE_IN_SANDBOX)
+        if not private and base.is_dir() and os.access(base, os.W_OK):
+            return base
+    pytest.skip("no writable folder outside the sandbox's private mounts")
+
+
 @pytest.fixture
 def open_dir() -> Iterator[Path]:
     """A world-writable directory outside /tmp holding a sentinel: only a read-only view of
     the file system protects it from a program that gets past the guard."""
-    path = Path(tempfile.mkdtemp(prefix=".fwr-sandbox-test-", dir=Path(__file__).parent))
+    path = Path(tempfile.mkdtemp(prefix=".fwr-sandbox-test-", dir=_outside_private_mounts()))
     path.chmod(0o777)
     (path / "sentinel.txt").write_text("must survive")
     (path / "sentinel.txt").chmod(0o666)
