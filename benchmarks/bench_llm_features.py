@@ -142,6 +142,8 @@ def embed(args: argparse.Namespace) -> None:
         if est_min > args.max_minutes:
             print(f"{name}: skipped (over --max-minutes {args.max_minutes})", flush=True)
             continue
+        if args.probe_only:
+            continue
         procs = [
             subprocess.Popen(
                 [
@@ -254,6 +256,7 @@ def evaluate(args: argparse.Namespace) -> None:
     cands: dict[str, brs.Candidate] = {
         "ridge-a30": brs.CANDIDATES["ridge-a30"],
         "ridge (router)": brs.c_ridge_router,
+        "ridge+feats+prior": brs.c_ridge_prior,
     }
     timing: dict[str, float] = {}
     for name in parse_gguf(args.gguf):
@@ -270,6 +273,11 @@ def evaluate(args: argparse.Namespace) -> None:
             }
             cands[f"{name}-{pool} ridge"] = c_llm_only(v)
             cands[f"ridge inputs + {name}-{pool}"] = c_router_plus_llm(v)
+        # control: Gaussian noise of the same shape through the same pipeline (the block weight
+        # and alpha picked by LOO can move APGR by themselves; a real signal must beat noise)
+        noise = np.random.default_rng(0).standard_normal(vecs["mean"].shape)
+        nv = {"train": noise[[index[p] for p in tr.prompts]], "test": noise[[index[p] for p in gsm.prompts]]}
+        cands[f"ridge inputs + noise-{noise.shape[1]} (control)"] = c_router_plus_llm(nv)
     draws = metrics.bootstrap_draws(len(gsm.prompts), args.n_boot, 0)
     results: dict[str, Any] = {"info": info, "embedding_ms_per_prompt": timing, "candidates": {}}
     for cname, cand in cands.items():
@@ -320,7 +328,7 @@ def evaluate(args: argparse.Namespace) -> None:
     print("|---|---:|---:|---:|---|---:|---:|")
     for cname, r in results["candidates"].items():
         lo, hi = r["main_ci95"]
-        llm = next((n for n in timing if n in cname), None)
+        llm = next((n for n in timing if f"{n}-" in cname), None)
         ems = f"{timing[llm]:.0f}" if llm else "-"
         print(
             f"| {cname} | {r['mean_apgr']:.2f} | {r['wins_vs_ridge_a30']} | {r['wins_vs_ridge_router']} | "
@@ -343,6 +351,9 @@ def main() -> None:
     sub.choices["embed"].add_argument("--threads", type=int, default=1)
     sub.choices["embed"].add_argument("--workers", type=int, default=2)
     sub.choices["embed"].add_argument("--max-minutes", type=float, default=20.0)
+    sub.choices["embed"].add_argument(
+        "--probe-only", action="store_true", help="only time the first 50 prompts and extrapolate"
+    )
     sub.choices["eval"].add_argument("--n-boot", type=int, default=1000)
     sub.choices["eval"].add_argument("--out", type=Path, default=RESULTS)
     w = sub.add_parser("worker")
