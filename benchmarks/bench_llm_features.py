@@ -17,7 +17,10 @@ Two steps:
 * ``eval``: per model and pooling, two candidates: ridge (LOO alpha) on the standardized LLM
   vectors alone, and the shipped ``ridge`` router's inputs (MiniLM embedding, hand features,
   GSM8K solution prior) concatenated with the standardized LLM vectors (LOO alpha).
-  Baselines ``ridge-a30`` and ``ridge (router)`` are rerun for the win counts.
+  Baselines ``ridge-a30``, ``ridge (router)`` and ``ridge+feats+prior`` are rerun for the
+  win counts, and a noise control (Gaussian vectors of the LLM's shape through the same
+  concatenation) shows what an extra block with a LOO-picked weight does by itself.
+  ``embed --probe-only`` only times the first 50 prompts.
 
 Usage::
 
