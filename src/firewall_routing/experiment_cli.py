@@ -11,6 +11,11 @@ import typer
 DEFAULT_SEEDS = 3
 
 
+# Shared by `reproduce` and `sweep`, which read the same shipped RouterDC files.
+DataDirOpt = Annotated[Path | None, typer.Option(help="Folder with routerdc/ (default: the shipped data/).")]
+RouterDCGreedyOpt = Annotated[str, typer.Option(help="'majority' or 'none' (see `labels --help`).")]
+
+
 def register(app: typer.Typer) -> None:
     app.command()(reproduce)
 
@@ -47,12 +52,8 @@ def reproduce(
     bootstrap: Annotated[
         int, typer.Option(min=0, help="Bootstrap resamples for 95 % CIs (0 = none).")
     ] = 1000,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Folder with routerdc/ (default: the shipped data/).")
-    ] = None,
-    greedy_approx: Annotated[
-        str, typer.Option(help="'majority' or 'none' (see `labels --help`).")
-    ] = "majority",
+    data_dir: DataDirOpt = None,
+    greedy_approx: RouterDCGreedyOpt = "majority",
     plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
     baselines: Annotated[
         str, typer.Option(help="Comma-separated baseline routers beside the designs ('' for none).")

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from firewall_routing.experiment_cli import DataDirOpt, RouterDCGreedyOpt
+
 
 def register(app: typer.Typer) -> None:
     app.command()(sweep)
@@ -78,12 +80,8 @@ def sweep(
     max_pairs: Annotated[
         int | None, typer.Option(help="Only the first N pairs (largest gap first), for a quick look.")
     ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Folder with routerdc/ (default: the shipped data/).")
-    ] = None,
-    greedy_approx: Annotated[
-        str, typer.Option(help="'majority' or 'none' (see `labels --help`).")
-    ] = "majority",
+    data_dir: DataDirOpt = None,
+    greedy_approx: RouterDCGreedyOpt = "majority",
     plots: Annotated[bool, typer.Option(help="Write the forest plot.")] = True,
 ) -> None:
     """Train every label design and baseline on every RouterDC pair with a GSM8K-train gap ≥
