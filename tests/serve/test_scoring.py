@@ -39,7 +39,7 @@ def test_ridge_is_served_from_onnx_vectors_and_the_prompt_texts(
     def no_cache(*_: Any, **__: Any) -> Any:
         raise AssertionError("the server must not use the embedding cache or the torch encoder")
 
-    monkeypatch.setattr("firewall_routing.routers.ridge.get_encoder", no_cache)
+    monkeypatch.setattr("firewall_routing.routers.base.get_encoder", no_cache)
     served = load_router(tmp_path / "r")
     scorer = make_scorer(served, "onnx")
     assert isinstance(scorer, EmbeddingScorer) and scorer.backend == "onnx"

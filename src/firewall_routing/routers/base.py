@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from firewall_routing.embeddings import get_encoder
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray, OutcomeTable
 
@@ -218,6 +219,11 @@ class Router(ABC):
     def encoder(self) -> str:
         """The sentence encoder ``score_embeddings`` expects (``scores_embeddings`` routers)."""
         raise InputError(f"router '{self.name}' does not use a sentence encoder")
+
+    def embed(self, prompts: Sequence[str], progress: bool = False) -> FloatArray:
+        """``encoder``'s vectors for ``prompts`` through the shared on-disk cache, so every
+        router over the same encoder embeds a prompt once."""
+        return get_encoder(self.encoder).encode(prompts, progress=progress)
 
     def config(self) -> dict[str, Any]:
         """The options as JSON (what ``router.json`` stores and ``load_router`` rebuilds from)."""

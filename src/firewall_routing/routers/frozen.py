@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from firewall_routing import metrics
-from firewall_routing.embeddings import DEFAULT_ENCODER, get_encoder
+from firewall_routing.embeddings import DEFAULT_ENCODER
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation
@@ -71,9 +71,6 @@ class FrozenEmbeddingRouter(Router):
     def _text_dim(state: dict[str, Any]) -> int:
         """Embedding size a saved state dict was trained on (first weight's input width)."""
         return int(next(iter(state.values())).shape[1])
-
-    def embed(self, prompts: Sequence[str], progress: bool = False) -> FloatArray:
-        return get_encoder(self.encoder).encode(prompts, progress=progress)
 
     # ------------------------------------------------------------------ training
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from firewall_routing.embeddings import DEFAULT_ENCODER, get_encoder
+from firewall_routing.embeddings import DEFAULT_ENCODER
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation, check_labels
@@ -95,9 +95,6 @@ class KNNRouter(Router):
     @property
     def encoder(self) -> str:
         return self.options.encoder
-
-    def embed(self, prompts: Sequence[str], progress: bool = False) -> FloatArray:
-        return get_encoder(self.options.encoder).encode(prompts, progress=progress)
 
     def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
         """Store the training embeddings and labels (``val`` is unused: there is nothing to tune)."""

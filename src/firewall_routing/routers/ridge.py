@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from firewall_routing.embeddings import DEFAULT_ENCODER, get_encoder
+from firewall_routing.embeddings import DEFAULT_ENCODER
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation, check_labels
@@ -354,9 +354,6 @@ class RidgeRouter(Router):
     @property
     def encoder(self) -> str:
         return self.options.encoder
-
-    def embed(self, prompts: Sequence[str], progress: bool = False) -> FloatArray:
-        return get_encoder(self.options.encoder).encode(prompts, progress=progress)
 
     def _extra(self, prompts: Sequence[str]) -> FloatArray:
         """Hand features and prior predictions (unstandardized), one row per prompt."""
