@@ -288,19 +288,7 @@ def evaluate(args: argparse.Namespace) -> None:
         secs = []
         ci: tuple[float, float] | None = None
         for w, s in data.pairs:
-            iw, is_ = data.models.index(w), data.models.index(s)
-            pw, ps = tr.pr[:, iw], tr.pr[:, is_]
-            task = brs.Task(
-                tr.emb,
-                brs.labels_for("soft-block", pw, ps),
-                pw,
-                ps,
-                tr.pr,
-                tr,
-                data.val,
-                data.val.pr[:, iw],
-                data.val.pr[:, is_],
-            )
+            task, iw, is_ = brs.pair_task(data, "soft-block", w, s)
             t0 = time.perf_counter()
             scorer = cand(task)
             secs.append(time.perf_counter() - t0)

@@ -526,6 +526,25 @@ def labels_for(design: str, pw: Arr, ps: Arr) -> Arr:
     return soft_block(pw, ps) if design == "soft-block" else weak_pass_rate(pw)
 
 
+def pair_task(data: Data, design: str, w: str, s: str) -> tuple[Task, int, int]:
+    """The fit for pair (w, s) with ``design``'s labels, and the two models' columns."""
+    iw, is_ = data.models.index(w), data.models.index(s)
+    tr = data.train
+    pw, ps = tr.pr[:, iw], tr.pr[:, is_]
+    task = Task(
+        tr.emb,
+        labels_for(design, pw, ps),
+        pw,
+        ps,
+        tr.pr,
+        tr,
+        data.val,
+        data.val.pr[:, iw],
+        data.val.pr[:, is_],
+    )
+    return task, iw, is_
+
+
 def head_latency_ms(scorer: Scorer, split: Split, prior: Any, n: int = 200) -> float:
     """p50 time to score one prompt given its embedding; computing the hand features and the
     solution prior is included for every candidate (an upper bound for those not using them)."""
@@ -604,7 +623,6 @@ def main() -> None:
     if BASELINE not in names:
         names.insert(0, BASELINE)
     designs = args.designs.split(",")
-    tr = data.train
     gsm = data.evals["gsm8k"]
     draws = metrics.bootstrap_draws(len(gsm.prompts), args.n_boot, 0) if args.n_boot else None
 
@@ -624,19 +642,7 @@ def main() -> None:
             main_ci: tuple[float, float] | None = None
             lat = float("nan")
             for w, s in data.pairs:
-                iw, is_ = data.models.index(w), data.models.index(s)
-                pw, ps = tr.pr[:, iw], tr.pr[:, is_]
-                task = Task(
-                    tr.emb,
-                    labels_for(design, pw, ps),
-                    pw,
-                    ps,
-                    tr.pr,
-                    tr,
-                    data.val,
-                    data.val.pr[:, iw],
-                    data.val.pr[:, is_],
-                )
+                task, iw, is_ = pair_task(data, design, w, s)
                 t0 = time.perf_counter()
                 scorer = cand(task)
                 secs.append(time.perf_counter() - t0)
