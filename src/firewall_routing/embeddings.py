@@ -61,9 +61,10 @@ class SentenceEncoder:
     ~1.4x the time of batched encoding on CPU, paid once per prompt thanks to the cache.
     """
 
-    def __init__(self, model: str = DEFAULT_ENCODER, device: str = "cpu"):
+    def __init__(self, model: str = DEFAULT_ENCODER, device: str = "cpu", threads: int = 1):
         self.model_id = model
         self.device = device
+        self.threads = threads  # torch intra-op threads per encode (see ``encode``)
         self._model: Any = None
 
     def _load(self) -> Any:
@@ -80,17 +81,18 @@ class SentenceEncoder:
         return d
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
-        """One torch thread: a single short text is too small a job to split across cores.
+        """``threads`` torch threads (default one): a single short text is too small a job to
+        split across cores.
 
         With torch's default (all cores) a busy 2-core machine embedded 2.5x slower (161.5 vs
         64.5 ms per GSM8K prompt, load average ~2-3); the vectors are bit-identical either way
-        (tests/test_embeddings.py), so the cache stays valid.
+        (tests/routers/test_routers.py), so the cache stays valid.
         """
         import torch
 
         model = self._load()
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        torch.set_num_threads(self.threads)
         try:
             vecs = model.encode(
                 list(texts),

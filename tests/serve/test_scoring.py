@@ -47,3 +47,21 @@ def test_ridge_is_served_from_onnx_vectors_and_the_prompt_texts(
     np.testing.assert_allclose(got, expected, atol=1e-6)  # the cache stores float32
     one = np.concatenate([scorer([p]) for p in probe[:3]])
     np.testing.assert_allclose(one, got[:3], atol=1e-5)  # one at a time, as requests come
+
+
+def test_torch_backend_encodes_with_the_configured_threads() -> None:
+    """The server's encoder_threads reaches the torch encoder, which otherwise embeds on one
+    thread (the cache's setting) whatever the process was told."""
+    import torch
+
+    from firewall_routing.embeddings import SentenceEncoder
+    from firewall_routing.routers import make_router
+
+    before = torch.get_num_threads()
+    try:
+        scorer = make_scorer(make_router("knn"), "torch", threads=2)
+        assert isinstance(scorer, EmbeddingScorer) and scorer.backend == "torch"
+        enc = scorer._encoder
+        assert isinstance(enc, SentenceEncoder) and enc.threads == 2
+    finally:
+        torch.set_num_threads(before)

@@ -75,7 +75,7 @@ def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> 
     """The scorer for ``router``: ONNX or torch MiniLM for ``scores_embeddings`` routers.
 
     ``threads`` is the encoder's intra-op thread count (ONNX session; for torch the
-    process-wide ``torch.set_num_threads``).
+    encoder's own per-encode setting and the process-wide ``torch.set_num_threads``).
     """
     from firewall_routing.embeddings import DEFAULT_ENCODER
 
@@ -93,7 +93,7 @@ def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> 
         # and on a busy 2-core machine torch's thread hand-offs made them ~8x slower
         # (measured 78 ms with 1 thread vs 645 ms with 2).
         torch.set_num_threads(threads)
-        return EmbeddingScorer(router, SentenceEncoder(model), "torch")
+        return EmbeddingScorer(router, SentenceEncoder(model, threads=threads), "torch")
     if model not in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
         raise InputError(
             f"the onnx backend only ships {DEFAULT_ENCODER}; this router uses "
