@@ -185,9 +185,11 @@ class SolutionPrior:
         norm = float(np.linalg.norm(val))
         return idx, val / norm if norm > 0 else val
 
-    def predict(self, texts: Sequence[str]) -> FloatArray:
-        """Predicted solution targets, one row per text (no dense n-gram matrix is built)."""
-        f = (feature_matrix(texts) - self.feat_mean) / self.feat_std
+    def predict(self, texts: Sequence[str], feats: FloatArray | None = None) -> FloatArray:
+        """Predicted solution targets, one row per text (no dense n-gram matrix is built);
+        ``feats`` is ``feature_matrix(texts)`` when the caller already has it."""
+        raw = feature_matrix(texts) if feats is None else feats
+        f = (raw - self.feat_mean) / self.feat_std
         out: FloatArray = f @ self.coef[len(self.vocab) :] + self.intercept
         for i, t in enumerate(texts):
             idx, val = self.tfidf_rows(t)
@@ -358,14 +360,16 @@ class RidgeRouter(Router):
     def _extra(self, prompts: Sequence[str]) -> FloatArray:
         """Hand features and prior predictions (unstandardized), one row per prompt."""
         parts = [np.zeros((len(prompts), 0))]
-        if self.options.features:
-            parts.append(feature_matrix(prompts))
+        use_feats = self.options.features or self._prior is not None
+        feats = feature_matrix(prompts) if use_feats else None
+        if feats is not None and self.options.features:
+            parts.append(feats)
         if self._prior is not None:
-            parts.append(self._prior.predict(prompts))
+            parts.append(self._prior.predict(prompts, feats))
         return np.hstack(parts)
 
-    def _inputs(self, emb: FloatArray, prompts: Sequence[str]) -> FloatArray:
-        extra = self._extra(prompts)
+    def _inputs(self, emb: FloatArray, extra: FloatArray) -> FloatArray:
+        """Embedding beside the extra columns, standardized with the training rows' moments."""
         return np.hstack([emb, (extra - self._mean) / self._std])
 
     def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
@@ -375,7 +379,7 @@ class RidgeRouter(Router):
         self._prior = gsm8k_prior(prompts) if self.options.prior == "gsm8k" else None
         extra = self._extra(prompts)
         self._mean, self._std = extra.mean(0), extra.std(0) + 1e-9
-        x = self._inputs(self.embed(prompts), prompts)
+        x = self._inputs(self.embed(prompts), extra)
         self.alpha = loo_alpha(x, y)
         self._coef, self._intercept = ridge_solve(x, y, self.alpha)
         return FitReport(seconds=time.perf_counter() - start)
@@ -389,7 +393,7 @@ class RidgeRouter(Router):
             raise InputError("router 'ridge' scores embeddings together with their prompts' texts")
         if len(texts) != len(emb):
             raise ValueError(f"{len(emb)} embeddings but {len(texts)} texts")
-        return squash(self._inputs(emb, texts) @ self._coef + self._intercept)
+        return squash(self._inputs(emb, self._extra(texts)) @ self._coef + self._intercept)
 
     def score(self, prompts: Sequence[str]) -> FloatArray:
         return self.score_embeddings(self.embed(prompts), prompts)
