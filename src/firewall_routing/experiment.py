@@ -488,14 +488,29 @@ def _compare_table(
     }
 
 
-def embedding_encoders(cfg: ExperimentConfig) -> list[str]:
+def embedding_encoders(cfg: ExperimentConfig, extra: dict[str, dict[str, Any]] | None = None) -> list[str]:
     """The sentence encoders this run's embedding routers (``scores_embeddings``) use, so
-    ``run`` embeds every prompt once up front (and fills the cache)."""
+    ``run`` embeds every prompt once up front (and fills the cache); ``extra`` adds routers
+    (name → options) trained outside ``cfg``, such as the sweep's label-trained baselines."""
     from firewall_routing.routers import make_router, router_class
 
     opts = {cfg.router: cfg.router_options} | {b: cfg.baseline_options.get(b, {}) for b in cfg.baselines}
+    opts |= extra or {}
     found = [make_router(n, **o).encoder for n, o in opts.items() if router_class(n).scores_embeddings]
     return list(dict.fromkeys(found))
+
+
+def embed_up_front(encoders: list[str], train: OutcomeTable, tables: dict[str, OutcomeTable]) -> None:
+    """Embed every distinct prompt once with each encoder, with one progress bar, before any
+    router trains: later fits and scores then read the cache."""
+    from firewall_routing.embeddings import get_encoder
+
+    if not encoders:
+        return
+    prompts = list(dict.fromkeys(list(train.prompts) + [p for t in tables.values() for p in t.prompts]))
+    print(f"embedding {len(prompts)} distinct prompts (cached on disk after the first run)", flush=True)
+    for enc in encoders:
+        get_encoder(enc).encode(prompts, progress=True)
 
 
 def paper_config(router_options: dict[str, Any] | None = None, **fields: Any) -> ExperimentConfig:
@@ -512,7 +527,6 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
     ``shown`` is the folder named to the user when ``out`` is a staging folder that is moved
     there on success (see :mod:`firewall_routing.rundir`)."""
     from firewall_routing import report
-    from firewall_routing.embeddings import get_encoder
     from firewall_routing.routers import router_class
 
     start = time.perf_counter()
@@ -528,14 +542,7 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
     train, val = split_train_val(full_train, cfg.val_fraction, cfg.split_seed)
     tables = load_eval_tables(cfg, data_dir)
 
-    encoders = embedding_encoders(cfg)
-    if encoders:
-        prompts = list(
-            dict.fromkeys(list(full_train.prompts) + [p for t in tables.values() for p in t.prompts])
-        )
-        print(f"embedding {len(prompts)} distinct prompts (cached on disk after the first run)", flush=True)
-        for enc in encoders:
-            get_encoder(enc).encode(prompts, progress=True)
+    embed_up_front(embedding_encoders(cfg), full_train, tables)
 
     runs, notes, params = train_and_score(
         cfg, train, val, tables, approx, out / "routers", score_dir=out / "scores"

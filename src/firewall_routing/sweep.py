@@ -43,6 +43,7 @@ from firewall_routing.experiment import (
     RouterRun,
     check_datasets,
     default_data_dir,
+    embed_up_front,
     embedding_encoders,
     load_eval_tables,
     score_tables,
@@ -236,17 +237,6 @@ def target_labels(table: OutcomeTable, target: str, approx: Approximations) -> F
     return compute_labels(table, target, approx).values
 
 
-def label_baseline_encoders(cfg: SweepConfig) -> list[str]:
-    """Sentence encoders of the label-trained baselines (to embed every prompt up front)."""
-    from firewall_routing.routers import make_router
-
-    found = [
-        getattr(make_router(n, **cfg.baseline_options.get(n, {})), "encoder", None)
-        for n in cfg.label_baselines()
-    ]
-    return [str(e) for e in found if e]
-
-
 def label_baseline_runs(
     cfg: SweepConfig,
     train: OutcomeTable,
@@ -314,7 +304,8 @@ def evaluate_pair(
         rows: dict[str, dict[str, Any]] = {}
         for r in runs:
             sets = r.scores[key]
-            point[r.name] = metrics.mean_apgr(sets, pr_w, pr_s)
+            per_seed = [metrics.mean_apgr(s, pr_w, pr_s) for s in sets]
+            point[r.name] = float(np.mean(per_seed))
             ci: list[float] | None = None
             if draws is not None:
                 boot[r.name] = metrics.bootstrap_apgr(sets, pr_w, pr_s, draws)
@@ -323,7 +314,7 @@ def evaluate_pair(
                 "kind": r.kind,
                 "apgr": point[r.name],
                 "ci95": ci,
-                "per_seed": [metrics.mean_apgr(s, pr_w, pr_s) for s in sets],
+                "per_seed": per_seed,
             }
         for r in runs:
             if r.kind == "ceiling":
@@ -473,7 +464,6 @@ def sweep_pair(
 def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
     """Run the sweep; writes results.json, summary.md and plots/ into ``out``."""
     from firewall_routing import sweep_report
-    from firewall_routing.embeddings import get_encoder
 
     start = time.perf_counter()
     data_dir = cfg.data_dir or default_data_dir()
@@ -492,14 +482,11 @@ def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
     )
     approx = Approximations(greedy=cfg.greedy_approx)  # type: ignore[arg-type]
     first = cfg.experiment(pairs[0].weak, pairs[0].strong)
-    encoders = list(dict.fromkeys(embedding_encoders(first) + label_baseline_encoders(cfg)))
+    label_baselines = {n: cfg.baseline_options.get(n, {}) for n in cfg.label_baselines()}
+    encoders = embedding_encoders(first, label_baselines)
     if encoders:
-        tables = load_eval_tables(first, data_dir)
         full = load_routerdc(train_file, pairs[0].weak, pairs[0].strong, "gsm8k-train")
-        prompts = list(dict.fromkeys(list(full.prompts) + [p for t in tables.values() for p in t.prompts]))
-        print(f"embedding {len(prompts)} distinct prompts (cached on disk after the first run)", flush=True)
-        for enc in encoders:
-            get_encoder(enc).encode(prompts, progress=True)
+        embed_up_front(encoders, full, load_eval_tables(first, data_dir))
 
     results: list[dict[str, Any]] = []
     contenders: list[str] = []
