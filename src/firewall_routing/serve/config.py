@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -192,11 +192,22 @@ def config_from_mapping(
         raise _input_error(e, source) from None
 
 
-def _input_error(e: ValidationError, source: str) -> InputError:
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(x) for x in loc)
+
+
+def _option(loc: tuple[int | str, ...]) -> str:
+    """A setting as the command-line option that overrides it (``--port``)."""
+    return "--" + "-".join(str(x) for x in loc).replace("_", "-")
+
+
+def _input_error(
+    e: ValidationError, source: str, name: Callable[[tuple[int | str, ...]], str] = _dotted
+) -> InputError:
     """Every bad setting in one line: a user fixing a config should not discover them one run at a time."""
     found = []
     for err in e.errors():
-        fld = ".".join(str(x) for x in err["loc"]) or None
+        fld = name(err["loc"]) or None
         msg = "required setting is missing" if err["type"] == "missing" else err["msg"]
         found.append((fld, msg.removeprefix("Value error, ")))
     if len(found) == 1:
@@ -218,9 +229,7 @@ def with_overrides(config: ServeConfig, **overrides: Any) -> ServeConfig:
     try:
         return ServeConfig.model_validate({**dict(config), **changes})
     except ValidationError as e:
-        err = e.errors()[0]
-        option = "--" + "-".join(str(x) for x in err["loc"]).replace("_", "-")
-        raise InputError(err["msg"].removeprefix("Value error, "), field=option) from None
+        raise _input_error(e, "", name=_option) from None
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> ServeConfig:
