@@ -155,6 +155,8 @@ def scored_text(turns: Sequence[str], budget: int, count: TokenCounter) -> str:
     """Last user turn, then earlier turns newest first while the total fits ``budget``."""
     if not turns:
         raise ValueError("no user turn to score")
+    if len(turns) == 1:  # the common case: no budget to check, so no tokenizing here
+        return turns[0]
     picked = [turns[-1]]
     used = count(turns[-1])
     for turn in reversed(turns[:-1]):
