@@ -314,10 +314,7 @@ def main() -> None:
     _quiet_third_party_progress()
     try:
         rv = app(standalone_mode=False)
-    except InputError as e:
-        typer.echo(f"error: {_one_line(str(e))}", err=True)
-        sys.exit(2)
-    except MetricError as e:
+    except (InputError, MetricError) as e:
         typer.echo(f"error: {_one_line(str(e))}", err=True)
         sys.exit(2)
     except ValidationError as e:  # option values checked by a pydantic config model
