@@ -406,7 +406,8 @@ BLOCKING = frozenset({"hard-block", "hard-block-greedy", "soft-block"})
 """The paper's blocking designs, whose advantage over the other label designs is its claim."""
 
 
-def _short(model: str) -> str:
+def short(model: str) -> str:
+    """``org/name`` → ``name`` (tables and plots need narrow labels)."""
     return model.rsplit("/", 1)[-1]
 
 
@@ -680,7 +681,7 @@ def curve_band(
 
 
 def _pair_title(t: OutcomeTable, pair: str) -> str:
-    return f"weak {_short(t.weak.name)} → strong {_short(t.strong.name)} ({pair} pair)"
+    return f"weak {short(t.weak.name)} → strong {short(t.strong.name)} ({pair} pair)"
 
 
 def _dataset(key: str) -> str:

@@ -52,6 +52,7 @@ from firewall_routing.experiment import (
 )
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
 from firewall_routing.outcomes import FloatArray, OutcomeTable, load_routerdc, routerdc_models
+from firewall_routing.report import short
 from firewall_routing.routers import DEFAULT_ROUTER
 
 DEFAULT_BASELINES: tuple[str, ...] = ("mf", "knn")
@@ -174,11 +175,6 @@ class Pair:
     @property
     def label(self) -> str:
         return f"{short(self.weak)} → {short(self.strong)}"
-
-
-def short(model: str) -> str:
-    """``org/name`` → ``name`` (tables and plots need narrow labels)."""
-    return model.rsplit("/", 1)[-1]
 
 
 def select_pairs(train_file: Path, min_gap: float) -> list[Pair]:
