@@ -20,7 +20,7 @@ import time
 
 import httpx
 
-from firewall_routing.benchmarks import load_benchmark
+from firewall_routing.sampling.datasets import load_benchmark
 from firewall_routing.sampling.local_server import default_threads, local_server_process, usable_cpus
 
 

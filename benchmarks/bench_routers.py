@@ -37,7 +37,7 @@ STRONG = "cognitivecomputations/dolphin-2.9-llama3-8b"
 
 def load_data() -> tuple[Any, Any, list[str]]:
     """Train/val split exactly as ``reproduce`` makes it, plus unseen GSM8K test prompts."""
-    from firewall_routing.experiment import TRAIN_FILE, default_data_dir, split_train_val
+    from firewall_routing.experiment.run import TRAIN_FILE, default_data_dir, split_train_val
     from firewall_routing.outcomes import load_routerdc
 
     d = default_data_dir() / "routerdc"

@@ -33,8 +33,8 @@ from typing import Any
 
 import httpx
 
-from firewall_routing.benchmarks import load_benchmark
 from firewall_routing.sampling.client import Sampler, SamplingParams, Upstream
+from firewall_routing.sampling.datasets import load_benchmark
 from firewall_routing.sampling.local_server import local_server_process
 from firewall_routing.sampling.store import SampleStore
 

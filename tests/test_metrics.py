@@ -336,7 +336,7 @@ def test_bootstrap_negative_gap_draws_are_nan() -> None:
 
 
 def test_report_marks_undefined_apgr_instead_of_printing_nan() -> None:
-    from firewall_routing import report
+    from firewall_routing.experiment import report
 
     nan = float("nan")
     row = {"mean": {"apgr": nan}, "std": {"apgr": nan}, "n_seeds": 3, "ci95": {"apgr": (nan, nan)}}

@@ -137,7 +137,7 @@ def train(
     Train-free routers (random, oracle, margin) are saved as they are, so every router can
     be passed to `evaluate` and `serve` as a directory.
     """
-    from firewall_routing.experiment import split_train_val
+    from firewall_routing.experiment.run import split_train_val
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import load_table
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
@@ -190,9 +190,9 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
 ) -> None:
     """Score a router on an outcome file and print the metrics table."""
+    from firewall_routing.experiment.report import evaluate_router, format_evaluation
     from firewall_routing.metrics import require_gap
     from firewall_routing.outcomes import load_table
-    from firewall_routing.report import evaluate_router, format_evaluation
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
     table = load_table(outcomes, weak, strong)
@@ -220,10 +220,10 @@ def evaluate(
 
 # Commands of later pipeline stages register themselves here (each module keeps its heavy
 # imports inside the command functions).
-from firewall_routing.experiment_cli import register as _register_reproduce  # noqa: E402
+from firewall_routing.experiment.commands import register as _register_reproduce  # noqa: E402
 
 _register_reproduce(app)
-from firewall_routing.sweep_cli import register as _register_sweep  # noqa: E402
+from firewall_routing.experiment.sweep_commands import register as _register_sweep  # noqa: E402
 
 _register_sweep(app)
 from firewall_routing.sampling.commands import register as _register_sampling  # noqa: E402

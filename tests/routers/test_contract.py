@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from firewall_routing.errors import InputError
+from firewall_routing.experiment.report import evaluate_router
 from firewall_routing.labels import compute_labels
 from firewall_routing.outcomes import load_table
-from firewall_routing.report import evaluate_router
 from firewall_routing.routers import (
     REGISTRY,
     RouterMetadata,
@@ -234,7 +234,7 @@ def test_training_hash_is_sha256_of_prompts_and_label_reprs() -> None:
 
 
 def test_reproduce_baselines_train_on_the_table_or_not_at_all() -> None:
-    from firewall_routing.experiment import check_baseline
+    from firewall_routing.experiment.run import check_baseline
 
     assert check_baseline("mf").fits_table and not check_baseline("margin").trains
     with pytest.raises(InputError, match="baseline 'knn' trains on label-design labels"):

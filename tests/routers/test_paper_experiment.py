@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from firewall_routing.experiment import (
+from firewall_routing.experiment.run import (
     MAIN,
     ExperimentConfig,
     load_eval_tables,

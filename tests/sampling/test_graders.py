@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from firewall_routing.benchmarks import BenchmarkItem, data_dir, load_benchmark
 from firewall_routing.errors import InputError
 from firewall_routing.sampling import graders
+from firewall_routing.sampling.datasets import BenchmarkItem, data_dir, load_benchmark
 from firewall_routing.sampling.graders import (
     GRADERS,
     extract_code,

@@ -2,7 +2,7 @@
 
 Every grader is a pure function ``(completion, reference) -> bool`` so that outcomes can be
 re-graded from stored completions at any time. ``reference`` is what
-:class:`firewall_routing.benchmarks.BenchmarkItem` carries for that grader:
+:class:`firewall_routing.sampling.datasets.BenchmarkItem` carries for that grader:
 
 ============== =====================================================================
 ``gsm8k``      the gold solution ending ``#### <number>`` (or just a number)

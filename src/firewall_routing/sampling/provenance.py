@@ -26,11 +26,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from firewall_routing.benchmarks import PAPER_PROMPT
+from firewall_routing.sampling.datasets import PAPER_PROMPT
 
 if TYPE_CHECKING:
-    from firewall_routing.benchmarks import BenchmarkItem
     from firewall_routing.outcomes import OutcomeTable
+    from firewall_routing.sampling.datasets import BenchmarkItem
     from firewall_routing.sampling.run import RunConfig, RunStats
     from firewall_routing.sampling.store import SampleStore
 

@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from firewall_routing.errors import InputError
 
 if TYPE_CHECKING:
-    from firewall_routing.benchmarks import BenchmarkItem
     from firewall_routing.outcomes import OutcomeTable
     from firewall_routing.sampling.client import Sampler, SamplingParams, Upstream
+    from firewall_routing.sampling.datasets import BenchmarkItem
     from firewall_routing.sampling.store import SampleStore, StoredSample
 
 MARGIN_TOP_LOGPROBS = 2
@@ -200,7 +200,7 @@ def run_params(cfg: RunConfig) -> SamplingParams:
 
 
 def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
-    from firewall_routing.benchmarks import load_benchmark
+    from firewall_routing.sampling.datasets import load_benchmark
 
     items = [it for d in cfg.dataset for it in load_benchmark(d, cfg.split, cfg.limit)]
     if not items:

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
 from firewall_routing.serve.config import ServeConfig
-from firewall_routing.serve.metrics import CONTENT_TYPE, ServeMetrics
+from firewall_routing.serve.prometheus import CONTENT_TYPE, ServeMetrics
 from firewall_routing.serve.routing import (
     MODEL_PATTERN,
     Decider,

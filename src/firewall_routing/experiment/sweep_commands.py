@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from firewall_routing.experiment_cli import DataDirOpt, RouterDCGreedyOpt
+from firewall_routing.experiment.commands import DataDirOpt, RouterDCGreedyOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -89,7 +89,7 @@ def sweep(
 
     Writes results.json, summary.md and plots/sweep-apgr.png into --out.
     """
-    from firewall_routing.sweep import SweepConfig, run
+    from firewall_routing.experiment.sweep import SweepConfig, run
 
     fields: dict[str, Any] = {
         "min_gap": min_gap,

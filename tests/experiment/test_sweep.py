@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from firewall_routing import metrics
-from firewall_routing.sweep import (
+from firewall_routing.experiment.sweep import (
     CEILING_PREFIX,
     CEILING_PW,
     GAIN,
@@ -120,7 +120,7 @@ def test_ceiling_fraction_by_hand() -> None:
 
 
 def test_default_router_is_reproduces_default() -> None:
-    from firewall_routing.experiment import ExperimentConfig
+    from firewall_routing.experiment.run import ExperimentConfig
 
     assert SweepConfig(baselines=["mf"]).router == ExperimentConfig().router
 
@@ -178,7 +178,7 @@ def test_identical_labels_are_ties(result: dict[str, Any]) -> None:
 
 
 def test_aliases_show_the_preferred_name() -> None:
-    from firewall_routing.sweep import aliases
+    from firewall_routing.experiment.sweep import aliases
 
     same = {"soft-block": "win-rate", "hybrid-prob": "win-rate", "hybrid-det": "hard"}
     pairs = [{"same_as": same}, {"same_as": same | {"hard-block": "hard"}}]
@@ -187,7 +187,7 @@ def test_aliases_show_the_preferred_name() -> None:
 
 
 def test_console_lists_aliases_once(result: dict[str, Any]) -> None:
-    from firewall_routing.sweep_report import console, markdown
+    from firewall_routing.experiment.sweep_report import console, markdown
 
     text = console(result)
     assert "soft-block (= hybrid-prob)" in text
@@ -233,7 +233,7 @@ def test_gain_target_by_hand() -> None:
 
 def test_small_test_gap_is_excluded_not_an_error() -> None:
     """A zero test gap would make APGR undefined (MetricError): the dataset is marked instead."""
-    from firewall_routing.experiment import RouterRun
+    from firewall_routing.experiment.run import RouterRun
 
     from .conftest import make_table
 

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from firewall_routing import metrics, report
-from firewall_routing.experiment import RouterRun, evaluate_and_compare
+from firewall_routing import metrics
+from firewall_routing.experiment import report
+from firewall_routing.experiment.run import RouterRun, evaluate_and_compare
 from firewall_routing.outcomes import OutcomeTable
 
 from .conftest import make_table

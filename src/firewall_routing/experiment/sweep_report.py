@@ -1,6 +1,6 @@
 """Tables and the forest plot of a ``sweep`` run, all read from its results.json payload.
 
-Kept apart from :mod:`firewall_routing.sweep` so the numbers (computed there) and their
+Kept apart from :mod:`firewall_routing.experiment.sweep` so the numbers (computed there) and their
 presentation (here) can change independently; matplotlib is imported only to draw.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from firewall_routing.sweep import CEILING_PREFIX, CEILING_PW, ORACLE, PLOT_ROUTERS, RANDOM
+from firewall_routing.experiment.sweep import CEILING_PREFIX, CEILING_PW, ORACLE, PLOT_ROUTERS, RANDOM
 
 OPPONENTS: tuple[str, ...] = (RANDOM, "mf", "knn", "weak-pass-rate", "soft-block")
 """Columns of the console's win table: the baselines the issue asks about, and soft-block."""

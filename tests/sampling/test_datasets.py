@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import firewall_routing.benchmarks as bm
-from firewall_routing.benchmarks import (
+import firewall_routing.sampling.datasets as bm
+from firewall_routing.errors import InputError
+from firewall_routing.outcomes import load_routerdc
+from firewall_routing.sampling.datasets import (
     BenchmarkItem,
     data_dir,
     load_benchmark,
     paper_prompt,
 )
-from firewall_routing.errors import InputError
-from firewall_routing.outcomes import load_routerdc
 from firewall_routing.sampling.graders import GRADERS, grade, gsm8k_gold
 
 pytestmark = pytest.mark.timeout(60)

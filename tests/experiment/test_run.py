@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from firewall_routing.embeddings import DEFAULT_ENCODER
-from firewall_routing.experiment import (
+from firewall_routing.experiment.run import (
     MAIN,
     ExperimentConfig,
     design_seeds,
@@ -16,11 +16,11 @@ from firewall_routing.experiment import (
     load_eval_tables,
     train_and_score,
 )
+from firewall_routing.experiment.sweep import SweepConfig
 from firewall_routing.labels import Approximations
 from firewall_routing.outcomes import load_routerdc
 from firewall_routing.routers import DEFAULT_ROUTER
 from firewall_routing.routers.ridge import RidgeRouter
-from firewall_routing.sweep import SweepConfig
 
 from .conftest import DATA, ToyEncoder
 

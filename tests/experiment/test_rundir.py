@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from firewall_routing.errors import InputError
-from firewall_routing.rundir import staged_run_dir
+from firewall_routing.experiment.rundir import staged_run_dir
 
 
 def _previous_run(out: Path) -> None:

@@ -18,7 +18,7 @@ predictor of what that router was trained to predict), and the oracle. Random ro
 its expected straight line (APGR exactly 50: a constant score), never one random draw.
 
 Everything reused from ``reproduce`` (loading, split, label designs, training with identical
-labels trained once, baselines) comes from :mod:`firewall_routing.experiment`.
+labels trained once, baselines) comes from :mod:`firewall_routing.experiment.run`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from firewall_routing import metrics
 from firewall_routing.errors import InputError
-from firewall_routing.experiment import (
+from firewall_routing.experiment.report import short
+from firewall_routing.experiment.run import (
     DATASET_FILES,
     TRAIN_FILE,
     ExperimentConfig,
@@ -52,7 +53,6 @@ from firewall_routing.experiment import (
 )
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
 from firewall_routing.outcomes import FloatArray, OutcomeTable, load_routerdc, routerdc_models
-from firewall_routing.report import short
 from firewall_routing.routers import DEFAULT_ROUTER
 
 DEFAULT_BASELINES: tuple[str, ...] = ("mf", "knn")
@@ -389,7 +389,7 @@ def identical_designs(
 ) -> dict[str, str]:
     """Design → the first earlier design with the same training labels (so the same router),
     the rule ``train_and_score`` uses to train once; tables list such designs once."""
-    from firewall_routing.experiment import same_labels
+    from firewall_routing.experiment.run import same_labels
 
     seen: dict[str, FloatArray] = {}
     out: dict[str, str] = {}
@@ -459,7 +459,7 @@ def sweep_pair(
 
 def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
     """Run the sweep; writes results.json, summary.md and plots/ into ``out``."""
-    from firewall_routing import sweep_report
+    from firewall_routing.experiment import sweep_report
 
     start = time.perf_counter()
     data_dir = cfg.data_dir or default_data_dir()

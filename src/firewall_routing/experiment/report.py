@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from firewall_routing import conclusion, metrics
+from firewall_routing import metrics
+from firewall_routing.experiment import conclusion
 from firewall_routing.labels import DESIGN_TITLES
 from firewall_routing.outcomes import FloatArray, OutcomeTable
 
 if TYPE_CHECKING:
-    from firewall_routing.experiment import RouterRun
+    from firewall_routing.experiment.run import RouterRun
     from firewall_routing.routers import Router
 
 TITLES: dict[str, str] = {

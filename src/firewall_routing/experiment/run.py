@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from firewall_routing import conclusion, metrics
+from firewall_routing import metrics
 from firewall_routing.errors import InputError
+from firewall_routing.experiment import conclusion
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
 from firewall_routing.outcomes import FloatArray, OutcomeTable, concat, load_routerdc
 from firewall_routing.routers import DEFAULT_ROUTER
@@ -525,8 +526,8 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
     """Run the whole experiment; returns the output directory (printed as it starts).
 
     ``shown`` is the folder named to the user when ``out`` is a staging folder that is moved
-    there on success (see :mod:`firewall_routing.rundir`)."""
-    from firewall_routing import report
+    there on success (see :mod:`firewall_routing.experiment.rundir`)."""
+    from firewall_routing.experiment import report
     from firewall_routing.routers import router_class
 
     start = time.perf_counter()
