@@ -12,7 +12,7 @@ from firewall_routing.experiment import conclusion
 from firewall_routing.experiment.run import RouterRun, evaluate_and_compare
 from firewall_routing.outcomes import OutcomeTable
 
-from .conftest import make_table
+from ..conftest import make_table
 
 
 def test_paired_difference_hand_computed() -> None:

@@ -13,7 +13,7 @@ from firewall_routing.experiment import report
 from firewall_routing.experiment.run import RouterRun, evaluate_and_compare
 from firewall_routing.outcomes import OutcomeTable
 
-from .conftest import make_table
+from ..conftest import make_table
 
 KEY = "main/toy"
 

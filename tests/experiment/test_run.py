@@ -22,7 +22,7 @@ from firewall_routing.outcomes import load_routerdc
 from firewall_routing.routers import DEFAULT_ROUTER
 from firewall_routing.routers.ridge import RidgeRouter
 
-from .conftest import DATA, ToyEncoder
+from ..conftest import DATA, ToyEncoder
 
 WEAK, STRONG = "HuggingFaceH4/zephyr-7b-beta", "cognitivecomputations/dolphin-2.9-llama3-8b"
 

@@ -30,7 +30,7 @@ from firewall_routing.experiment.sweep import (
     target_labels,
 )
 
-from .conftest import ToyEncoder
+from ..conftest import ToyEncoder
 
 MODELS = {"org/low": 0.2, "org/mid": 0.5, "org/top": 0.8}
 """Mean pass rates on train: ordered pairs with gap ≥ 0.1 are low→top (0.6), low→mid and
@@ -104,7 +104,7 @@ def test_pairs_by_hand(data_dir: Path) -> None:
 
 
 def test_shipped_data_has_fifteen_pairs() -> None:
-    from .conftest import DATA
+    from ..conftest import DATA
 
     pairs = select_pairs(DATA / "routerdc" / "gsm8k-train.json", 0.10)
     assert len(pairs) == 15 and all(p.gap >= 0.10 for p in pairs)
@@ -223,7 +223,7 @@ def test_paired_differences_are_consistent(result: dict[str, Any]) -> None:
 def test_gain_target_by_hand() -> None:
     from firewall_routing.labels import Approximations
 
-    from .conftest import make_table
+    from ..conftest import make_table
 
     t = make_table(["a", "b", "c"], np.array([0.0, 1.0, 0.5]), np.array([1.0, 0.0, 0.5]))
     # (1 − (pr_s − pr_w)) / 2: gain 1 -> 0 (strong first), gain −1 -> 1, gain 0 -> ½
@@ -235,7 +235,7 @@ def test_small_test_gap_is_excluded_not_an_error() -> None:
     """A zero test gap would make APGR undefined (MetricError): the dataset is marked instead."""
     from firewall_routing.experiment.run import RouterRun
 
-    from .conftest import make_table
+    from ..conftest import make_table
 
     flat = make_table(["a", "b"], np.array([0.0, 1.0]), np.array([1.0, 0.0]))  # gap 0
     steep = make_table(["a", "b"], np.array([0.0, 0.5]), np.array([1.0, 0.5]))  # gap 0.5
