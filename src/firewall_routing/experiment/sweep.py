@@ -36,24 +36,26 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from firewall_routing import metrics
 from firewall_routing.errors import InputError
+from firewall_routing.experiment.config import DATASET_FILES, TRAIN_FILE, ExperimentConfig, check_datasets
 from firewall_routing.experiment.report import short
+from firewall_routing.experiment.results import FitRecord, RouterKind, RouterRun
 from firewall_routing.experiment.run import (
-    DATASET_FILES,
-    TRAIN_FILE,
-    ExperimentConfig,
-    RouterRun,
-    check_datasets,
-    default_data_dir,
     embed_up_front,
     embedding_encoders,
     load_eval_tables,
     score_tables,
-    split_train_val,
     train_and_score,
 )
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
-from firewall_routing.outcomes import FloatArray, OutcomeTable, load_routerdc, routerdc_models
+from firewall_routing.outcomes import (
+    FloatArray,
+    OutcomeTable,
+    load_routerdc,
+    routerdc_models,
+    split_train_val,
+)
 from firewall_routing.routers import DEFAULT_ROUTER
+from firewall_routing.sampling.datasets import default_data_dir
 
 DEFAULT_BASELINES: tuple[str, ...] = ("mf", "knn")
 """Trained baselines beside the designs (random is always added as its expected line)."""
@@ -195,7 +197,7 @@ def select_pairs(train_file: Path, min_gap: float) -> list[Pair]:
 # --------------------------------------------------------------------------- one pair
 
 
-def _run(name: str, kind: str, scores: dict[str, FloatArray]) -> RouterRun:
+def _run(name: str, kind: RouterKind, scores: dict[str, FloatArray]) -> RouterRun:
     return RouterRun(name, kind, {k: [v] for k, v in scores.items()})
 
 
@@ -249,7 +251,7 @@ def label_baseline_runs(
         router = make_router(name, **cfg.baseline_options.get(name, {}))
         rep = router.fit(train.prompts, y, val=Validation.from_table(val))
         run = _run(name, "baseline", score_tables(router, tables))
-        run.training.append({"seed": 0, "seconds": round(rep.seconds, 3), "label": cfg.knn_label})
+        run.training.append(FitRecord(0, None, None, round(rep.seconds, 3), label=cfg.knn_label))
         runs.append(run)
     return runs
 
@@ -450,7 +452,7 @@ def sweep_pair(
         "same_as": same_as,
         "label_params": params,
         "training_seconds": {
-            r.name: round(sum(x.get("seconds", 0.0) for x in r.training), 3) for r in runs if r.training
+            r.name: round(sum(x.seconds for x in r.training), 3) for r in runs if r.training
         },
         "datasets": evaluate_pair(runs, tables, cfg.n_boot, cfg.boot_seed, cfg.min_test_gap),
     }

@@ -251,7 +251,7 @@ def fit_solution_prior(
 
 
 def gsm8k_prior_file() -> Path:
-    from firewall_routing.experiment.run import default_data_dir
+    from firewall_routing.sampling.datasets import default_data_dir
 
     return default_data_dir() / "gsm8k" / "train.jsonl"
 

@@ -69,6 +69,25 @@ def data_dir() -> Path:
     )
 
 
+def default_data_dir() -> Path:
+    """The folder with the shipped RouterDC outcome files (``routerdc/``), for ``reproduce``,
+    ``sweep`` and the ridge router's GSM8K prior: ``$FIREWALL_ROUTING_DATA`` if it has
+    ``routerdc/``, else the repository's ``data/`` (editable install), else ``./data``.
+
+    Unlike :func:`data_dir`, a set but unsuitable ``$FIREWALL_ROUTING_DATA`` falls through
+    to the other places (the behaviour ``reproduce`` has always had).
+    """
+    env = os.environ.get(DATA_ENV)
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[3] / "data", Path.cwd() / "data"]
+    for c in candidates:
+        if (c / "routerdc").is_dir():
+            return c
+    raise InputError(
+        "cannot find the shipped data (a folder with routerdc/): pass --data-dir or set FIREWALL_ROUTING_DATA"
+    )
+
+
 # ----------------------------------------------------------------------------- built-ins
 
 
