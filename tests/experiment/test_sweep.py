@@ -14,12 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from firewall_routing import metrics
+from firewall_routing.experiment.config import CEILING_PREFIX, CEILING_PW, ORACLE, RANDOM
 from firewall_routing.experiment.sweep import (
-    CEILING_PREFIX,
-    CEILING_PW,
     GAIN,
-    ORACLE,
-    RANDOM,
     SweepConfig,
     across,
     ceiling_fraction,

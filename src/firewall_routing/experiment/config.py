@@ -26,6 +26,13 @@ DATASET_FILES: dict[str, tuple[str, ...]] = {
 TRAIN_FILE = "gsm8k-train.json"
 MAIN, GEN = "main", "gen"
 
+# Row names the sweep computes and its report shows (here so neither imports the other).
+RANDOM = "random"
+ORACLE = "oracle"
+CEILING_PW = "ceiling:weak-pass-rate"
+CEILING_PREFIX = "ceiling:"
+PLOT_ROUTERS: tuple[str, ...] = ("soft-block", "weak-pass-rate", "mf", "knn")
+
 DEFAULT_BASELINES: tuple[str, ...] = ("random", "mf", "oracle")
 """Baseline routers every run adds beside the label designs (any registry name works: a
 router with ``fit_table`` is trained on the outcome table itself, e.g. ``mf`` on RouteLLM

@@ -36,7 +36,16 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from firewall_routing import metrics
 from firewall_routing.errors import InputError
-from firewall_routing.experiment.config import DATASET_FILES, TRAIN_FILE, ExperimentConfig, check_datasets
+from firewall_routing.experiment.config import (
+    CEILING_PREFIX,
+    CEILING_PW,
+    DATASET_FILES,
+    ORACLE,
+    RANDOM,
+    TRAIN_FILE,
+    ExperimentConfig,
+    check_datasets,
+)
 from firewall_routing.experiment.report import short
 from firewall_routing.experiment.results import FitRecord, RouterKind, RouterRun
 from firewall_routing.experiment.run import (
@@ -69,12 +78,6 @@ GAIN = "gain"
 predicted difference orders queries by E[pr_s − pr_w]; as a label in [0, 1] with high = weak
 is enough, (1 − (pr_s − pr_w)) / 2 (the oracle's score, predicted). kNN averages labels
 linearly, so kNN on this label *is* kNN predicting both models' pass rates."""
-
-RANDOM = "random"
-ORACLE = "oracle"
-CEILING_PW = "ceiling:weak-pass-rate"
-CEILING_PREFIX = "ceiling:"
-PLOT_ROUTERS: tuple[str, ...] = ("soft-block", "weak-pass-rate", "mf", "knn")
 
 
 class SweepConfig(BaseModel):
