@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from firewall_routing.designs import DESIGNS_EPILOG
-from firewall_routing.errors import InputError, MetricError
+from firewall_routing.errors import InputError, MetricError, validation_problems
 from firewall_routing.routers import DEFAULT_ROUTER
 
 app = typer.Typer(
@@ -303,12 +303,10 @@ def _quiet_third_party_progress() -> None:
 
 def _validation_summary(e: ValidationError) -> str:
     """Every bad option of a pydantic check on one line (not only the first one)."""
-    parts = []
-    for err in e.errors():
-        where = ".".join(str(x) for x in err["loc"])
-        msg = _one_line(err["msg"].removeprefix("Value error, "))
-        parts.append(f"option '{where}': {msg}" if where else msg)
-    return "; ".join(parts)
+    return "; ".join(
+        f"option '{where}': {_one_line(msg)}" if where else _one_line(msg)
+        for where, msg in validation_problems(e, missing="Field required")
+    )
 
 
 def main() -> None:

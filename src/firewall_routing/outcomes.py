@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from firewall_routing.errors import InputError
+from firewall_routing.errors import InputError, input_error_from
 from firewall_routing.files import iter_jsonl, read_text
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -422,12 +422,7 @@ def load_generic(path: str | Path, benchmark: str = "") -> OutcomeTable:
         try:
             rows.append(GenericRow.model_validate(rec))
         except ValidationError as e:
-            err = e.errors()[0]
-            fld = ".".join(str(x) for x in err["loc"]) or None
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "missing":
-                msg = "required field is missing"
-            raise InputError(msg, path=p, row=line, field=fld) from None
+            raise input_error_from(e, path=p, row=line) from None
     if not rows:
         raise InputError("file has no rows", path=p)
     bench = benchmark or p.stem

@@ -15,9 +15,7 @@ table of the items the store already completes without sending any request.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from firewall_routing.errors import InputError
+from firewall_routing.configfiles import read_mapping
+from firewall_routing.errors import InputError, input_error_from
+from firewall_routing.upstreams import UpstreamConfig, resolve_api_key, warn_literal_keys
 
 if TYPE_CHECKING:
     from firewall_routing.outcomes import OutcomeTable
@@ -35,29 +35,6 @@ if TYPE_CHECKING:
     from firewall_routing.sampling.store import SampleStore, StoredSample
 
 MARGIN_TOP_LOGPROBS = 2
-
-
-class UpstreamConfig(BaseModel):
-    """One model endpoint. The API key is read from the environment variable named here,
-    so config files can be committed without secrets."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str
-    model: str
-    api_key_env: str | None = None
-    name: str | None = Field(default=None, description="Name written to the table.")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {v!r}")
-        return v.rstrip("/")
-
-    @property
-    def display_name(self) -> str:
-        return self.name or self.model
 
 
 class RunConfig(BaseModel):
@@ -85,36 +62,23 @@ class RunConfig(BaseModel):
     def _listify(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
+    @field_validator("weak", "strong")
+    @classmethod
+    def _openai_only(cls, v: UpstreamConfig) -> UpstreamConfig:
+        """The sampler speaks the OpenAI HTTP API itself (n, logprobs, retries), and the
+        upstream's serve-only settings would be silently ignored here."""
+        if v.provider != "openai":
+            raise ValueError("sample needs an OpenAI-compatible base_url (provider 'openai')")
+        ignored = sorted({"timeout", "keepalive_expiry"} & v.model_fields_set)
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)}: serve-only settings (sample's is the run's 'timeout')")
+        return v
+
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """Raw mapping from a ``.yaml``/``.yml``/``.toml`` file (validated later, merged with
     CLI options first so either can supply any field)."""
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml"):
-        raise InputError(f"config must be .yaml, .yml or .toml, got '{suffix}'", path=path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("config file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read config: {e}", path=path) from None
-    if suffix == ".toml":
-        try:
-            data: Any = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise InputError(f"invalid TOML: {e}", path=path) from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            row = mark.line + 1 if mark is not None else None
-            raise InputError(f"invalid YAML: {getattr(e, 'problem', e)}", path=path, row=row) from None
-    if not isinstance(data, dict):
-        raise InputError("config must be a mapping of option names to values", path=path)
-    return data
+    return read_mapping(path)
 
 
 def make_config(
@@ -134,30 +98,23 @@ def make_config(
         else:
             merged[k] = v
     try:
-        return RunConfig.model_validate(merged)
+        cfg = RunConfig.model_validate(merged)
     except ValidationError as e:
-        err = e.errors()[0]
-        fld = ".".join(str(x) for x in err["loc"]) or None
-        msg = (
-            "required (in the config file or as an option)"
-            if err["type"] == "missing"
-            else err["msg"].removeprefix("Value error, ")
-        )
-        raise InputError(msg, path=path, field=fld) from None
+        raise input_error_from(
+            e, path=path, missing="required (in the config file or as an option)"
+        ) from None
+    if path is not None:
+        warn_literal_keys(merged, str(path))
+    return cfg
 
 
 def upstream_of(cfg: UpstreamConfig, side: str) -> Upstream:
-    """The client's Upstream, with the API key read from the environment now."""
+    """The client's Upstream, with the API key read from the environment now (the rule of
+    :mod:`firewall_routing.upstreams`)."""
     from firewall_routing.sampling.client import Upstream
 
-    key = None
-    if cfg.api_key_env:
-        key = os.environ.get(cfg.api_key_env)
-        if not key:
-            raise InputError(
-                f"environment variable {cfg.api_key_env} is not set", field=f"{side}.api_key_env"
-            )
-    return Upstream(cfg.base_url, cfg.model, key)
+    assert cfg.base_url is not None  # RunConfig admits provider 'openai' only, which requires it
+    return Upstream(cfg.base_url, cfg.model, resolve_api_key(cfg, side))
 
 
 # ----------------------------------------------------------------------------- sampling
