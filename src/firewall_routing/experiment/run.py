@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from firewall_routing import metrics
+from firewall_routing.datadir import find_data_dir
 from firewall_routing.errors import InputError
 from firewall_routing.experiment import conclusion
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
@@ -59,18 +60,8 @@ thread: on a busy 2-core machine two threads made each step ~3× slower (measure
 
 
 def default_data_dir() -> Path:
-    """The repo's ``data/`` (editable install) or ``./data``; ``$FIREWALL_ROUTING_DATA`` wins."""
-    import os
-
-    env = os.environ.get("FIREWALL_ROUTING_DATA")
-    candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[2] / "data", Path.cwd() / "data"]
-    for c in candidates:
-        if (c / "routerdc").is_dir():
-            return c
-    raise InputError(
-        "cannot find the shipped data (a folder with routerdc/): pass --data-dir or set FIREWALL_ROUTING_DATA"
-    )
+    """The shipped data folder with its ``routerdc/`` tables (:mod:`firewall_routing.datadir`)."""
+    return find_data_dir("routerdc")
 
 
 def check_datasets(v: list[str]) -> list[str]:
