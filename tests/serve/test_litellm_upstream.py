@@ -11,7 +11,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from fastapi.testclient import TestClient
 
 from firewall_routing.calibration import calibrate
 from firewall_routing.errors import InputError
+from firewall_routing.processes import free_port
 from firewall_routing.serve.app import create_app
 from firewall_routing.serve.config import config_from_mapping
 from firewall_routing.serve.routing import Decider
@@ -104,12 +104,6 @@ async def _events(model: str, die: bool) -> AsyncIterator[str]:
     yield _chunk(model, {"content": " fake"})
     yield _chunk(model, {}, finish="stop")
     yield "data: [DONE]\n\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
