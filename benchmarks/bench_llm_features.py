@@ -126,7 +126,7 @@ def run_worker(model: Path, out_dir: Path, prompts: list[str], chunks: list[int]
 
 
 def embed(args: argparse.Namespace) -> None:
-    from firewall_routing.experiment.run import default_data_dir
+    from firewall_routing.sampling.datasets import default_data_dir
 
     prompts = gsm8k_prompts(default_data_dir())
     n_chunks = -(-len(prompts) // CHUNK)
@@ -250,7 +250,7 @@ def split_name(s: brs.Split) -> str:
 def evaluate(args: argparse.Namespace) -> None:
     from firewall_routing import metrics
     from firewall_routing.embeddings import get_encoder
-    from firewall_routing.experiment.run import default_data_dir
+    from firewall_routing.sampling.datasets import default_data_dir
 
     enc = get_encoder()
     data, info = brs.load(default_data_dir(), lambda ps: enc.encode(ps))
@@ -358,7 +358,7 @@ def main() -> None:
     elif args.cmd == "eval":
         evaluate(args)
     else:
-        from firewall_routing.experiment.run import default_data_dir
+        from firewall_routing.sampling.datasets import default_data_dir
 
         run_worker(
             args.model,

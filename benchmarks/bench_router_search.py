@@ -116,8 +116,7 @@ def step_count(answer: str) -> float:
 
 
 def load(data_dir: Path, encode: Callable[[list[str]], Arr]) -> tuple[Data, dict[str, Any]]:
-    from firewall_routing.experiment.run import split_train_val
-    from firewall_routing.outcomes import load_routerdc
+    from firewall_routing.outcomes import load_routerdc, split_train_val
     from firewall_routing.routers.ridge import fit_solution_prior
 
     rd = data_dir / "routerdc"
@@ -614,7 +613,7 @@ def main() -> None:
 
     from firewall_routing import metrics
     from firewall_routing.embeddings import get_encoder
-    from firewall_routing.experiment.run import default_data_dir
+    from firewall_routing.sampling.datasets import default_data_dir
 
     enc = get_encoder()
     data, info = load(default_data_dir(), lambda ps: enc.encode(ps))

@@ -137,9 +137,8 @@ def train(
     Train-free routers (random, oracle, margin) are saved as they are, so every router can
     be passed to `evaluate` and `serve` as a directory.
     """
-    from firewall_routing.experiment.run import split_train_val
     from firewall_routing.labels import compute_labels
-    from firewall_routing.outcomes import load_table
+    from firewall_routing.outcomes import load_table, split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
 
     if router_options.strip() == "help":
@@ -190,7 +189,10 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
 ) -> None:
     """Score a router on an outcome file and print the metrics table."""
-    from firewall_routing.experiment.report import evaluate_router, format_evaluation
+    from dataclasses import replace
+
+    from firewall_routing.experiment.evaluation import evaluate_router
+    from firewall_routing.experiment.report import format_evaluation
     from firewall_routing.metrics import require_gap
     from firewall_routing.outcomes import load_table
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
@@ -210,12 +212,12 @@ def evaluate(
             err=True,
         )
     if r.metadata != RouterMetadata():
-        result["router_metadata"] = r.metadata.model_dump(mode="json")
+        result = replace(result, router_metadata=r.metadata.model_dump(mode="json"))
     typer.echo(format_evaluation(result))
     if json_out is not None:
         import json
 
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        json_out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
 
 
 # Commands of later pipeline stages register themselves here (each module keeps its heavy

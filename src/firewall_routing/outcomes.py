@@ -583,3 +583,12 @@ def _check_named_pair(table: OutcomeTable, weak: str | None, strong: str | None)
                 field=f"{side}_model",
             )
     return table
+
+
+def split_train_val(table: OutcomeTable, val_fraction: float, seed: int) -> tuple[OutcomeTable, OutcomeTable]:
+    """A fixed, seeded split: the same seed gives the same rows whatever else runs."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise InputError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    perm = np.random.default_rng(seed).permutation(len(table))
+    n_val = round(len(table) * val_fraction)
+    return table.take(np.sort(perm[n_val:])), table.take(np.sort(perm[:n_val]))

@@ -8,14 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from firewall_routing.experiment.run import (
-    MAIN,
-    ExperimentConfig,
-    load_eval_tables,
-    paper_config,
-    score_tables,
-    train_and_score,
-)
+from firewall_routing.experiment.config import MAIN, ExperimentConfig, paper_config
+from firewall_routing.experiment.run import load_eval_tables, score_tables, train_and_score
 from firewall_routing.labels import Approximations, compute_labels
 from firewall_routing.outcomes import load_routerdc
 from firewall_routing.routers import load_router
@@ -76,7 +70,7 @@ def test_identical_labels_train_once_and_resume_trains_nothing(
     by = {r.name: r for r in runs}
     key = f"{MAIN}/humaneval"
     np.testing.assert_array_equal(by["hybrid-prob"].scores[key][0], by["soft-block"].scores[key][0])
-    assert by["mf"].training and by["mf"].training[0]["best_epoch"] is not None  # trained on battles
+    assert by["mf"].training and by["mf"].training[0].best_epoch is not None  # trained on battles
     assert (tmp_path / "r" / "hybrid-prob" / "router.json").exists()  # linked to soft-block's
     meta = load_router(tmp_path / "r" / "soft-block").metadata
     assert (meta.label_design, meta.weak, meta.strong, meta.train_rows) == ("soft-block", WEAK, STRONG, 48)

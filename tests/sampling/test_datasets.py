@@ -231,3 +231,15 @@ def test_user_jsonl_empty_or_not_utf8(tmp_path: Path) -> None:
 def test_builtin_graders_cover_every_loader() -> None:
     assert set(bm.BENCHMARKS) == {"gsm8k", "triviaqa", "humaneval", "mbpp"}
     assert {load_benchmark(n, limit=1)[0].grader for n in bm.BENCHMARKS} <= set(GRADERS)
+
+
+def test_default_data_dir_finds_the_repository_data_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found from the module's own place in the source tree, not the working folder (the
+    move to ``experiment/run.py`` had left it one level short, at ``src/data``)."""
+    from firewall_routing.sampling.datasets import default_data_dir
+
+    monkeypatch.delenv("FIREWALL_ROUTING_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_data_dir() == Path(__file__).resolve().parents[2] / "data"

@@ -91,7 +91,8 @@ def reproduce(
     Writes report.md, results.json and PNG plots into the output directory it prints.
     """
     from firewall_routing.errors import InputError
-    from firewall_routing.experiment.run import ExperimentConfig, paper_config, run
+    from firewall_routing.experiment.config import ExperimentConfig, paper_config
+    from firewall_routing.experiment.run import run
     from firewall_routing.experiment.rundir import staged_run_dir
 
     fields: dict[str, Any] = {

@@ -36,24 +36,35 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from firewall_routing import metrics
 from firewall_routing.errors import InputError
-from firewall_routing.experiment.report import short
-from firewall_routing.experiment.run import (
+from firewall_routing.experiment.config import (
+    CEILING_PREFIX,
+    CEILING_PW,
     DATASET_FILES,
+    ORACLE,
+    RANDOM,
     TRAIN_FILE,
     ExperimentConfig,
-    RouterRun,
     check_datasets,
-    default_data_dir,
+)
+from firewall_routing.experiment.report import short
+from firewall_routing.experiment.results import FitRecord, RouterKind, RouterRun
+from firewall_routing.experiment.run import (
     embed_up_front,
     embedding_encoders,
     load_eval_tables,
     score_tables,
-    split_train_val,
     train_and_score,
 )
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
-from firewall_routing.outcomes import FloatArray, OutcomeTable, load_routerdc, routerdc_models
+from firewall_routing.outcomes import (
+    FloatArray,
+    OutcomeTable,
+    load_routerdc,
+    routerdc_models,
+    split_train_val,
+)
 from firewall_routing.routers import DEFAULT_ROUTER
+from firewall_routing.sampling.datasets import default_data_dir
 
 DEFAULT_BASELINES: tuple[str, ...] = ("mf", "knn")
 """Trained baselines beside the designs (random is always added as its expected line)."""
@@ -67,12 +78,6 @@ GAIN = "gain"
 predicted difference orders queries by E[pr_s − pr_w]; as a label in [0, 1] with high = weak
 is enough, (1 − (pr_s − pr_w)) / 2 (the oracle's score, predicted). kNN averages labels
 linearly, so kNN on this label *is* kNN predicting both models' pass rates."""
-
-RANDOM = "random"
-ORACLE = "oracle"
-CEILING_PW = "ceiling:weak-pass-rate"
-CEILING_PREFIX = "ceiling:"
-PLOT_ROUTERS: tuple[str, ...] = ("soft-block", "weak-pass-rate", "mf", "knn")
 
 
 class SweepConfig(BaseModel):
@@ -195,7 +200,7 @@ def select_pairs(train_file: Path, min_gap: float) -> list[Pair]:
 # --------------------------------------------------------------------------- one pair
 
 
-def _run(name: str, kind: str, scores: dict[str, FloatArray]) -> RouterRun:
+def _run(name: str, kind: RouterKind, scores: dict[str, FloatArray]) -> RouterRun:
     return RouterRun(name, kind, {k: [v] for k, v in scores.items()})
 
 
@@ -249,7 +254,7 @@ def label_baseline_runs(
         router = make_router(name, **cfg.baseline_options.get(name, {}))
         rep = router.fit(train.prompts, y, val=Validation.from_table(val))
         run = _run(name, "baseline", score_tables(router, tables))
-        run.training.append({"seed": 0, "seconds": round(rep.seconds, 3), "label": cfg.knn_label})
+        run.training.append(FitRecord(0, None, None, round(rep.seconds, 3), label=cfg.knn_label))
         runs.append(run)
     return runs
 
@@ -450,7 +455,7 @@ def sweep_pair(
         "same_as": same_as,
         "label_params": params,
         "training_seconds": {
-            r.name: round(sum(x.get("seconds", 0.0) for x in r.training), 3) for r in runs if r.training
+            r.name: round(sum(x.seconds for x in r.training), 3) for r in runs if r.training
         },
         "datasets": evaluate_pair(runs, tables, cfg.n_boot, cfg.boot_seed, cfg.min_test_gap),
     }

@@ -251,9 +251,9 @@ def fit_solution_prior(
 
 
 def gsm8k_prior_file() -> Path:
-    from firewall_routing.datadir import find_data_dir
+    from firewall_routing.sampling.datasets import default_data_dir
 
-    return find_data_dir("gsm8k") / "gsm8k" / "train.jsonl"
+    return default_data_dir() / "gsm8k" / "train.jsonl"
 
 
 _PRIOR_CACHE: dict[tuple[str, str], SolutionPrior] = {}

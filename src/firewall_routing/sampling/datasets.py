@@ -51,6 +51,13 @@ def data_dir() -> Path:
     return find_data_dir()
 
 
+def default_data_dir() -> Path:
+    """The data folder with the shipped RouterDC outcome files (``routerdc/``), for
+    ``reproduce``, ``sweep`` and the ridge router's GSM8K prior (the rule of
+    :mod:`firewall_routing.datadir`)."""
+    return find_data_dir("routerdc")
+
+
 # ----------------------------------------------------------------------------- built-ins
 
 
