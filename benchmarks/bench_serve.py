@@ -50,7 +50,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from firewall_routing.sampling.local_server import free_port, spawn_process, stop_process, wait_http
+from firewall_routing.processes import free_port, start_process, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "serve.json"
@@ -112,13 +112,7 @@ def run_upstream(port: int, delay_ms: float) -> None:
 
 def start(args: list[str], health: str, log: Path, timeout: float = 180) -> subprocess.Popen[bytes]:
     """Start a server (own session, output to ``log``) and wait for ``health``."""
-    proc = spawn_process(args, log)
-    try:
-        wait_http(health, proc, timeout, ok=(200, 405))
-    except (RuntimeError, TimeoutError) as e:
-        stop(proc)
-        raise RuntimeError(f"{args[:4]}: {e}:\n{log.read_text()[-2000:]}") from None
-    return proc
+    return start_process(args, health, log=log, timeout=timeout, ok=(200, 405))[0]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -4,7 +4,7 @@ Every ``import`` in the package counts — module level, inside functions and un
 ``if TYPE_CHECKING:`` — because a type-only import still couples the two modules: a reader
 has to know both to change either. The stages (docs/architecture.md has the map):
 
-    base (errors, files, designs) → outcomes (the table format every stage shares) →
+    base (errors, files, designs, configfiles, upstreams, processes, datadir) → outcomes (the table format every stage shares) →
     sampling → labels, embeddings → metrics → routers → calibration → serve
                                                       ↘ experiment (config → … → report → run)
     cli (the command line) on top.
@@ -20,13 +20,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "firewall_routing"
 
 STAGES: list[tuple[str, ...]] = [
-    ("firewall_routing", "errors", "files", "designs"),
+    ("firewall_routing", "errors", "files", "designs", "configfiles", "upstreams", "processes", "datadir"),
     ("outcomes",),
     ("sampling",),
     ("labels", "embeddings"),
@@ -188,10 +186,6 @@ def test_benchmarks_package_is_gone() -> None:
     assert "firewall_routing.benchmarks" not in graph()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pending ISSUE 15 item 3 (helper 'provider'): one UpstreamConfig shared by sampling and serve",
-)
 def test_one_upstream_config_class() -> None:
     found = [m for m, p in all_modules().items() if "class UpstreamConfig" in p.read_text(encoding="utf-8")]
     assert len(found) == 1, found

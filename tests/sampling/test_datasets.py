@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import firewall_routing.sampling.datasets as bm
+from firewall_routing import datadir
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import load_routerdc
 from firewall_routing.sampling.datasets import (
@@ -137,7 +138,7 @@ def test_data_dir_env_pointing_nowhere_is_an_error(tmp_path: Path, monkeypatch: 
 def test_data_dir_falls_back_to_cwd_then_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FIREWALL_ROUTING_DATA", raising=False)
     # Pretend the package is installed somewhere without a data/ folder beside it.
-    monkeypatch.setattr(bm, "__file__", str(tmp_path / "site" / "fr" / "benchmarks" / "x.py"))
+    monkeypatch.setattr(datadir, "__file__", str(tmp_path / "site" / "fr" / "datadir.py"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match="cannot find the data folder"):
         data_dir()

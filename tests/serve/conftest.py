@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from firewall_routing.calibration import calibrate
+from firewall_routing.processes import free_port as free_port
+from firewall_routing.processes import start_process, stop_process
 from firewall_routing.sampling.local_server import LocalServer, local_server_process
 from firewall_routing.serve.app import create_app
 from firewall_routing.serve.config import ServeConfig, config_from_mapping
@@ -189,26 +186,6 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., FastServer]]:
 # --------------------------------------------------------------------------- real LLM
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited ({proc.returncode}):\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} not ready after {timeout}s:\n{log.read_text()[-2000:]}")
-
-
 @dataclass
 class Proc:
     """A subprocess we started (own process group), with its base URL and log."""
@@ -218,29 +195,13 @@ class Proc:
     log: Path
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        stop_process(self.process, hard=True, grace=30.0)
 
 
 def spawn(args: list[str], health: str, env: dict[str, str] | None = None) -> Proc:
-    log = Path(tempfile.mkstemp(prefix="fw-serve-test-", suffix=".log")[1])
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
-    p = Proc(health.rsplit("/", 1)[0], proc, log)
-    try:
-        wait_http(health, proc, log)
-    except BaseException:
-        p.kill()
-        raise
-    return p
+    """Start a server and wait until ``health`` answers 200 (the shared process runner)."""
+    process, log = start_process(args, health, timeout=120, env=env)
+    return Proc(health.rsplit("/", 1)[0], process, log)
 
 
 @pytest.fixture(scope="session")
