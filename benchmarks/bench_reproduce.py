@@ -17,8 +17,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from firewall_routing.serve.scoring import Backend
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "reproduce.json"
@@ -55,8 +59,9 @@ def scoring(router_dir: Path, cache: Path, n: int = 200) -> dict[str, object]:
     )
     prompts = list(t.prompts)
     out: dict[str, object] = {"router": router.name, "load_avg": os.getloadavg()}
-    for backend in ("onnx", "torch"):
-        scorer = make_scorer(router, backend)  # type: ignore[arg-type]
+    backends: tuple[Backend, ...] = ("onnx", "torch")
+    for backend in backends:
+        scorer = make_scorer(router, backend)
         scorer(prompts[:8])  # load weights, warm up
         lat = []
         for p in prompts[:n]:
