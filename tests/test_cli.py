@@ -135,7 +135,10 @@ def test_evaluate_oracle_and_random_on_routellm() -> None:
     assert "APGR (11-point)" in o.stdout and "both-fail" in o.stdout
     rnd = run("evaluate", "random", f, "--bootstrap", "0")
     assert rnd.returncode == 0
-    apgr = lambda out: float(next(x for x in out.splitlines() if "APGR (11-point)" in x).split()[2])  # noqa: E731
+
+    def apgr(out: str) -> float:
+        return float(next(x for x in out.splitlines() if "APGR (11-point)" in x).split()[2])
+
     assert apgr(o.stdout) > apgr(rnd.stdout)
 
 
