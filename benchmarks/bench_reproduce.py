@@ -82,13 +82,12 @@ def main() -> None:
     ap.add_argument("--skip-reproduce", action="store_true", help="only measure scoring")
     ap.add_argument("--keep", type=Path, help="also copy the cold run's output (report.md, ...) here")
     args = ap.parse_args()
-    result: dict[str, object] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_avg_at_start": os.getloadavg(),
-        }
+    machine: dict[str, object] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg_at_start": os.getloadavg(),
     }
+    result: dict[str, object] = {"machine": machine}
     with tempfile.TemporaryDirectory() as tmp:
         cache, out = Path(tmp) / "cache", Path(tmp) / "rep"
         if not args.skip_reproduce:
@@ -131,7 +130,7 @@ def main() -> None:
             )
             router_dir = out / "routers" / "soft-block"
         result["scoring_default_router"] = scoring(router_dir, cache)
-    result["machine"]["load_avg_at_end"] = os.getloadavg()  # type: ignore[index]
+    machine["load_avg_at_end"] = os.getloadavg()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'metric':<42}{'value':>12}")

@@ -301,7 +301,7 @@ class _HeadLike(RandomRouter):
     """Looks like an embedding-head router to make_scorer, without any model."""
 
     scores_embeddings = True
-    encoder = "all-MiniLM-L6-v2"  # type: ignore[assignment]
+    encoder = "all-MiniLM-L6-v2"
 
     def score_embeddings(self, emb: Any, texts: Any = None) -> Any:
         return np.zeros(len(emb))
