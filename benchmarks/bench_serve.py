@@ -45,12 +45,15 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
 from firewall_routing.processes import free_port, start_process, stop_process
+
+if TYPE_CHECKING:
+    from firewall_routing.serve.scoring import Backend
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "serve.json"
@@ -61,7 +64,11 @@ WEAK = "HuggingFaceH4/zephyr-7b-beta"
 STRONG = "cognitivecomputations/dolphin-2.9-llama3-8b"
 HOST = "127.0.0.1"
 CONCURRENCY = (1, 16, 64)
-SCORING = (("onnx", 1), ("onnx", 2), ("torch", 1))  # (backend, intra-op threads)
+SCORING: tuple[tuple[Backend, int], ...] = (
+    ("onnx", 1),
+    ("onnx", 2),
+    ("torch", 1),
+)  # (backend, intra-op threads)
 UPSTREAM_DELAY_S = 0.0  # set in the upstream process from --upstream-delay-ms
 JITTER = random.Random(0)  # the slow upstream's response times, seeded
 ANSWER = json.dumps(
@@ -169,7 +176,7 @@ def bench_scoring(router_dir: Path, test: list[str], n: int) -> dict[str, Any]:
     router = load_router(router_dir)
     out: dict[str, Any] = {}
     for backend, threads in SCORING:
-        scorer = make_scorer(router, backend, threads)  # type: ignore[arg-type]
+        scorer = make_scorer(router, backend, threads)
         for p in test[:10]:
             scorer([p])
         wall, cpu = [], []

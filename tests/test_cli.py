@@ -135,7 +135,10 @@ def test_evaluate_oracle_and_random_on_routellm() -> None:
     assert "APGR (11-point)" in o.stdout and "both-fail" in o.stdout
     rnd = run("evaluate", "random", f, "--bootstrap", "0")
     assert rnd.returncode == 0
-    apgr = lambda out: float(next(x for x in out.splitlines() if "APGR (11-point)" in x).split()[2])  # noqa: E731
+
+    def apgr(out: str) -> float:
+        return float(next(x for x in out.splitlines() if "APGR (11-point)" in x).split()[2])
+
     assert apgr(o.stdout) > apgr(rnd.stdout)
 
 
@@ -427,10 +430,29 @@ def test_help_is_plain_complete_and_self_contained(columns: str | None) -> None:
 
 
 def test_design_names_for_help_match_labels() -> None:
-    from firewall_routing.designs import DESIGN_FORMULAS
-    from firewall_routing.labels import DESIGNS
+    from firewall_routing.designs import DESIGN_FORMULAS, DESIGN_NAMES
+    from firewall_routing.labels import DESIGN_TITLES, DESIGNS
 
-    assert list(DESIGN_FORMULAS) == list(DESIGNS)
+    assert list(DESIGN_FORMULAS) == list(DESIGNS) == list(DESIGN_TITLES) == list(DESIGN_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["labels", "x.csv", "--greedy-approx", "mode"], "--greedy-approx"),
+        (["labels", "x.csv", "--pairing-approx", "paired"], "--pairing-approx"),
+        (["reproduce", "--greedy-approx", "mode"], "--greedy-approx"),
+        (["calibrate", "r", "p.txt", "--backend", "tpu"], "--backend"),
+    ],
+)
+def test_fixed_choices_are_checked_by_their_type(argv: list[str], option: str) -> None:
+    """Literal-typed options: the command line rejects other values before any work, exit 2."""
+    from typer.testing import CliRunner
+
+    from firewall_routing.cli import app
+
+    r = CliRunner().invoke(app, argv)
+    assert r.exit_code == 2 and option in r.output and "is not one of" in r.output, r.output
 
 
 def test_labels_refuses_to_overwrite_without_force(tmp_path: Path) -> None:

@@ -36,8 +36,7 @@ def test_fallback_skips_a_data_folder_without_the_required_subfolder(
 
 
 def test_reproduce_and_sample_use_the_same_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from firewall_routing.experiment.run import default_data_dir
-    from firewall_routing.sampling.datasets import data_dir
+    from firewall_routing.sampling.datasets import data_dir, default_data_dir
 
     monkeypatch.setenv("FIREWALL_ROUTING_DATA", str(tmp_path / "missing"))
     for finder in (default_data_dir, data_dir):

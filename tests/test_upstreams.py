@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from firewall_routing.configfiles import read_mapping
 from firewall_routing.errors import InputError, input_error_from, validation_problems
@@ -23,14 +23,14 @@ URL = "http://127.0.0.1:8080/v1"
 
 
 def test_named_variable_wins_over_the_default_variable_and_a_literal_key() -> None:
-    cfg = UpstreamConfig(base_url=URL, model="m", api_key_env="MY_KEY", api_key="literal")
+    cfg = UpstreamConfig(base_url=URL, model="m", api_key_env="MY_KEY", api_key=SecretStr("literal"))
     env = {"MY_KEY": "from-named", "FIREWALL_ROUTING_WEAK_API_KEY": "from-default"}
     assert resolve_api_key(cfg, "weak", env) == "from-named"
 
 
 def test_default_variable_then_literal_then_none() -> None:
     assert default_key_env("strong") == "FIREWALL_ROUTING_STRONG_API_KEY"
-    literal = UpstreamConfig(base_url=URL, model="m", api_key="literal")
+    literal = UpstreamConfig(base_url=URL, model="m", api_key=SecretStr("literal"))
     assert resolve_api_key(literal, "strong", {"FIREWALL_ROUTING_STRONG_API_KEY": "env"}) == "env"
     assert resolve_api_key(literal, "strong", {"FIREWALL_ROUTING_WEAK_API_KEY": "other side"}) == "literal"
     assert resolve_api_key(UpstreamConfig(base_url=URL, model="m"), "strong", {}) is None

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
-from firewall_routing.designs import DESIGNS_EPILOG
+from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, PairingApprox, as_design
 from firewall_routing.errors import InputError, MetricError, validation_problems
 from firewall_routing.routers import DEFAULT_ROUTER
 
@@ -29,19 +29,22 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+if TYPE_CHECKING:
+    from firewall_routing.labels import Approximations
+
 WeakOpt = Annotated[str | None, typer.Option("--weak", help="Weak model name (files with several models).")]
 StrongOpt = Annotated[
     str | None, typer.Option("--strong", help="Strong model name (files with several models).")
 ]
 GreedyOpt = Annotated[
-    str,
+    GreedyApprox,
     typer.Option(
         "--greedy-approx",
         help="Where greedy answers are missing: 'majority' (1[pass rate ≥ 0.5], reported) or 'none' (fail).",
     ),
 ]
 PairingOpt = Annotated[
-    str,
+    PairingApprox,
     typer.Option(
         "--pairing-approx",
         help="Where paired samples are missing (win-rate): "
@@ -50,14 +53,10 @@ PairingOpt = Annotated[
 ]
 
 
-def _approx(greedy: str, pairing: str):  # type: ignore[no-untyped-def]
+def _approx(greedy: GreedyApprox, pairing: PairingApprox) -> Approximations:
     from firewall_routing.labels import Approximations
 
-    if greedy not in ("none", "majority"):
-        raise InputError(f"--greedy-approx must be 'none' or 'majority', got '{greedy}'")
-    if pairing not in ("none", "independent"):
-        raise InputError(f"--pairing-approx must be 'none' or 'independent', got '{pairing}'")
-    return Approximations(greedy=greedy, pairing=pairing)  # type: ignore[arg-type]
+    return Approximations(greedy=greedy, pairing=pairing)
 
 
 def _json_options(text: str) -> dict[str, object]:
@@ -96,7 +95,7 @@ def labels(
     if out.is_dir():
         raise InputError("is a directory; --out names the JSONL file to write", path=out)
     table = load_table(outcomes, weak, strong)
-    lab = compute_labels(table, design, _approx(greedy_approx, pairing_approx))
+    lab = compute_labels(table, as_design(design), _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")  # a failed write never leaves half a file at --out
     with tmp.open("w", encoding="utf-8") as f:
@@ -153,7 +152,7 @@ def train(
         typer.echo(f"{router} does not train: saved its options → {out}")
         return
     tr, va = split_train_val(table, val_fraction, seed)
-    lab = compute_labels(tr, design, _approx(greedy_approx, pairing_approx))
+    lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
     rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
     r.save(
         out,

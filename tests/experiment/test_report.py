@@ -20,7 +20,9 @@ from firewall_routing.experiment.results import (
     ExperimentResults,
     FitRecord,
     ModelPair,
+    ResultRow,
     RouterEvaluation,
+    RouterKind,
     RouterRun,
     TableInfo,
     TrainInfo,
@@ -232,3 +234,51 @@ def test_deterministic_router_is_not_reported_as_seeds_or_best_epoch(tmp_path: P
     report.write_markdown(res, tmp_path / "r2.md", 1.0)
     md = (tmp_path / "r2.md").read_text()
     assert "3 seed(s) per label design" in md and "best epoch by validation APGR" in md
+
+
+def _summary(apgr: float, rates: tuple[float, float, float], qd: bool = True) -> metrics.Summary:
+    return metrics.Summary(
+        apgr=apgr,
+        apgr_area=apgr + 0.5,
+        pass_rate_at=dict(zip(metrics.PASS_RATE_FRACTIONS, rates, strict=True)),
+        cpt={0.5: 0.3, 0.8: 0.6},
+        quality_drop=dict(zip(metrics.COST_ADVANTAGES, (1.5, 3.0, 6.0), strict=True)) if qd else {},
+        weak_pass_rate=0.4,
+        strong_pass_rate=0.8,
+    )
+
+
+def _row(router: str, s: metrics.Summary, ci: BootstrapCI | None = None) -> ResultRow:
+    tax = {a: {"weak_ok": 0.1, "strong_only": 0.2, "both_ok": 0.3, "both_fail": 0.4} for a in (0.2, 0.5, 0.8)}
+    kind: RouterKind = "design" if router in ("soft-block", "hard") else "baseline"
+    return ResultRow(router, kind, "main", "toy", RouterEvaluation([s], s, s, ci, tax))
+
+
+def test_markdown_and_console_render_the_numbers_they_are_given(tmp_path: Path) -> None:
+    """Hand-made results → the exact cells: APGR with its CI, pass rates in %, CPT, QD, the
+    taxonomy, "undefined" for a NaN APGR, "–" for a missing quality drop, no row for a
+    router the run did not have (mf)."""
+    _, res = _result(_table(100), n_boot=0)
+    ci = BootstrapCI((58.04, 64.96), {a: (0.0, 1.0) for a in metrics.PASS_RATE_FRACTIONS})
+    res.results = [
+        _row("soft-block", _summary(61.234, (0.5, 0.6, 0.7)), ci),
+        _row("hard", _summary(float("nan"), (0.45, 0.55, 0.65), qd=False)),
+        _row("random", _summary(50.0, (0.48, 0.6, 0.72))),
+    ]
+    report.write_markdown(res, tmp_path / "r.md", 1.0)
+    md = (tmp_path / "r.md").read_text()
+    table1 = md.split("## Table 1")[1].split("## Table 3")[0]
+    assert "| Soft Block (Eq. 7) | 61.23 [58.0, 65.0] | 50.00 | 60.00 | 70.00 |" in table1
+    assert "| Linear Interpolation (random) | 50.00 | 48.00 | 60.00 | 72.00 |" in table1
+    assert "MF" not in table1 and "Hard Label" not in table1  # not Table 1 rows / not in the run
+    table3 = md.split("## Table 3")[1].split("##")[0]
+    assert "| Hard Label (Eq. 1) | undefined | 45.00 | 55.00 | 65.00 |" in table3
+    more = md.split("## More metrics")[1].split("##")[0]
+    assert "| toy | Soft Block (Eq. 7) | 61.23 | 61.73 | 30.0 % | 60.0 % | 1.50 | 3.00 | 6.00 |" in more
+    assert "| toy | Hard Label (Eq. 1) | undefined | undefined | 30.0 % | 60.0 % | – | – | – |" in more
+    tax = md.split("## Where the strong calls go")[1].split("##")[0]
+    assert "| toy | Soft Block (Eq. 7) | 10.0 % | 20.0 % | 30.0 % | 40.0 % |" in tax
+    console = report.console_summary(res)
+    line = next(x for x in console.splitlines() if "Soft Block" in x)
+    assert line.split()[-3:] == ["61.23", "[58.0,", "65.0]"]
+    assert next(x for x in console.splitlines() if "Hard Label" in x).split()[-1] == "undefined"

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -27,7 +27,10 @@ from firewall_routing.processes import start_process, stop_process
 from firewall_routing.sampling.local_server import LocalServer, local_server_process
 from firewall_routing.serve.app import create_app
 from firewall_routing.serve.config import ServeConfig, config_from_mapping
-from firewall_routing.serve.routing import Decider
+from firewall_routing.serve.routing import Decider, default_model_for
+
+if TYPE_CHECKING:
+    import httpx2
 
 HOST = "127.0.0.1"
 API_KEY = "test-key"
@@ -43,7 +46,7 @@ class KeywordScorer:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    def __call__(self, texts: Sequence[str], progress: bool = False) -> np.ndarray[Any, np.dtype[np.float64]]:
         self.seen.extend(texts)
         if any("explode" in t for t in texts):
             raise RuntimeError("scorer crashed")
@@ -156,7 +159,8 @@ class FastServer:
     scorer: KeywordScorer
     config: ServeConfig
 
-    def post(self, path: str, body: Any, key: str | None = API_KEY, **kw: Any) -> httpx.Response:
+    def post(self, path: str, body: Any, key: str | None = API_KEY, **kw: Any) -> httpx2.Response:
+        """Starlette's test client speaks httpx2 (the app's own upstream client is httpx)."""
         headers = {"authorization": f"Bearer {key}"} if key else {}
         return self.client.post(path, json=body, headers=headers, **kw)
 
@@ -170,7 +174,8 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., FastServer]]:
         cfg = fast_config(tmp_path, **overrides)
         scorer = KeywordScorer()
         cal = calibrate(np.linspace(0.0, 1.0, 101)) if calibrated else None
-        decider = Decider(scorer, cal, cfg.default_model, cfg.context_tokens, word_count)
+        model = default_model_for(cfg.default_model, cal is not None)
+        decider = Decider(scorer, cal, model, cfg.context_tokens, word_count)
         upstream = FakeUpstream()
         app = create_app(cfg, decider=decider, transport=httpx.MockTransport(upstream.handler))
         client = TestClient(app)

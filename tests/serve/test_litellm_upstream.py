@@ -17,9 +17,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI, Request
@@ -31,9 +30,12 @@ from firewall_routing.errors import InputError
 from firewall_routing.processes import free_port
 from firewall_routing.serve.app import create_app
 from firewall_routing.serve.config import config_from_mapping
-from firewall_routing.serve.routing import Decider
+from firewall_routing.serve.routing import Decider, default_model_for
 
 from .conftest import API_KEY, KeywordScorer, word_count
+
+if TYPE_CHECKING:
+    import httpx2  # what Starlette's test client speaks
 
 if importlib.util.find_spec("litellm") is None:  # not importorskip: a plain import fetches a cost map
     pytest.skip("needs the [litellm] extra", allow_module_level=True)
@@ -149,7 +151,11 @@ def proxy(
         }
         cfg = config_from_mapping(data, env={KEY_VAR: PROVIDER_KEY})
         decider = Decider(
-            KeywordScorer(), calibrate(np.linspace(0, 1, 101)), cfg.default_model, 256, word_count
+            KeywordScorer(),
+            calibrate(np.linspace(0, 1, 101)),
+            default_model_for(cfg.default_model, True),
+            256,
+            word_count,
         )
         client = TestClient(create_app(cfg, decider=decider))
         client.__enter__()
@@ -161,12 +167,12 @@ def proxy(
         c.__exit__(None, None, None)
 
 
-def post(client: TestClient, side: str, text: str, **extra: Any) -> httpx.Response:
+def post(client: TestClient, side: str, text: str, **extra: Any) -> httpx2.Response:
     body = {"model": side, "messages": [{"role": "user", "content": text}], **extra}
     return client.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {API_KEY}"})
 
 
-def sse(response: httpx.Response) -> list[Any]:
+def sse(response: httpx2.Response) -> list[Any]:
     out: list[Any] = []
     for line in response.text.splitlines():
         if line.startswith("data: "):

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from firewall_routing.designs import GreedyApprox
+
 DEFAULT_SEEDS = 3
 
 
 # Shared by `reproduce` and `sweep`, which read the same shipped RouterDC files.
 DataDirOpt = Annotated[Path | None, typer.Option(help="Folder with routerdc/ (default: the shipped data/).")]
-RouterDCGreedyOpt = Annotated[str, typer.Option(help="'majority' or 'none' (see `labels --help`).")]
+RouterDCGreedyOpt = Annotated[GreedyApprox, typer.Option(help="'majority' or 'none' (see `labels --help`).")]
 
 
 def register(app: typer.Typer) -> None:

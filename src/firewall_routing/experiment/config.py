@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from firewall_routing.designs import DESIGN_NAMES, DesignName, GreedyApprox, is_design
 from firewall_routing.errors import InputError
-from firewall_routing.labels import DESIGNS
 from firewall_routing.routers import DEFAULT_ROUTER
 
 DATASET_FILES: dict[str, tuple[str, ...]] = {
@@ -71,7 +71,7 @@ class ExperimentConfig(BaseModel):
     seeds: int = Field(default=3, ge=1)
     n_boot: int = Field(default=1000, ge=0)
     data_dir: Path | None = None
-    greedy_approx: str = "majority"
+    greedy_approx: GreedyApprox = "majority"
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     split_seed: int = 0
     router: str = DEFAULT_ROUTER
@@ -92,20 +92,20 @@ class ExperimentConfig(BaseModel):
         self.design_list()  # fail before any embedding or training starts
         return self
 
-    def design_list(self) -> list[str]:
+    def design_list(self) -> list[DesignName]:
         if self.designs == "all":
-            return list(DESIGNS)
+            return list(DESIGN_NAMES)
         names = (
             [d.strip() for d in self.designs.split(",")]
             if isinstance(self.designs, str)
             else list(self.designs)
         )
-        bad = [d for d in names if d not in DESIGNS]
+        bad = [d for d in names if not is_design(d)]
         if bad:
             raise InputError(
-                f"unknown label design(s) {bad}; choose from {', '.join(DESIGNS)}", field="designs"
+                f"unknown label design(s) {bad}; choose from {', '.join(DESIGN_NAMES)}", field="designs"
             )
-        return names
+        return [d for d in names if is_design(d)]
 
 
 def paper_config(router_options: dict[str, Any] | None = None, **fields: Any) -> ExperimentConfig:

@@ -37,7 +37,7 @@ TITLES: dict[str, str] = {
     "mf": "RouteLLM MF (MiniLM emb.)",
     "margin": "Margin Sampling",
 }
-TITLES |= DESIGN_TITLES
+TITLES |= {name: t for name, t in DESIGN_TITLES.items()}  # design names are str too
 
 TABLE1_ROWS = ("random", "mf", "margin", "hybrid-trans", "hard-block", "soft-block", "oracle")
 """Paper Table 1/2 rows. Baseline routers (``mf``, ``margin``) appear when the run has them;

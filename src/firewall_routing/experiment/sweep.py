@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from firewall_routing import metrics
+from firewall_routing.designs import DesignName, GreedyApprox, as_design, is_design
 from firewall_routing.errors import InputError
 from firewall_routing.experiment.config import (
     CEILING_PREFIX,
@@ -97,7 +98,7 @@ class SweepConfig(BaseModel):
     boot_seed: int = 0
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     split_seed: int = 0
-    greedy_approx: str = "majority"
+    greedy_approx: GreedyApprox = "majority"
     max_pairs: int | None = Field(default=None, ge=1)
     data_dir: Path | None = None
     plots: bool = True
@@ -107,17 +108,10 @@ class SweepConfig(BaseModel):
     def _known_datasets(cls, v: list[str]) -> list[str]:
         return check_datasets(v)
 
-    @field_validator("greedy_approx")
-    @classmethod
-    def _known_approx(cls, v: str) -> str:
-        if v not in ("none", "majority"):
-            raise ValueError(f"must be 'none' or 'majority', got '{v}'")
-        return v
-
     @field_validator("knn_label")
     @classmethod
     def _known_label(cls, v: str) -> str:
-        if v != GAIN and v not in DESIGNS:
+        if v != GAIN and not is_design(v):
             raise ValueError(f"'{v}' is neither '{GAIN}' nor a label design ({', '.join(DESIGNS)})")
         return v
 
@@ -206,7 +200,7 @@ def _run(name: str, kind: RouterKind, scores: dict[str, FloatArray]) -> RouterRu
 
 def extra_runs(
     tables: dict[str, OutcomeTable],
-    designs: Sequence[str],
+    designs: Sequence[DesignName],
     approx: Approximations,
     label_params: dict[str, dict[str, float]],
 ) -> list[RouterRun]:
@@ -235,7 +229,7 @@ def target_labels(table: OutcomeTable, target: str, approx: Approximations) -> F
     """Training labels of a label-trained baseline: ``gain`` or any label design."""
     if target == GAIN:
         return (1.0 - (table.strong.pass_rate - table.weak.pass_rate)) / 2.0
-    return compute_labels(table, target, approx).values
+    return compute_labels(table, as_design(target, field="knn_label"), approx).values
 
 
 def label_baseline_runs(
@@ -390,7 +384,10 @@ def _progress_note(i: int, n: int, pair: Pair) -> str:
 
 
 def identical_designs(
-    train: OutcomeTable, designs: Sequence[str], approx: Approximations, params: dict[str, dict[str, float]]
+    train: OutcomeTable,
+    designs: Sequence[DesignName],
+    approx: Approximations,
+    params: dict[str, dict[str, float]],
 ) -> dict[str, str]:
     """Design → the first earlier design with the same training labels (so the same router),
     the rule ``train_and_score`` uses to train once; tables list such designs once."""
@@ -481,7 +478,7 @@ def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
         f"{cfg.seeds} seed(s), {cfg.n_boot} bootstrap draws",
         flush=True,
     )
-    approx = Approximations(greedy=cfg.greedy_approx)  # type: ignore[arg-type]
+    approx = Approximations(greedy=cfg.greedy_approx)
     first = cfg.experiment(pairs[0].weak, pairs[0].strong)
     label_baselines = {n: cfg.baseline_options.get(n, {}) for n in cfg.label_baselines()}
     encoders = embedding_encoders(first, label_baselines)
