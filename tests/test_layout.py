@@ -4,8 +4,8 @@ Every ``import`` in the package counts — module level, inside functions and un
 ``if TYPE_CHECKING:`` — because a type-only import still couples the two modules: a reader
 has to know both to change either. The stages (docs/architecture.md has the map):
 
-    base (errors, files, designs, configfiles, upstreams, processes, datadir) → outcomes (the table format every stage shares) →
-    sampling → labels, embeddings → metrics → routers → calibration → serve
+    base (errors, files, designs, minilm, configfiles, upstreams, processes, datadir) → outcomes (the table format every stage shares) →
+    sampling → labels, static_encoder → embeddings → metrics → routers → calibration → serve
                                                       ↘ experiment (config → … → report → run)
     cli (the command line) on top.
 
@@ -24,10 +24,21 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "firewall_routing"
 
 STAGES: list[tuple[str, ...]] = [
-    ("firewall_routing", "errors", "files", "designs", "configfiles", "upstreams", "processes", "datadir"),
+    (
+        "firewall_routing",
+        "errors",
+        "files",
+        "designs",
+        "minilm",
+        "configfiles",
+        "upstreams",
+        "processes",
+        "datadir",
+    ),
     ("outcomes",),
     ("sampling",),
-    ("labels", "embeddings"),
+    ("labels", "static_encoder"),
+    ("embeddings",),
     ("metrics",),
     ("routers",),
     ("calibration",),

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, PairingApprox, as_design
 from firewall_routing.errors import InputError, MetricError, validation_problems
+from firewall_routing.files import json_object
 from firewall_routing.routers import DEFAULT_ROUTER
 
 app = typer.Typer(
@@ -57,18 +58,6 @@ def _approx(greedy: GreedyApprox, pairing: PairingApprox) -> Approximations:
     from firewall_routing.labels import Approximations
 
     return Approximations(greedy=greedy, pairing=pairing)
-
-
-def _json_options(text: str) -> dict[str, object]:
-    import json
-
-    try:
-        opts = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"--router-options is not valid JSON: {e.msg} at column {e.colno}") from None
-    if not isinstance(opts, dict):
-        raise InputError("--router-options must be a JSON object")
-    return opts
 
 
 @app.command(epilog=DESIGNS_EPILOG)
@@ -144,7 +133,9 @@ def train(
         typer.echo(router_help(router))
         return
     cls = router_class(router)
-    r = make_router(router, **({"seed": seed} if cls.seeded() else {}) | _json_options(router_options))
+    r = make_router(
+        router, **({"seed": seed} if cls.seeded() else {}) | json_object(router_options, "--router-options")
+    )
     table = load_table(outcomes, weak, strong)
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:

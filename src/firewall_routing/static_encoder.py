@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from firewall_routing.embeddings import DEFAULT_ENCODER, STATIC_ENCODER, cache_dir, resolve_model_path
 from firewall_routing.errors import InputError
+from firewall_routing.minilm import DEFAULT_ENCODER, STATIC_ENCODER, cache_dir, resolve_model_path
 from firewall_routing.outcomes import FloatArray
 
 log = logging.getLogger(__name__)

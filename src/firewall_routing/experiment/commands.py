@@ -103,7 +103,7 @@ def reproduce(
     from firewall_routing.experiment.config import ExperimentConfig, paper_config
     from firewall_routing.experiment.run import run
     from firewall_routing.experiment.rundir import staged_run_dir
-    from firewall_routing.experiment.sweep_commands import _json
+    from firewall_routing.files import json_object
 
     fields: dict[str, Any] = {
         "weak": weak,
@@ -127,7 +127,7 @@ def reproduce(
         "device": device,
     }
     chosen = {k: v for k, v in tuning.items() if v is not None}
-    options = _json(router_options, "--router-options")
+    options = json_object(router_options, "--router-options")
     if resume and out is None:
         raise InputError("--resume needs the --out directory of the run to resume")
     if resume and force:
