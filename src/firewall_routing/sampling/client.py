@@ -91,15 +91,19 @@ class SamplingParams:
     max_tokens: int
     template: Template = "chat"
     top_logprobs: int = 0
+    stop: tuple[str, ...] = ()
 
     def key(self) -> dict[str, Any]:
-        return {
+        key: dict[str, Any] = {
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
             "template": self.template,
             "top_logprobs": self.top_logprobs,
         }
+        if self.stop:  # only when set, so stores written before stop sequences existed still match
+            key["stop"] = list(self.stop)
+        return key
 
     def greedy(self, top_logprobs: int = 0) -> SamplingParams:
         """Temperature 0 (top-p 1: irrelevant at T=0, fixed so the key does not vary)."""
@@ -113,6 +117,8 @@ class SamplingParams:
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
         }
+        if self.stop:
+            body["stop"] = list(self.stop)
         if self.template == "chat":
             body["messages"] = [{"role": "user", "content": prompt}]
             if self.top_logprobs:

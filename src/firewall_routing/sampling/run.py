@@ -52,6 +52,17 @@ class RunConfig(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=512, ge=1)
     template: Literal["chat", "completion"] = "chat"
+    stop: list[str] = Field(
+        default_factory=list, max_length=4, description="Stop sequences (OpenAI allows up to 4)."
+    )
+    grader: str | None = Field(
+        default=None, description="Grade every item with this grader instead of its dataset's default."
+    )
+    table_prompt: Literal["prompt", "question"] = Field(
+        default="prompt",
+        description="What the table's prompt column holds: the text sent, or the item's question "
+        "(for few-shot prompts, whose shared shots would swamp a router's embedding).",
+    )
     concurrency: int = Field(default=4, ge=1, le=1024, description="Per upstream.")
     timeout: float = Field(default=600.0, gt=0.0, description="Seconds per request.")
     store: Path = Path("samples.sqlite")
@@ -153,7 +164,7 @@ class RunStats:
 def run_params(cfg: RunConfig) -> SamplingParams:
     from firewall_routing.sampling.client import SamplingParams
 
-    return SamplingParams(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.template)
+    return SamplingParams(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.template, stop=tuple(cfg.stop))
 
 
 def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
@@ -162,6 +173,13 @@ def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
     items = [it for d in cfg.dataset for it in load_benchmark(d, cfg.split, cfg.limit)]
     if not items:
         raise InputError("the datasets have no items", field="dataset")
+    if cfg.grader is not None:
+        from dataclasses import replace
+
+        from firewall_routing.sampling.graders import get_grader
+
+        get_grader(cfg.grader)  # an unknown name fails here, listing the known ones
+        items = [replace(it, grader=cfg.grader) for it in items]
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
         raise InputError("the same item appears twice: list each dataset once", field="dataset")
@@ -289,7 +307,11 @@ def _tty() -> bool:
 
 
 def build_table(
-    results: Sequence[ItemResult], weak_name: str, strong_name: str, source: str = ""
+    results: Sequence[ItemResult],
+    weak_name: str,
+    strong_name: str,
+    source: str = "",
+    table_prompt: Literal["prompt", "question"] = "prompt",
 ) -> OutcomeTable:
     """Grade every stored completion and assemble the OutcomeTable (generic-format ready)."""
     from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
@@ -325,10 +347,77 @@ def build_table(
     margins = [margin(r.weak.greedy.top_logprobs) for r in results]
     return OutcomeTable(
         ids=tuple(r.item.id for r in results),
-        prompts=tuple(r.item.prompt for r in results),
+        prompts=tuple(getattr(r.item, table_prompt) for r in results),
         weak=side(weak_name, "weak"),
         strong=side(strong_name, "strong"),
         margin=np.array([np.nan if m is None else m for m in margins]),
         benchmark=tuple(r.item.benchmark for r in results),
         source=source,
     )
+
+
+# ------------------------------------------------------------------------------ quality
+
+QUALITY_FIELDS = ("weak_quality", "strong_quality", "weak_greedy_quality", "strong_greedy_quality")
+
+
+def build_quality(results: Sequence[ItemResult]) -> list[dict[str, Any]] | None:
+    """Real-valued quality of every stored completion, one dict of ``QUALITY_FIELDS`` per row.
+
+    Only when every item's grader has a quality function (``graders.QUALITIES``, e.g. token
+    F1 for TriviaQA); otherwise None and the table keeps 0/1 correctness only. Computed from
+    the stored completions, so rerunning the command re-grades without requesting anything.
+    """
+    from firewall_routing.sampling.graders import QUALITIES
+
+    if not results or any(r.item.grader not in QUALITIES for r in results):
+        return None
+    rows = []
+    for r in results:
+        q = QUALITIES[r.item.grader]
+        row: dict[str, Any] = {}
+        for side in ("weak", "strong"):
+            sr: SideResult = getattr(r, side)
+            row[f"{side}_quality"] = [q(s.completion, r.item.reference) for s in sr.samples]
+            row[f"{side}_greedy_quality"] = q(sr.greedy.completion, r.item.reference)
+        rows.append(row)
+    return rows
+
+
+def write_table(table: OutcomeTable, quality: Sequence[dict[str, Any]] | None, path: Path) -> None:
+    """``write_generic`` plus the per-row quality columns (same row order) when there are any.
+
+    JSONL rows get the lists as JSON arrays; CSV rows get them ``;``-joined like the 0/1
+    sample columns.
+    """
+    import csv
+    import json
+
+    from firewall_routing.outcomes import write_generic
+
+    write_generic(table, path)
+    if quality is None:
+        return
+    if len(quality) != len(table):
+        raise ValueError("one quality row per table row")
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        cols = list(rows[0]) + list(QUALITY_FIELDS)
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            for row, qual in zip(rows, quality, strict=True):
+                w.writerow(
+                    {
+                        **row,
+                        **{k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in qual.items()},
+                    }
+                )
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        with tmp.open("w", encoding="utf-8") as f:
+            for line, qual in zip(lines, quality, strict=True):
+                f.write(json.dumps({**json.loads(line), **qual}, ensure_ascii=False) + "\n")
+    tmp.replace(path)
