@@ -149,7 +149,7 @@ def test_no_quality_columns_for_graders_without_a_quality(tmp_path: Path) -> Non
         def __init__(self, item: Any) -> None:
             self.item = item
 
-    assert build_quality([R(it) for it in load_items(cfg)]) is None  # type: ignore[arg-type]
+    assert build_quality([R(it) for it in load_items(cfg)]) is None  # type: ignore[arg-type,misc]
 
 
 def test_unknown_grader_override_is_an_input_error(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,11 +27,11 @@ TEST_ROWS = 300  # the router split: the last 300 rows are the test split
 
 
 @pytest.fixture(scope="module")
-def rows() -> list[dict]:
+def rows() -> list[dict[str, Any]]:
     return [json.loads(line) for line in TABLE.read_text(encoding="utf-8").splitlines()]
 
 
-def test_row_count_ids_and_samples(rows: list[dict]) -> None:
+def test_row_count_ids_and_samples(rows: list[dict[str, Any]]) -> None:
     table = load_table(TABLE)
     assert len(table) == ROWS and len(rows) == ROWS
     assert table.ids == tuple(f"triviaqa/{i}" for i in range(ROWS))  # a prefix of the 3-shot file, in order
@@ -39,7 +40,7 @@ def test_row_count_ids_and_samples(rows: list[dict]) -> None:
     assert ROWS - TEST_ROWS >= 700 and TEST_ROWS >= 300
 
 
-def test_pass_rates_are_the_recorded_ones(rows: list[dict]) -> None:
+def test_pass_rates_are_the_recorded_ones(rows: list[dict[str, Any]]) -> None:
     table = load_table(TABLE)
     assert table.weak.pass_rate.mean() == pytest.approx(WEAK_PASS, abs=1e-9)
     assert table.strong.pass_rate.mean() == pytest.approx(STRONG_PASS, abs=1e-9)
@@ -50,7 +51,7 @@ def test_pass_rates_are_the_recorded_ones(rows: list[dict]) -> None:
         np.testing.assert_allclose(samples.mean(axis=1), [r[f"{side}_pass_rate"] for r in rows])
 
 
-def test_f1_quality_is_present_and_agrees_with_exact_match(rows: list[dict]) -> None:
+def test_f1_quality_is_present_and_agrees_with_exact_match(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         for side in ("weak", "strong"):
             quality, correct = r[f"{side}_quality"], r[f"{side}_samples"]
