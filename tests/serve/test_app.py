@@ -556,3 +556,69 @@ def test_healthz_answers_while_a_1mb_message_is_scored(tmp_path: Any) -> None:
     assert health.status_code == 200 and big.status_code == 200
     assert waited < 1.0, f"/healthz waited {waited:.2f} s behind a 1 MB message"
     assert float(big.headers["x-firewall-score"]) == pytest.approx(RandomRouter(seed=1).score([huge])[0])
+
+
+# --------------------------------------------------------------------------- scoring off the loop
+
+
+class SleepyScorer:
+    """Takes ``delay`` seconds (blocking, like an encoder pass) on texts containing 'slow'."""
+
+    backend = "fake"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def __call__(self, texts: Any) -> Any:
+        import numpy as np
+
+        if any("slow" in t for t in texts):
+            time.sleep(self.delay)
+        return np.full(len(texts), 0.9)
+
+
+def test_slow_scoring_does_not_block_other_requests(tmp_path: Any) -> None:
+    """While one prompt is scored for 1.5 s, /healthz, a forced and a scored request answer."""
+    import asyncio
+
+    import httpx
+
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import Decider
+
+    from .conftest import FakeUpstream, fast_config, word_count
+
+    cfg = fast_config(tmp_path)  # scoring_threads 2: the second scored prompt has a thread
+    decider = Decider(SleepyScorer(1.5), None, cfg.default_model, cfg.context_tokens, word_count)
+    app = create_app(cfg, decider=decider, transport=httpx.MockTransport(FakeUpstream().handler))
+    headers = {"authorization": f"Bearer {API_KEY}"}
+
+    async def run() -> tuple[list[float], list[int], float, int]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                start = time.perf_counter()
+                slow = asyncio.create_task(client.post(CHAT, json=chat("slow one"), headers=headers))
+                await asyncio.sleep(0.1)  # the slow prompt is in the scorer now
+
+                async def timed(request: Any) -> tuple[float, int]:
+                    r = await request
+                    return time.perf_counter() - start, r.status_code
+
+                others = await asyncio.gather(
+                    timed(client.get("/healthz")),
+                    timed(client.post(CHAT, json=chat("quick", model="weak"), headers=headers)),
+                    timed(client.post(CHAT, json=chat("quick scored"), headers=headers)),
+                )
+                r = await slow
+                return (
+                    [t for t, _ in others],
+                    [s for _, s in others],
+                    time.perf_counter() - start,
+                    r.status_code,
+                )
+
+    times, statuses, slow_took, slow_status = asyncio.run(run())
+    assert statuses == [200, 200, 200] and slow_status == 200
+    assert slow_took >= 1.5
+    assert max(times) < 1.0, f"answered after {times} s: blocked behind the 1.5 s scoring call"

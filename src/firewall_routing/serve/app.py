@@ -10,15 +10,20 @@ and make the decision visible: ``x-firewall-*`` headers, one JSON log line, Prom
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
+import logging.handlers
+import os
+import queue
 import secrets
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -57,6 +62,7 @@ from firewall_routing.serve.upstream import (
 
 log = logging.getLogger("firewall_routing.serve")
 request_log = logging.getLogger("firewall_routing.serve.requests")
+CONFIG_ENV = "FIREWALL_ROUTING_SERVE_CONFIG"  # the config file each `serve --workers` process loads
 bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
@@ -250,9 +256,13 @@ class RequestRecord:
     done: bool = field(default=False, repr=False)
 
     def line(self) -> str:
-        data = {k: v for k, v in asdict(self).items() if k not in ("started", "upstream_started", "done")}
+        # Plain attribute reads: dataclasses.asdict deep-copies every field, per request.
+        data = {name: getattr(self, name) for name in LOG_FIELDS}
         data["ts"] = datetime.now(UTC).isoformat(timespec="milliseconds")
         return json.dumps(data, separators=(",", ":"))
+
+
+LOG_FIELDS = tuple(f.name for f in fields(RequestRecord) if f.repr)
 
 
 class ServerState:
@@ -264,7 +274,7 @@ class ServerState:
         self.config = config
         self.decider = decider
         self.metrics = ServeMetrics()
-        self.keys = config.auth_secrets()
+        self.keys = [k.encode() for k in config.auth_secrets()]
         self.transport = transport
         self.clients: dict[str, httpx.AsyncClient] = {}
         self.scoring = ThreadPoolExecutor(1)
@@ -307,7 +317,8 @@ def check_auth(state: ServerState, creds: HTTPAuthorizationCredentials | None) -
     if not state.keys:
         return
     given = creds.credentials if creds is not None else ""
-    if not any(secrets.compare_digest(given.encode(), k.encode()) for k in state.keys):
+    given_bytes = given.encode()
+    if not any(secrets.compare_digest(given_bytes, k) for k in state.keys):
         raise ApiError(401, "invalid or missing API key (Authorization: Bearer <key>)", "invalid_api_key")
 
 
@@ -324,7 +335,9 @@ def parse_request(body: dict[str, Any], endpoint: str) -> tuple[str, bool, Any]:
     try:
         if endpoint == "chat":
             chat = ChatRequest.model_validate(body)
-            return chat.model, chat.stream, [m.model_dump() for m in chat.messages]
+            # The validated body's own message dicts: scoring reads role/content from them,
+            # so dumping the models back to dicts would only copy them.
+            return chat.model, chat.stream, body["messages"]
         comp = CompletionRequest.model_validate(body)
         return comp.model, comp.stream, completion_prompt_text(comp.prompt)
     except ValidationError as e:
@@ -593,6 +606,38 @@ def add_error_handlers(app: FastAPI) -> None:
         response = ApiError(500, "internal server error", "internal_error", "server_error").response()
         response.headers["x-request-id"] = rid
         return response
+
+
+def configure_logging() -> None:
+    """Log lines (one JSON line per request) to stderr from a background thread.
+
+    The request handler only formats the line and puts it on a queue; the write to stderr,
+    a system call that blocks when the reader of a pipe is slow, happens off the event loop.
+    Pending lines are written at exit.
+    """
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    out = logging.StreamHandler(sys.stderr)
+    out.setFormatter(logging.Formatter("%(message)s"))
+    listener = logging.handlers.QueueListener(records, out)
+    root = logging.getLogger()
+    root.addHandler(logging.handlers.QueueHandler(records))
+    root.setLevel(logging.INFO)
+    # httpx logs every upstream call at INFO: keep it to one JSON line per request.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    listener.start()
+    atexit.register(listener.stop)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``serve --workers N`` process: config from ``$FIREWALL_ROUTING_SERVE_CONFIG``.
+
+    uvicorn starts each worker as a fresh process, so the router, scorer and logging are
+    set up again in every one (the parent already validated all of it once).
+    """
+    from firewall_routing.serve.config import load_config
+
+    configure_logging()
+    return create_app(load_config(os.environ[CONFIG_ENV]))
 
 
 def create_app(
