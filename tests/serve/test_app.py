@@ -622,3 +622,57 @@ def test_slow_scoring_does_not_block_other_requests(tmp_path: Any) -> None:
     assert statuses == [200, 200, 200] and slow_status == 200
     assert slow_took >= 1.5
     assert max(times) < 1.0, f"answered after {times} s: blocked behind the 1.5 s scoring call"
+
+
+# --------------------------------------------------------------------------- hot path pieces
+
+
+def test_upstream_pool_hands_out_its_clients_in_turn_with_the_limits_split() -> None:
+    import asyncio
+
+    from firewall_routing.serve.config import UpstreamConfig
+    from firewall_routing.serve.upstream import MAX_CONNECTIONS, MAX_KEEPALIVE, UpstreamPool
+
+    pool = UpstreamPool(UpstreamConfig(base_url="http://u.test/v1", model="m"), shards=4)
+    picked = [pool.client() for _ in range(8)]
+    assert picked == pool.clients + pool.clients and len(set(map(id, pool.clients))) == 4
+    inner = [c._transport._pool for c in pool.clients]  # type: ignore[attr-defined]
+    assert sum(p._max_connections for p in inner) == MAX_CONNECTIONS
+    assert sum(p._max_keepalive_connections for p in inner) == MAX_KEEPALIVE
+    asyncio.run(pool.aclose())
+    assert all(c.is_closed for c in pool.clients)
+
+
+def test_batched_log_handler_writes_off_the_callers_thread_in_order() -> None:
+    import io
+    import threading
+
+    from firewall_routing.serve.app import BatchedStreamHandler
+
+    class Recording(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writers: set[str] = set()
+
+        def write(self, s: str) -> int:
+            self.writers.add(threading.current_thread().name)
+            return super().write(s)
+
+    out = Recording()
+    handler = BatchedStreamHandler(out, interval=0.02)
+    logger = logging.getLogger("test.batched")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        for i in range(5):
+            logger.info("line %d", i)
+        assert out.getvalue() == ""  # nothing written by the logging call itself
+        deadline = time.monotonic() + 5
+        while out.getvalue().count("\n") < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert out.writers == {"firewall-log"}  # the background writer, not the caller
+        logger.info("last")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()  # writes what is still pending
+    assert out.getvalue().splitlines() == [f"line {i}" for i in range(5)] + ["last"]
