@@ -190,11 +190,39 @@ def test_reproduce_small_run(tmp_path: Path) -> None:
     assert (out / "routers" / "soft-block" / "router.json").exists()
 
 
-@pytest.mark.parametrize("args", [["--datasets", "nope"], ["--designs", "nope"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--datasets", "nope"],
+        ["--designs", "nope"],
+        ["--router-options", "[1]"],
+        ["--router-options", '{"encoder": 3}'],
+    ],
+)
 def test_reproduce_bad_options(tmp_path: Path, args: list[str]) -> None:
     r = run("reproduce", "--out", str(tmp_path / "x"), *args)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("paper", "key", "value"), [(False, "encoder", "static"), (True, "pooling", "cls")])
+def test_reproduce_passes_router_options_to_the_trained_router(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, paper: bool, key: str, value: str
+) -> None:
+    """``--router-options '{"encoder": "static"}'`` reaches the experiment's router (the
+    static encoder's APGR in docs/routers.md comes from exactly this)."""
+    from typer.testing import CliRunner
+
+    from firewall_routing.cli import app
+    from firewall_routing.experiment import run as run_module
+
+    seen: list[Any] = []
+    monkeypatch.setattr(run_module, "run", lambda cfg, work, shown=None: seen.append(cfg))
+    args = ["reproduce", "--out", str(tmp_path / "o"), "--router-options", json.dumps({key: value})]
+    result = CliRunner().invoke(app, args + (["--paper"] if paper else []))
+    assert result.exit_code == 0, result.output
+    assert seen[0].router_options[key] == value
+    assert seen[0].router == ("encoder" if paper else "ridge")
 
 
 def test_train_router_options(tmp_path: Path) -> None:

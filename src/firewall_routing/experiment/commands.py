@@ -58,6 +58,13 @@ def reproduce(
     baselines: Annotated[
         str, typer.Option(help="Comma-separated baseline routers beside the designs ('' for none).")
     ] = "random,mf,oracle",
+    router_options: Annotated[
+        str,
+        typer.Option(
+            help='Options of the trained router as JSON, e.g. \'{"encoder": "static"}\' for the '
+            "static encoder (see `firewall-routing train --router-options help`)."
+        ),
+    ] = "{}",
     paper: Annotated[
         bool,
         typer.Option(
@@ -93,6 +100,7 @@ def reproduce(
     from firewall_routing.errors import InputError
     from firewall_routing.experiment.run import ExperimentConfig, paper_config, run
     from firewall_routing.experiment.rundir import staged_run_dir
+    from firewall_routing.experiment.sweep_commands import _json
 
     fields: dict[str, Any] = {
         "weak": weak,
@@ -116,16 +124,18 @@ def reproduce(
         "device": device,
     }
     chosen = {k: v for k, v in tuning.items() if v is not None}
+    options = _json(router_options, "--router-options")
     if resume and out is None:
         raise InputError("--resume needs the --out directory of the run to resume")
     if resume and force:
         raise InputError("--resume continues the run in --out and --force replaces it: pass one")
     if paper:
-        cfg = paper_config(chosen, **fields, seeds=1 if seeds is None else seeds)
+        cfg = paper_config(chosen | options, **fields, seeds=1 if seeds is None else seeds)
     elif chosen:
         raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in chosen)} only apply with --paper")
     else:
-        cfg = ExperimentConfig(seeds=DEFAULT_SEEDS if seeds is None else seeds, **fields)
+        seeds = DEFAULT_SEEDS if seeds is None else seeds
+        cfg = ExperimentConfig(seeds=seeds, router_options=options, **fields)
     target = out or Path("runs") / f"reproduce-{datetime.now():%Y%m%d-%H%M%S}"
     with staged_run_dir(target, resume=resume, force=force) as work:
         run(cfg, work, shown=target)

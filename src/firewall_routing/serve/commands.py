@@ -48,8 +48,8 @@ def calibrate(
     backend: Annotated[
         str,
         typer.Option(
-            help="Scoring backend for embedding-head routers: onnx or torch. Use the one the "
-            "server will use (its default is onnx)."
+            help="Scoring backend for embedding routers: onnx, torch or static (routers "
+            "trained with encoder static). Use the one the server will use (its default is onnx)."
         ),
     ] = "onnx",
     weak: Annotated[str | None, typer.Option("--weak", help="Weak model (RouterDC files).")] = None,
@@ -78,10 +78,10 @@ def calibrate(
     )
     from firewall_routing.errors import InputError
     from firewall_routing.routers import load_router
-    from firewall_routing.serve.scoring import make_scorer
+    from firewall_routing.serve.scoring import BACKENDS, make_scorer
 
-    if backend not in ("onnx", "torch"):
-        raise InputError(f"--backend must be 'onnx' or 'torch', got '{backend}'")
+    if backend not in BACKENDS:
+        raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
     target = calibration_path(out if out is not None else router)
     if target.exists() and not force:  # checked before scoring: fail in a second, not minutes
         raise InputError("calibration file already exists: pass --force to replace it", path=target)

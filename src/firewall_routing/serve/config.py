@@ -79,7 +79,11 @@ class ServeConfig(BaseModel):
     )
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     fallback: bool = False
-    backend: Literal["onnx", "torch"] = "onnx"
+    backend: Literal["onnx", "torch", "static"] = Field(
+        default="onnx",
+        description="Encoder for embedding routers: onnx (int8 MiniLM), torch (MiniLM as "
+        "trained), static (model2vec distilled from MiniLM; routers trained with encoder static).",
+    )
     context_tokens: int = Field(default=256, gt=0)
     scoring_threads: int = Field(
         default=2,
