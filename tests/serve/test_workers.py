@@ -123,3 +123,30 @@ def test_one_worker_needs_no_metrics_directory(tmp_path: Path, monkeypatch: Any)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
     serve(config=tmp_path / "c.yaml", host=None, port=None, workers=None)
     assert "workers" not in seen and not isinstance(seen["app"], str)  # the app object itself
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_logs_one_line_per_request_with_any_worker_count(tmp_path: Path, workers: int) -> None:
+    """uvicorn's logging set-up closes existing handlers: the request lines must survive it."""
+    RandomRouter(seed=0).save(tmp_path / "r")
+    down = free_port()
+    (tmp_path / "c.yaml").write_text(
+        f"router: r\nweak: {{base_url: 'http://{HOST}:{down}/v1', model: w}}\n"
+        f"strong: {{base_url: 'http://{HOST}:{down}/v1', model: s}}\n"
+        "default_model: firewall@t=0.5\n"
+    )
+    port = free_port()
+    cmd = [sys.executable, "-m", "firewall_routing.cli", "serve", "--config", str(tmp_path / "c.yaml")]
+    log = tmp_path / "serve.log"
+    proc = spawn_process([*cmd, "--port", str(port), "--workers", str(workers)], log)
+    body = {"model": "firewall", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        wait_http(f"http://{HOST}:{port}/healthz", proc, 120)
+        for _ in range(3):
+            r = httpx.post(f"http://{HOST}:{port}/v1/chat/completions", json=body, timeout=30)
+            assert r.status_code == 502
+        time.sleep(0.5)  # written within the writer's 50 ms period, not only at exit
+        written = [ln for ln in log.read_text().splitlines() if ln.startswith('{"endpoint"')]
+        assert len(written) == 3
+    finally:
+        stop_process(proc)

@@ -10,6 +10,7 @@ and make the decision visible: ``x-firewall-*`` headers, one JSON log line, Prom
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
@@ -614,6 +615,11 @@ class BatchedStreamHandler(logging.Handler):
     system call that blocks when the reader of a pipe is slow) happens off the event loop,
     many lines per call. Unlike ``QueueHandler`` + ``QueueListener``, no thread is woken
     per line: that wake-up and the GIL hand-off it causes cost more than the write itself.
+
+    ``close`` writes what is pending but leaves the writer running: uvicorn's logging set-up
+    (``dictConfig``) closes every existing handler yet leaves it attached, and a stopped
+    writer would then drop every later line. The writer is a daemon thread; pending lines
+    are written at exit (``configure_logging`` registers that).
     """
 
     def __init__(self, stream: TextIO, interval: float = 0.05) -> None:
@@ -621,7 +627,7 @@ class BatchedStreamHandler(logging.Handler):
         self.stream = stream
         self.interval = interval
         self.lines: deque[str] = deque()
-        self._stop = threading.Event()
+        self._write_lock = threading.Lock()  # one drain at a time: lines stay in order
         self._thread = threading.Thread(target=self._run, name="firewall-log", daemon=True)
         self._thread.start()
 
@@ -632,23 +638,23 @@ class BatchedStreamHandler(logging.Handler):
             self.handleError(record)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
+            time.sleep(self.interval)
             self.drain()
-        self.drain()
 
     def drain(self) -> None:
-        lines = []
-        while self.lines:
-            lines.append(self.lines.popleft())
-        if lines:
-            self.stream.write("\n".join(lines) + "\n")
-            self.stream.flush()
+        with self._write_lock:
+            lines = []
+            while self.lines:
+                lines.append(self.lines.popleft())
+            if lines:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+
+    def flush(self) -> None:
+        self.drain()
 
     def close(self) -> None:
-        """Stop the writer after writing every pending line (called at exit by logging)."""
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
         self.drain()
         super().close()
 
@@ -660,6 +666,7 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    atexit.register(handler.drain)  # logging's own exit hook may no longer know the handler
     # httpx logs every upstream call at INFO: keep it to one JSON line per request.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
