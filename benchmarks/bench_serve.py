@@ -61,6 +61,7 @@ CONCURRENCY = (1, 16, 64)
 BACKENDS = ("onnx", "static", "torch")
 TARGETS = {"weak": "weak", "firewall@30%": "firewall@30%"}  # row name -> model sent
 N_CALIBRATION = 1000
+LOG_FLUSH_S = 0.3  # the server writes its log lines in batches every 50 ms
 UPSTREAM_DELAY_S = 1.0  # the LLM-like delay; set in the upstream process from --upstream-delay-ms
 SLOW_MARK = b'"bench_delay"'
 JITTER = random.Random(0)  # the slow upstream's response times, seeded
@@ -505,8 +506,10 @@ def bench_server(
         for name, slow in UPSTREAMS:
             for c in CONCURRENCY:
                 for target, model in TARGETS.items():
+                    time.sleep(LOG_FLUSH_S)  # the previous row's last log lines are written
                     offset = log.stat().st_size
                     res = measure(url, model, test, c, slow, args, lambda: session_cpu_s(proc.pid))
+                    time.sleep(LOG_FLUSH_S)  # this row's are
                     res.update(backend=backend, workers=workers, upstream=name, concurrency=c, target=target)
                     res.update(server_log_stats(log, offset, skip=c))
                     show(res)
