@@ -697,7 +697,7 @@ def main() -> None:
             "python": platform.python_version(),
             "loadavg_before": load_before,
             "loadavg_after": os.getloadavg(),
-            "note": "2 shared cores; other jobs (llama.cpp sampling, other sessions) were running",
+            "note": "2 cores shared with other jobs (llama.cpp sampling, other sessions): see the load averages",
         },
         "seconds": round(time.perf_counter() - t_start, 1),
         "args": {k: str(v) for k, v in vars(args).items() if not k.startswith("upstream")},
