@@ -1,34 +1,32 @@
-"""Routing server overhead, scoring speed (ONNX vs torch) and calibration accuracy.
+"""Routing server cost: scoring per backend, added latency, throughput and CPU per request.
 
-Everything runs on 127.0.0.1 and is bounded in requests and time:
+One run measures, side by side and on 127.0.0.1 only:
 
-1. **Scoring** (in process): one GSM8K test prompt at a time through the router's scorer —
-   ONNX int8 with 1 and 2 intra-op threads, torch with 1 — p50/p99 ms (target: ONNX p50
-   ≤ 5 ms).
-2. **Added latency** (HTTP): a minimal upstream (bare ASGI app under uvicorn, fixed answer
-   after an optional delay) is called (a) directly, (b) through ``firewall-routing serve``
-   with model ``firewall@30%`` (scored) and (c) through the server with model ``weak``
-   (forced, proxy cost only), at concurrency 1, 16 and 64 with distinct prompts. Added
-   latency = the routed percentile minus the direct percentile (target: p99 added ≤ 10 ms
-   at 64). Two upstreams: an instant one (delay 0: the closed loop then saturates the
-   router, so this measures capacity) and one answering after a response time drawn
-   uniformly from 0.5–1.5 × ``--delay-ms`` (default 1,000 ms, LLM-like: the offered load
-   stays below the router's capacity, so this measures the latency the router adds in
-   use). The server's JSON log gives each request's own numbers: scoring time
-   (``router_ms``) and time in the router apart from the upstream exchange (``total_ms −
-   upstream_ms``) — the added latency measured per request, without the noise of
-   differencing two percentiles of random response times.
-3. **Calibration**: a router trained on RouterDC's 1,000 GSM8K train prompts (three seeds),
-   calibrated on the 6,473 other GSM8K train questions (prompts it never saw, as a user
-   would calibrate on unlabeled traffic), observed strong-call fraction at
-   ``firewall@30%`` on the 1,319 GSM8K test prompts (target 30 % ± 2), per backend; plus
-   the in-sample mistake (calibrating on the router's own training prompts); ONNX vs torch
-   max |Δscore|, identical decisions and APGR on the test prompts.
+1. **Scoring** (in process): one GSM8K test prompt at a time through each backend's scorer
+   (``onnx``, ``static``, ``torch``; one intra-op thread, the server default) — wall p50/p99
+   and CPU ms per prompt; and, per backend, the strong-call fraction at ``firewall@30%`` on
+   the 1,319 GSM8K test prompts when calibrated on 1,000 GSM8K train questions the router
+   never saw.
+2. **HTTP** (a ``firewall-routing serve`` subprocess per backend and worker count): a
+   minimal upstream (bare ASGI app under uvicorn, fixed answer) called directly, through
+   the server with model ``weak`` (forced: proxy cost only) and with ``firewall@30%``
+   (scored), at concurrency 1, 16 and 64 with distinct prompts, against two upstreams:
+   *instant* (the closed loop saturates the server: capacity) and *LLM-like* (each answer
+   after a time drawn uniformly from 0.5–1.5 × ``--delay-ms``, default 1,000 ms: the
+   latency the router adds in use). Per row: throughput, the server's own in-router time
+   per request (``total_ms − upstream_ms`` from its JSON log: parsing, waiting for and
+   running the scorer, forwarding) p50/p99, and **CPU per request**: CPU time of every
+   process of the server (workers included) over the measured requests.
 
-Prints a table and writes ``benchmarks/results/serve.json``.
-Usage: ``python benchmarks/bench_serve.py [--router DIR] [--requests 400] [--cap-s 60]
-[--delay-ms 1000]`` (without ``--router`` a soft-block embedding-head router is trained on
-RouterDC GSM8K train).
+Both upstream behaviours come from one stub process: a request whose body carries
+``"bench_delay": true`` (forwarded untouched by the router) gets the LLM-like delay.
+A backend whose server does not start (e.g. ``static`` before it exists) is recorded as
+``unavailable`` with the error, never silently dropped. ``--calibration-study`` adds the
+slower held-out vs in-sample calibration study of the previous version (three seeds).
+
+Prints a table and writes ``benchmarks/results/serve.json`` (``--out`` to change).
+Usage: ``python benchmarks/bench_serve.py [--router DIR] [--backends onnx,static,torch]
+[--workers 1,2] [--requests 400] [--cap-s 8] [--delay-ms 1000] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -39,21 +37,17 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import numpy as np
 
 from firewall_routing.processes import free_port, start_process, stop_process
-
-if TYPE_CHECKING:
-    from firewall_routing.serve.scoring import Backend
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "serve.json"
@@ -64,12 +58,12 @@ WEAK = "HuggingFaceH4/zephyr-7b-beta"
 STRONG = "cognitivecomputations/dolphin-2.9-llama3-8b"
 HOST = "127.0.0.1"
 CONCURRENCY = (1, 16, 64)
-SCORING: tuple[tuple[Backend, int], ...] = (
-    ("onnx", 1),
-    ("onnx", 2),
-    ("torch", 1),
-)  # (backend, intra-op threads)
-UPSTREAM_DELAY_S = 0.0  # set in the upstream process from --upstream-delay-ms
+BACKENDS = ("onnx", "static", "torch")
+TARGETS = {"weak": "weak", "firewall@30%": "firewall@30%"}  # row name -> model sent
+N_CALIBRATION = 1000
+LOG_FLUSH_S = 0.3  # the server writes its log lines in batches every 50 ms
+UPSTREAM_DELAY_S = 1.0  # the LLM-like delay; set in the upstream process from --upstream-delay-ms
+SLOW_MARK = b'"bench_delay"'
 JITTER = random.Random(0)  # the slow upstream's response times, seeded
 ANSWER = json.dumps(
     {
@@ -91,13 +85,19 @@ async def upstream_app(
     receive: Callable[[], Awaitable[dict[str, Any]]],
     send: Callable[[dict[str, Any]], Awaitable[None]],
 ) -> None:
-    """The cheapest OpenAI-shaped upstream: read the body, answer a fixed completion."""
-    while (await receive()).get("more_body"):
-        pass
-    if UPSTREAM_DELAY_S:
-        # Uniform in [0.5, 1.5] x the delay, like LLM answers of varying length. A fixed
-        # delay would make the closed loop send its requests in synchronized bursts, all
-        # arriving at the scorer at once: a queue real traffic does not build.
+    """The cheapest OpenAI-shaped upstream: read the body, answer a fixed completion.
+
+    Bodies marked ``"bench_delay"`` are answered after a delay uniform in [0.5, 1.5] x the
+    configured one, like LLM answers of varying length (a fixed delay would make the closed
+    loop send its requests in synchronized bursts: a queue real traffic does not build).
+    """
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if SLOW_MARK in body:
         await asyncio.sleep(UPSTREAM_DELAY_S * (0.5 + JITTER.random()))
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
@@ -110,20 +110,31 @@ def run_upstream(port: int, delay_ms: float) -> None:
 
     global UPSTREAM_DELAY_S
     UPSTREAM_DELAY_S = delay_ms / 1000.0
-
     uvicorn.run(upstream_app, host=HOST, port=port, log_level="warning", access_log=False, lifespan="off")
 
 
 # --------------------------------------------------------------------------- processes
 
 
-def start(args: list[str], health: str, log: Path, timeout: float = 180) -> subprocess.Popen[bytes]:
+def start(args: list[str], health: str, log: Path, timeout: float = 180) -> Any:
     """Start a server (own session, output to ``log``) and wait for ``health``."""
     return start_process(args, health, log=log, timeout=timeout, ok=(200, 405))[0]
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    stop_process(proc)
+def session_cpu_s(sid: int) -> float:
+    """User + system CPU seconds of every live process in session ``sid`` (server + workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[3]) == sid:  # field 6 of stat (session id); index 3 after the name
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
 
 
 # --------------------------------------------------------------------------- data + router
@@ -140,7 +151,8 @@ def unseen_prompts() -> list[str]:
     return [q for q in rows if " ".join(q.split()) not in seen]
 
 
-def train_router(out: Path) -> Path:
+def train_router(out: Path, encoder: str | None = None) -> Path:
+    """An embedding-head router on RouterDC GSM8K train (``encoder``: the static model)."""
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import load_table
     from firewall_routing.routers import RouterMetadata
@@ -148,7 +160,7 @@ def train_router(out: Path) -> Path:
 
     table = load_table(TRAIN, WEAK, STRONG)
     labels = compute_labels(table, "soft-block").values
-    router = EmbeddingHeadRouter()
+    router = EmbeddingHeadRouter() if encoder is None else EmbeddingHeadRouter(encoder=encoder)  # type: ignore[call-arg]
     router.fit(table.prompts, labels)
     meta = RouterMetadata.for_training(
         table.prompts, labels, label_design="soft-block", weak=WEAK, strong=STRONG
@@ -164,35 +176,58 @@ def pct(values: list[float] | np.ndarray[Any, Any], q: float) -> float:
 # --------------------------------------------------------------------------- 1. scoring
 
 
-def bench_scoring(router_dir: Path, test: list[str], n: int) -> dict[str, Any]:
-    """Single-prompt scoring latency per backend: wall time and this process's CPU time.
+def backend_scores(router: Any, scorer: Any, texts: list[str]) -> np.ndarray[Any, Any]:
+    """Scores as ``calibrate`` computes them (torch: the router's cached embeddings)."""
+    return np.asarray(router.score(texts) if scorer.backend == "torch" else scorer(texts))
 
-    CPU time is reported because on a shared machine wall time mostly measures the wait
-    for a core; with one intra-op thread CPU time ≈ compute (with two it is their sum).
+
+def prepare_backend(
+    backend: str, minilm_router: Path, work: Path, test: list[str], cal: list[str], n: int
+) -> dict[str, Any]:
+    """Router + calibration for ``backend``, its single-prompt scoring latency, test fraction.
+
+    Raises whatever the backend raises when it cannot be built (recorded as unavailable).
     """
+    from firewall_routing.calibration import calibrate, save_calibration, strong_fraction
     from firewall_routing.routers import load_router
     from firewall_routing.serve.scoring import make_scorer
 
-    router = load_router(router_dir)
-    out: dict[str, Any] = {}
-    for backend, threads in SCORING:
-        scorer = make_scorer(router, backend, threads)
-        for p in test[:10]:
-            scorer([p])
-        wall, cpu = [], []
-        for p in test[10 : 10 + n]:
-            t0, c0 = time.perf_counter(), time.process_time()
-            scorer([p])
-            wall.append((time.perf_counter() - t0) * 1000)
-            cpu.append((time.process_time() - c0) * 1000)
-        out[f"{backend}/{threads}"] = {
+    router_dir = minilm_router
+    router: Any = load_router(router_dir)
+    try:
+        scorer = make_scorer(router, backend, 1)  # type: ignore[arg-type]
+    except Exception:
+        if backend != "static":
+            raise
+        # a static backend that needs a head trained on its own embeddings
+        router_dir = train_router(work / f"router-{backend}", encoder=backend)
+        router = load_router(router_dir)
+        scorer = make_scorer(router, backend, 1)  # type: ignore[arg-type]
+    for p in test[:10]:
+        scorer([p])
+    wall, cpu = [], []
+    for p in test[10 : 10 + n]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        scorer([p])
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    cal_scores = backend_scores(router, scorer, cal)
+    calibration = calibrate(cal_scores, router=str(router_dir), backend=scorer.backend, source="bench")
+    cal_path = save_calibration(calibration, work / f"calibration-{backend}.json", overwrite=True)
+    t30 = calibration.threshold(30)
+    return {
+        "router": str(router_dir),
+        "calibration": str(cal_path),
+        "scoring": {
             "n": len(wall),
             "p50_ms": pct(wall, 50),
             "p99_ms": pct(wall, 99),
             "cpu_p50_ms": pct(cpu, 50),
             "cpu_p99_ms": pct(cpu, 99),
-        }
-    return out
+        },
+        "test_fraction_at_30": strong_fraction(backend_scores(router, scorer, test), t30),
+        "n_calibration": len(cal),
+    }
 
 
 def embeddings(sets: dict[str, list[str]]) -> dict[str, dict[str, np.ndarray[Any, Any]]]:
@@ -272,6 +307,7 @@ def bench_fraction(seeds: int, emb: dict[str, dict[str, Any]]) -> dict[str, Any]
     }
 
 
+# HTTP
 # --------------------------------------------------------------------------- 2. HTTP
 
 
@@ -283,20 +319,26 @@ async def load(
     cap_s: float,
     headers: dict[str, str],
     stagger_s: float = 0.0,
+    cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """``n`` POSTs (distinct bodies) at fixed concurrency, stopping early after ``cap_s``.
 
-    Worker ``i`` starts ``i * stagger_s`` late: with a slow upstream, starting all workers at
-    once would make the first round one synchronized burst at the scorer.
+    Each of the ``concurrency`` simulated clients has its own one-connection ``httpx``
+    client: one shared pool of 64 connections costs the *load generator* O(connections)
+    bookkeeping per request (httpcore scans its whole pool), which capped it near 70 req/s
+    here and hid the server's capacity. Worker ``i`` starts ``i * stagger_s`` late: with a
+    slow upstream, starting all at once would make the first round one synchronized burst.
+    ``cpu`` (the server's CPU seconds) is read around the measured requests, not the warm-up.
     """
     lat: list[float] = []
     errors = 0
     nxt = 0
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [httpx.AsyncClient(timeout=120, limits=limits) for _ in range(concurrency)]
+    try:
         # warm-up, not measured: opens the connections concurrently
         await asyncio.gather(
-            *(client.post(url, content=b, headers=headers) for b in bodies[:concurrency]),
+            *(c.post(url, content=b, headers=headers) for c, b in zip(clients, bodies, strict=False)),
             return_exceptions=True,
         )
         deadline = time.perf_counter() + cap_s
@@ -309,28 +351,38 @@ async def load(
                 nxt += 1
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post(url, content=body, headers=headers)
+                    r = await clients[i].post(url, content=body, headers=headers)
                 except httpx.TransportError:  # e.g. a connection the overloaded upstream dropped
                     errors += 1
                     continue
                 lat.append((time.perf_counter() - t0) * 1000)
                 errors += r.status_code != 200
 
+        cpu0 = cpu() if cpu else 0.0
         start_t = time.perf_counter()
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
         wall = time.perf_counter() - start_t
+        cpu_s = cpu() - cpu0 if cpu else None
+    finally:
+        for c in clients:
+            await c.aclose()
+    sent = len(lat) + errors
     return {
         "n": len(lat),
         "errors": errors,
         "p50_ms": pct(lat, 50),
         "p99_ms": pct(lat, 99),
         "rps": len(lat) / wall,
+        "cpu_ms_per_request": None if cpu_s is None or not sent else 1000.0 * cpu_s / sent,
     }
 
 
-def bodies_for(model: str, texts: list[str]) -> list[bytes]:
+def bodies_for(model: str, texts: list[str], slow: bool) -> list[bytes]:
+    extra = {"bench_delay": True} if slow else {}
     return [
-        json.dumps({"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": t}]}).encode()
+        json.dumps(
+            {"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": t}], **extra}
+        ).encode()
         for t in texts
     ]
 
@@ -340,9 +392,8 @@ def server_log_stats(log: Path, since: int, skip: int) -> dict[str, float | None
 
     ``scoring`` is the encoder + head time (``router_ms``); ``in_router`` is the time the
     request spent in the router apart from the upstream exchange (``total_ms −
-    upstream_ms``: body parsing, waiting for and running the scorer, forwarding) — the
-    added latency without the client-side noise of differencing two tail percentiles.
-    The first ``skip`` lines (the unmeasured warm-up requests) are left out.
+    upstream_ms``) — the added latency without the client-side noise of differencing two
+    tail percentiles. The first ``skip`` lines (the unmeasured warm-up requests) are left out.
     """
     scoring, in_router = [], []
     seen = 0
@@ -368,99 +419,192 @@ def server_log_stats(log: Path, since: int, skip: int) -> dict[str, float | None
     return out
 
 
-def requests_at(concurrency: int, requests: int, delay_ms: float) -> int:
-    """Requests per measurement: fewer at c=1 (serial), and with a slow upstream ~10 rounds."""
-    if delay_ms > 0:
-        return min(requests, 30 if concurrency == 1 else 10 * concurrency)
+def requests_at(concurrency: int, slow: bool, requests: int, rounds: int) -> int:
+    """Requests per measurement: fewer at c=1 (serial); with the slow upstream ``rounds`` rounds."""
+    if slow:
+        return max(8, rounds * concurrency)
     return min(requests, 100) if concurrency == 1 else requests
 
 
-def bench_http(
-    router_dir: Path,
-    calibration: Path,
+UPSTREAMS = (("instant", False), ("llm-like", True))
+
+
+def measure(
+    url: str,
+    model: str,
     test: list[str],
-    requests: int,
-    cap_s: float,
-    workdir: Path,
-    delay_ms: float,
-    scoring_threads: int = 2,
-    encoder_threads: int = 1,
+    c: int,
+    slow: bool,
+    args: argparse.Namespace,
+    cpu: Callable[[], float] | None,
 ) -> dict[str, Any]:
-    up_port, fw_port = free_port(), free_port()
-    up = start(
-        [sys.executable, __file__, "--upstream-port", str(up_port), "--upstream-delay-ms", str(delay_ms)],
-        f"http://{HOST}:{up_port}/",
-        workdir / "upstream.log",
+    n = requests_at(c, slow, args.requests, args.rounds)
+    stagger = args.delay_ms / 1000.0 / c if slow else 0.0
+    headers = {"authorization": "Bearer bench-key", "content-type": "application/json"}
+    cap = args.cap_s * (3 if slow else 1)
+    return asyncio.run(load(url, bodies_for(model, test, slow), c, n, cap, headers, stagger, cpu))
+
+
+def show(row: dict[str, Any]) -> None:
+    cpu = row.get("cpu_ms_per_request")
+    inr = row.get("server_in_router_p99_ms")
+    print(
+        f"  {row['backend']:<6} w={row['workers']} {row['upstream']:<8} c={row['concurrency']:>2} "
+        f"{row['target']:<13} n={row['n']:>4} {row['rps']:7.1f} req/s p50={row['p50_ms']:7.1f} "
+        f"p99={row['p99_ms']:7.1f} ms"
+        + (f" in-router p99={inr:6.2f} ms" if inr is not None else "")
+        + (f" cpu/req={cpu:5.2f} ms" if cpu is not None else "")
+        + f" errors={row['errors']}",
+        flush=True,
     )
-    cfg = workdir / "serve.yaml"
+
+
+def bench_direct(up_port: int, test: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    url = f"http://{HOST}:{up_port}/v1/chat/completions"
+    for name, slow in UPSTREAMS:
+        for c in CONCURRENCY:
+            res = measure(url, "w", test, c, slow, args, None)
+            res.update(backend="-", workers=0, upstream=name, concurrency=c, target="direct")
+            show(res)
+            rows.append(res)
+    return rows
+
+
+def bench_server(
+    backend: str,
+    workers: int,
+    prep: dict[str, Any],
+    up_port: int,
+    test: list[str],
+    args: argparse.Namespace,
+    work: Path,
+) -> list[dict[str, Any]]:
+    """All rows of one ``serve`` process tree: both upstreams, every concurrency and target."""
+    port = free_port()
+    cfg = work / f"serve-{backend}-{workers}.yaml"
     cfg.write_text(
-        f"router: {router_dir}\ncalibration: {calibration}\n"
+        f"router: {prep['router']}\ncalibration: {prep['calibration']}\n"
         f"weak: {{base_url: 'http://{HOST}:{up_port}/v1', model: w}}\n"
         f"strong: {{base_url: 'http://{HOST}:{up_port}/v1', model: s}}\n"
-        "auth_keys: [bench-key]\nbackend: onnx\ndefault_model: firewall@30%\n"
-        f"scoring_threads: {scoring_threads}\nencoder_threads: {encoder_threads}\n"
+        f"auth_keys: [bench-key]\nbackend: {backend}\ndefault_model: firewall@30%\n"
     )
-    fw_log = workdir / "serve.log"
-    fw = start(
-        [sys.executable, "-m", "firewall_routing.cli", "serve", "--config", str(cfg), "--port", str(fw_port)],
-        f"http://{HOST}:{fw_port}/healthz",
-        fw_log,
-    )
-    auth = {"authorization": "Bearer bench-key", "content-type": "application/json"}
-    rows: list[dict[str, Any]] = []
+    log = work / f"serve-{backend}-{workers}.log"
+    cmd = [sys.executable, "-m", "firewall_routing.cli", "serve", "--config", str(cfg), "--port", str(port)]
+    if workers != 1:
+        cmd += ["--workers", str(workers)]
+    proc = start(cmd, f"http://{HOST}:{port}/healthz", log)
+    url = f"http://{HOST}:{port}/v1/chat/completions"
+    rows = []
     try:
-        for c in CONCURRENCY:
-            n = requests_at(c, requests, delay_ms)
-            for target, url, model in (
-                ("direct", f"http://{HOST}:{up_port}/v1/chat/completions", "w"),
-                ("router firewall@30%", f"http://{HOST}:{fw_port}/v1/chat/completions", "firewall@30%"),
-                ("router weak (no scoring)", f"http://{HOST}:{fw_port}/v1/chat/completions", "weak"),
-            ):
-                offset = fw_log.stat().st_size
-                stagger = delay_ms / 1000.0 / c
-                res = asyncio.run(load(url, bodies_for(model, test), c, n, cap_s, auth, stagger))
-                res.update(target=target, concurrency=c, delay_ms=delay_ms)
-                if target.startswith("router"):
-                    res.update(server_log_stats(fw_log, offset, skip=c))
-                rows.append(res)
-                print(
-                    f"  delay {delay_ms:g} ms c={c:>2} {target:<26} n={res['n']:>4} p50={res['p50_ms']:7.1f} ms "
-                    f"p99={res['p99_ms']:7.1f} ms {res['rps']:7.1f} req/s errors={res['errors']}",
-                    flush=True,
-                )
-        metrics = httpx.get(f"http://{HOST}:{fw_port}/metrics").text
-        gauge = [ln for ln in metrics.splitlines() if ln.startswith("firewall_strong_call_fraction")]
-        served_fraction = float(gauge[0].split()[-1]) if gauge else None
+        for name, slow in UPSTREAMS:
+            for c in CONCURRENCY:
+                for target, model in TARGETS.items():
+                    time.sleep(LOG_FLUSH_S)  # the previous row's last log lines are written
+                    offset = log.stat().st_size
+                    res = measure(url, model, test, c, slow, args, lambda: session_cpu_s(proc.pid))
+                    time.sleep(LOG_FLUSH_S)  # this row's are
+                    res.update(backend=backend, workers=workers, upstream=name, concurrency=c, target=target)
+                    res.update(server_log_stats(log, offset, skip=c))
+                    show(res)
+                    rows.append(res)
+        metrics = httpx.get(f"http://{HOST}:{port}/metrics").text
     finally:
-        stop(fw)
-        stop(up)
+        stop_process(proc)
+    counted = sum(
+        float(ln.split()[-1]) for ln in metrics.splitlines() if ln.startswith("firewall_requests_total{")
+    )
+    sent = sum(r["n"] + r["errors"] + r["concurrency"] for r in rows)  # + warm-up requests
+    for r in rows:
+        r["metrics_requests_total"], r["requests_sent_total"] = counted, sent
+    return rows
+
+
+# --------------------------------------------------------------------------- targets + table
+
+
+def row(rows: list[dict[str, Any]], **key: Any) -> dict[str, Any] | None:
+    found = [r for r in rows if all(r.get(k) == v for k, v in key.items())]
+    return found[0] if found else None
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets, each with the measured figure (None = not measured)."""
+    rows, backends = result["rows"], result["backends"]
+    out: dict[str, Any] = {}
+    st = backends.get("static", {})
+    sc = st.get("scoring")
+    out["static scoring p50 <= 0.5 ms"] = (sc["p50_ms"] if sc else None, 0.5)
+    out["static scoring p99 <= 2 ms"] = (sc["p99_ms"] if sc else None, 2.0)
+    for w in result["workers"]:
+        for b in BACKENDS:
+            r = row(rows, backend=b, workers=w, upstream="llm-like", concurrency=64, target="firewall@30%")
+            out[f"{b} w={w}: in-router p99 at c=64, LLM-like upstream <= 10 ms"] = (
+                r["server_in_router_p99_ms"] if r else None,
+                10.0,
+            )
+        weak = row(rows, backend="onnx", workers=w, upstream="instant", concurrency=64, target="weak")
+        weak = weak or row(rows, workers=w, upstream="instant", concurrency=64, target="weak")
+        out[f"w={w}: CPU/request proxy-only (weak, instant, c=64) <= 2 ms"] = (
+            weak["cpu_ms_per_request"] if weak else None,
+            2.0,
+        )
+        fw = row(rows, backend="static", workers=w, upstream="instant", concurrency=64, target="firewall@30%")
+        out[f"w={w}: CPU/request static firewall@30% (instant, c=64) <= 3 ms"] = (
+            fw["cpu_ms_per_request"] if fw else None,
+            3.0,
+        )
+        sw = row(rows, backend="static", workers=w, upstream="instant", concurrency=64, target="weak")
+        out[f"w={w}: throughput static firewall@30% / weak (instant, c=64) >= 0.8"] = (
+            fw["rps"] / sw["rps"] if fw and sw else None,
+            0.8,
+        )
     return {
-        "delay_ms": delay_ms,
-        "scoring_threads": scoring_threads,
-        "encoder_threads": encoder_threads,
-        "rows": rows,
-        "added": added_latency(rows),
-        "served_fraction": served_fraction,
+        name: {
+            "measured": v,
+            "limit": lim,
+            "met": None if v is None else (v >= lim if ">=" in name else v <= lim),
+        }
+        for name, (v, lim) in out.items()
     }
 
 
-def added_latency(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for c in CONCURRENCY:
-        by = {r["target"]: r for r in rows if r["concurrency"] == c}
-        base = by["direct"]
-        for target in ("router firewall@30%", "router weak (no scoring)"):
-            r = by[target]
-            out.append(
-                {
-                    "delay_ms": base["delay_ms"],
-                    "concurrency": c,
-                    "target": target,
-                    "added_p50_ms": r["p50_ms"] - base["p50_ms"],
-                    "added_p99_ms": r["p99_ms"] - base["p99_ms"],
-                }
-            )
-    return out
+def print_table(r: dict[str, Any]) -> None:
+    print("\nscoring one prompt (in process)   p50 ms  p99 ms  CPU p50 ms  fraction@30% on test")
+    for b, x in r["backends"].items():
+        if "unavailable" in x:
+            print(f"  {b:<32} unavailable: {x['unavailable'][:120]}")
+            continue
+        s = x["scoring"]
+        print(
+            f"  {b:<32}{s['p50_ms']:7.2f} {s['p99_ms']:7.2f} {s['cpu_p50_ms']:10.2f}  "
+            f"{100 * x['test_fraction_at_30']:6.1f} %"
+        )
+    print(
+        "\nbackend w upstream  c   target        req/s  thr/direct  in-router p50/p99 ms  "
+        "scoring p50/p99 ms  CPU/req ms"
+    )
+    for x in r["rows"]:
+        d = row(r["rows"], target="direct", upstream=x["upstream"], concurrency=x["concurrency"])
+        ratio = x["rps"] / d["rps"] if d and x["target"] != "direct" else None
+
+        def f(v: float | None, w: int = 6) -> str:
+            return f"{v:{w}.2f}" if v is not None else " " * (w - 1) + "–"
+
+        print(
+            f"  {x['backend']:<6}{x['workers']:>2} {x['upstream']:<9}{x['concurrency']:>2}  {x['target']:<13}"
+            f"{x['rps']:7.1f}  {f(ratio, 9)}  {f(x.get('server_in_router_p50_ms'))} / "
+            f"{f(x.get('server_in_router_p99_ms'))}   {f(x.get('server_scoring_p50_ms'))} / "
+            f"{f(x.get('server_scoring_p99_ms'))}  {f(x.get('cpu_ms_per_request'))}"
+        )
+    for key, x in r["servers"].items():
+        print(f"  server {key}: {x}")
+    print("\ntargets")
+    for name, t in r["targets"].items():
+        verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "MISSED")
+        m = "–" if t["measured"] is None else f"{t['measured']:.3f}"
+        print(f"  {name:<72} {m:>9}  {verdict}")
+    print(f"load average before/after: {r['machine']['loadavg_before']} / {r['machine']['loadavg_after']}")
 
 
 # --------------------------------------------------------------------------- main
@@ -468,152 +612,105 @@ def added_latency(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--router", type=Path, help="Saved embedding-head router (default: train one).")
-    ap.add_argument("--requests", type=int, default=400, help="Requests per (target, concurrency).")
-    ap.add_argument("--cap-s", type=float, default=60.0, help="Time cap per measurement.")
-    ap.add_argument("--scoring-n", type=int, default=200, help="Prompts for the scoring bench.")
-    ap.add_argument("--seeds", type=int, default=3, help="Seeds of the held-out calibration study.")
+    ap.add_argument("--router", type=Path, help="Saved MiniLM embedding-head router (default: train one).")
+    ap.add_argument("--backends", default=",".join(BACKENDS), help="Comma-separated scoring backends.")
+    ap.add_argument("--workers", default="1,2", help="Comma-separated `serve --workers` values.")
+    ap.add_argument("--requests", type=int, default=400, help="Requests per row, instant upstream.")
+    ap.add_argument("--rounds", type=int, default=3, help="Rounds of c requests per row, LLM-like upstream.")
     ap.add_argument(
-        "--delay-ms", type=float, default=1000.0, help="Response time of the slow upstream (0: skip it)."
+        "--cap-s", type=float, default=8.0, help="Time cap per row (x3 with the LLM-like upstream)."
     )
-    ap.add_argument("--scoring-threads", type=int, default=2, help="Server config scoring_threads.")
-    ap.add_argument("--encoder-threads", type=int, default=1, help="Server config encoder_threads.")
+    ap.add_argument("--scoring-n", type=int, default=200, help="Prompts for the scoring latency.")
+    ap.add_argument(
+        "--delay-ms", type=float, default=1000.0, help="Mean response time of the LLM-like upstream."
+    )
+    ap.add_argument("--calibration-study", action="store_true", help="Also run the 3-seed calibration study.")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="Result JSON.")
     ap.add_argument("--upstream-port", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--upstream-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    ap.add_argument("--upstream-delay-ms", type=float, default=1000.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.upstream_port:
         run_upstream(args.upstream_port, args.upstream_delay_ms)
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from firewall_routing.calibration import calibrate, save_calibration
-
-    load_before = os.getloadavg()
+    t_start, load_before = time.perf_counter(), os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     router_dir = args.router or train_router(work / "router")
-    train_p, test_p, cal_p = prompts(TRAIN), prompts(TEST), unseen_prompts()
-
-    print("scoring (single prompt, in process)…", flush=True)
-    scoring = bench_scoring(router_dir, test_p, args.scoring_n)
-    print(
-        f"embeddings of {len(train_p)} train, {len(cal_p)} calibration, {len(test_p)} test prompts…",
-        flush=True,
+    test, cal = prompts(TEST), unseen_prompts()[:N_CALIBRATION]
+    backends: dict[str, dict[str, Any]] = {}
+    for b in args.backends.split(","):
+        print(f"backend {b}: scoring latency, calibration, test fraction…", flush=True)
+        try:
+            backends[b] = prepare_backend(b, router_dir, work, test, cal, args.scoring_n)
+        except Exception as e:  # recorded, not dropped: the lead reruns once it exists
+            backends[b] = {"unavailable": f"{type(e).__name__}: {e}"}
+        print(f"  {json.dumps(backends[b])[:300]}", flush=True)
+    up_port = free_port()
+    up = start(
+        [
+            sys.executable,
+            __file__,
+            "--upstream-port",
+            str(up_port),
+            "--upstream-delay-ms",
+            str(args.delay_ms),
+        ],
+        f"http://{HOST}:{up_port}/",
+        work / "upstream.log",
     )
-    emb = embeddings({"train": train_p, "cal": cal_p, "test": test_p})
-    print("calibration study…", flush=True)
-    fraction = bench_fraction(args.seeds, emb)
-    from firewall_routing.routers import load_router
-
-    served: Any = load_router(router_dir)  # an embedding-head router: has score_embeddings
-    cal = calibrate(
-        served.score_embeddings(emb["cal"]["onnx"]),
-        router=str(router_dir),
-        backend="onnx",
-        source=str(GSM8K_TRAIN),
-    )
-    cal_path = save_calibration(cal, work / "calibration.json")
-    http = []
-    for delay in sorted({0.0, args.delay_ms}):
-        print(f"HTTP load (loopback), upstream delay {delay:g} ms…", flush=True)
-        http.append(
-            bench_http(
-                router_dir,
-                cal_path,
-                test_p,
-                args.requests,
-                args.cap_s,
-                work,
-                delay,
-                args.scoring_threads,
-                args.encoder_threads,
-            )
-        )
-
-    result = {
+    rows: list[dict[str, Any]] = []
+    servers: dict[str, Any] = {}
+    workers = [int(w) for w in args.workers.split(",")]
+    try:
+        print("direct (no router)…", flush=True)
+        rows += bench_direct(up_port, test, args)
+        for b, prep in backends.items():
+            for w in workers:
+                key = f"{b}/w={w}"
+                if "unavailable" in prep:
+                    servers[key] = {"unavailable": prep["unavailable"]}
+                    continue
+                print(f"serve backend {b}, {w} worker(s)…", flush=True)
+                try:
+                    got = bench_server(b, w, prep, up_port, test, args, work)
+                except RuntimeError as e:
+                    servers[key] = {"unavailable": str(e)}
+                    print(f"  unavailable: {str(e)[:300]}", flush=True)
+                    continue
+                rows += got
+                servers[key] = {
+                    "metrics_requests_total": got[0]["metrics_requests_total"],
+                    "requests_sent_total": got[0]["requests_sent_total"],
+                    "loadavg": os.getloadavg(),
+                }
+    finally:
+        stop_process(up)
+    result: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "loadavg_before": load_before,
             "loadavg_after": os.getloadavg(),
+            "note": "2 cores shared with other jobs (llama.cpp sampling, other sessions): see the load averages",
         },
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "args": {k: str(v) for k, v in vars(args).items() if not k.startswith("upstream")},
         "router": str(router_dir),
-        "scoring": scoring,
-        "http": http,
-        "fraction": fraction,
-        "targets": {
-            "scoring_onnx_p50_ms<=5 (1 thread)": scoring["onnx/1"]["p50_ms"] <= 5.0,
-            "scoring_onnx_p50_ms<=5 (2 threads)": scoring["onnx/2"]["p50_ms"] <= 5.0,
-            **{
-                f"in_router_p99_ms_at_64<=10 (upstream delay {h['delay_ms']:g} ms)": x[
-                    "server_in_router_p99_ms"
-                ]
-                <= 10.0
-                for h in http
-                for x in h["rows"]
-                if x["concurrency"] == 64 and x["target"] == "router firewall@30%"
-            },
-            "fraction_30_pm_2_every_held_out_seed": all(
-                abs(r["test_fraction"] - 0.30) <= 0.02
-                for r in fraction["rows"]
-                if r["kind"] == "held_out" and r["backend"] == "onnx"
-            ),
-        },
+        "workers": workers,
+        "backends": backends,
+        "servers": servers,
+        "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    if args.calibration_study:
+        print("calibration study…", flush=True)
+        train_p = prompts(TRAIN)
+        emb = embeddings({"train": train_p, "cal": unseen_prompts(), "test": test})
+        result["fraction_study"] = bench_fraction(3, emb)
+    result["targets"] = summarize(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
-    print(f"\nwrote {RESULTS}")
-
-
-def print_table(r: dict[str, Any]) -> None:
-    print("\nscoring, one prompt      p50 ms   p99 ms   CPU p50 ms   CPU p99 ms")
-    for name, x in r["scoring"].items():
-        print(
-            f"  {name + ' thread(s)':<22}{x['p50_ms']:7.2f}  {x['p99_ms']:7.2f}  {x['cpu_p50_ms']:10.2f}  "
-            f"{x['cpu_p99_ms']:10.2f}"
-        )
-    for h in r["http"]:
-        print(
-            f"\n-- upstream delay {h['delay_ms']:g} ms, scoring_threads {h['scoring_threads']}, "
-            f"encoder_threads {h['encoder_threads']} --"
-        )
-        print("added latency vs direct   conc  p50 ms   p99 ms")
-        for a in h["added"]:
-            print(
-                f"  {a['target']:<24}{a['concurrency']:>4}  {a['added_p50_ms']:7.2f}  {a['added_p99_ms']:7.2f}"
-            )
-        print("server-side, from its log   conc  in-router p50/p99 ms   scoring p50/p99 ms")
-        for x in h["rows"]:
-            if x["target"].startswith("router"):
-                sc = (
-                    f"{x['server_scoring_p50_ms']:7.1f} / {x['server_scoring_p99_ms']:7.1f}"
-                    if x.get("server_scoring_p50_ms") is not None
-                    else "      –"
-                )
-                print(
-                    f"  {x['target']:<26}{x['concurrency']:>4}  {x['server_in_router_p50_ms']:7.1f} / "
-                    f"{x['server_in_router_p99_ms']:7.1f}   {sc}"
-                )
-        print("throughput (req/s)        " + "  ".join(f"c={c:<5}" for c in CONCURRENCY))
-        for target in ("direct", "router firewall@30%", "router weak (no scoring)"):
-            rps = [x["rps"] for x in h["rows"] if x["target"] == target]
-            print(f"  {target:<24}" + "  ".join(f"{v:7.1f}" for v in rps))
-        print(f"  server gauge firewall_strong_call_fraction over the load test: {h['served_fraction']}")
-    print("\nfirewall@30%: observed on the 1,319 GSM8K test prompts")
-    for row in r["fraction"]["rows"]:
-        print(
-            f"  {row['kind']:<9} seed {row['seed']} {row['backend']:<6} calibration n={row['n_calibration']:>4}"
-            f"  threshold {row['threshold']:.4f}  test strong fraction {100 * row['test_fraction']:.1f} %"
-            f"  test APGR {row['test_apgr']:.2f}"
-        )
-    for row in r["fraction"]["rows"]:
-        if "onnx_vs_torch_max_abs_diff" in row:
-            print(
-                f"  onnx vs torch, {row['kind']} seed {row['seed']}: max |Δscore| "
-                f"{row['onnx_vs_torch_max_abs_diff']:.4f} over the test prompts, same decisions "
-                f"{100 * row['onnx_vs_torch_same_decisions_at_t30']:.2f} % (each at its own 30 % threshold)"
-            )
-    print(f"\ntargets: {json.dumps(r['targets'], indent=1)}")
-    print(f"load average before/after: {r['machine']['loadavg_before']} / {r['machine']['loadavg_after']}")
+    print(f"\nwrote {args.out} in {result['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

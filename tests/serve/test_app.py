@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import openai
 import pytest
 
+from firewall_routing.outcomes import FloatArray
 from firewall_routing.serve.routing import LISTED_PERCENTS
 
 from .conftest import API_KEY, FastServer
@@ -556,3 +558,124 @@ def test_healthz_answers_while_a_1mb_message_is_scored(tmp_path: Any) -> None:
     assert health.status_code == 200 and big.status_code == 200
     assert waited < 1.0, f"/healthz waited {waited:.2f} s behind a 1 MB message"
     assert float(big.headers["x-firewall-score"]) == pytest.approx(RandomRouter(seed=1).score([huge])[0])
+
+
+# --------------------------------------------------------------------------- scoring off the loop
+
+
+class SleepyScorer:
+    """Takes ``delay`` seconds (blocking, like an encoder pass) on texts containing 'slow'."""
+
+    backend = "fake"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def __call__(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
+        import numpy as np
+
+        if any("slow" in t for t in texts):
+            time.sleep(self.delay)
+        return np.full(len(texts), 0.9)
+
+
+def test_slow_scoring_does_not_block_other_requests(tmp_path: Any) -> None:
+    """While one prompt is scored for 1.5 s, /healthz, a forced and a scored request answer."""
+    import asyncio
+
+    import httpx
+
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import Decider
+
+    from .conftest import FakeUpstream, fast_config, word_count
+
+    cfg = fast_config(tmp_path)  # scoring_threads 2: the second scored prompt has a thread
+    assert cfg.default_model is not None
+    decider = Decider(SleepyScorer(1.5), None, cfg.default_model, cfg.context_tokens, word_count)
+    app = create_app(cfg, decider=decider, transport=httpx.MockTransport(FakeUpstream().handler))
+    headers = {"authorization": f"Bearer {API_KEY}"}
+
+    async def run() -> tuple[list[float], list[int], float, int]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                start = time.perf_counter()
+                slow = asyncio.create_task(client.post(CHAT, json=chat("slow one"), headers=headers))
+                await asyncio.sleep(0.1)  # the slow prompt is in the scorer now
+
+                async def timed(request: Any) -> tuple[float, int]:
+                    r = await request
+                    return time.perf_counter() - start, r.status_code
+
+                others = await asyncio.gather(
+                    timed(client.get("/healthz")),
+                    timed(client.post(CHAT, json=chat("quick", model="weak"), headers=headers)),
+                    timed(client.post(CHAT, json=chat("quick scored"), headers=headers)),
+                )
+                r = await slow
+                return (
+                    [t for t, _ in others],
+                    [s for _, s in others],
+                    time.perf_counter() - start,
+                    r.status_code,
+                )
+
+    times, statuses, slow_took, slow_status = asyncio.run(run())
+    assert statuses == [200, 200, 200] and slow_status == 200
+    assert slow_took >= 1.5
+    assert max(times) < 1.0, f"answered after {times} s: blocked behind the 1.5 s scoring call"
+
+
+# --------------------------------------------------------------------------- hot path pieces
+
+
+def test_upstream_pool_hands_out_its_clients_in_turn_with_the_limits_split() -> None:
+    import asyncio
+
+    from firewall_routing.serve.config import UpstreamConfig
+    from firewall_routing.serve.upstream import MAX_CONNECTIONS, MAX_KEEPALIVE, UpstreamPool
+
+    pool = UpstreamPool(UpstreamConfig(base_url="http://u.test/v1", model="m"), shards=4)
+    picked = [pool.client() for _ in range(8)]
+    assert picked == pool.clients + pool.clients and len(set(map(id, pool.clients))) == 4
+    inner = [c._transport._pool for c in pool.clients]  # type: ignore[attr-defined]
+    assert sum(p._max_connections for p in inner) == MAX_CONNECTIONS
+    assert sum(p._max_keepalive_connections for p in inner) == MAX_KEEPALIVE
+    asyncio.run(pool.aclose())
+    assert all(c.is_closed for c in pool.clients)
+
+
+def test_batched_log_handler_writes_off_the_callers_thread_in_order() -> None:
+    import io
+    import threading
+
+    from firewall_routing.serve.app import BatchedStreamHandler
+
+    class Recording(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writers: set[str] = set()
+
+        def write(self, s: str) -> int:
+            self.writers.add(threading.current_thread().name)
+            return super().write(s)
+
+    out = Recording()
+    handler = BatchedStreamHandler(out, interval=0.02)
+    logger = logging.getLogger("test.batched")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        for i in range(5):
+            logger.info("line %d", i)
+        assert out.getvalue() == ""  # nothing written by the logging call itself
+        deadline = time.monotonic() + 5
+        while out.getvalue().count("\n") < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert out.writers == {"firewall-log"}  # the background writer, not the caller
+        logger.info("last")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()  # writes what is still pending
+    assert out.getvalue().splitlines() == [f"line {i}" for i in range(5)] + ["last"]

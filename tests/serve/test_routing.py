@@ -429,6 +429,7 @@ def test_serve_keeps_idle_connections_longer_than_client_pools(tmp_path: Path, m
     (tmp_path / "c.yaml").write_text(SERVE_YAML)
     seen: dict[str, Any] = {}
     monkeypatch.setattr(app_module, "create_app", lambda cfg: "app")
+    monkeypatch.setattr(app_module, "configure_logging", lambda: None)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
     serve(config=tmp_path / "c.yaml", host=None, port=None)
     assert seen["timeout_keep_alive"] == 75 > httpx.Limits().keepalive_expiry  # type: ignore[operator]

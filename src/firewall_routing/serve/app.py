@@ -10,17 +10,22 @@ and make the decision visible: ``x-firewall-*`` headers, one JSON log line, Prom
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
+import os
 import secrets
+import sys
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import httpx
 from fastapi import Depends, FastAPI, Request
@@ -48,8 +53,8 @@ from firewall_routing.serve.routing import (
 from firewall_routing.serve.scoring import completion_prompt_text
 from firewall_routing.serve.upstream import (
     UpstreamError,
+    UpstreamPool,
     error_event,
-    make_client,
     open_response,
     read_body,
     relay_events,
@@ -57,6 +62,7 @@ from firewall_routing.serve.upstream import (
 
 log = logging.getLogger("firewall_routing.serve")
 request_log = logging.getLogger("firewall_routing.serve.requests")
+CONFIG_ENV = "FIREWALL_ROUTING_SERVE_CONFIG"  # the config file each `serve --workers` process loads
 bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
@@ -250,9 +256,13 @@ class RequestRecord:
     done: bool = field(default=False, repr=False)
 
     def line(self) -> str:
-        data = {k: v for k, v in asdict(self).items() if k not in ("started", "upstream_started", "done")}
+        # Plain attribute reads: dataclasses.asdict deep-copies every field, per request.
+        data = {name: getattr(self, name) for name in LOG_FIELDS}
         data["ts"] = datetime.now(UTC).isoformat(timespec="milliseconds")
         return json.dumps(data, separators=(",", ":"))
+
+
+LOG_FIELDS = tuple(f.name for f in fields(RequestRecord) if f.repr)
 
 
 class ServerState:
@@ -264,17 +274,17 @@ class ServerState:
         self.config = config
         self.decider = decider
         self.metrics = ServeMetrics()
-        self.keys = config.auth_secrets()
+        self.keys = [k.encode() for k in config.auth_secrets()]
         self.transport = transport
-        self.clients: dict[str, httpx.AsyncClient] = {}
+        self.clients: dict[str, UpstreamPool] = {}
         self.scoring = ThreadPoolExecutor(1)
 
     def open(self) -> None:
         """Create the pooled clients and scoring workers inside the serving event loop."""
         self.scoring.shutdown(wait=False)  # a second lifespan (tests) must not leak workers
         self.clients = {
-            "weak": make_client(self.config.weak, self.transport),
-            "strong": make_client(self.config.strong, self.transport),
+            "weak": UpstreamPool(self.config.weak, self.transport),
+            "strong": UpstreamPool(self.config.strong, self.transport),
         }
         self.scoring = ThreadPoolExecutor(self.config.scoring_threads, "firewall-score")
 
@@ -307,7 +317,8 @@ def check_auth(state: ServerState, creds: HTTPAuthorizationCredentials | None) -
     if not state.keys:
         return
     given = creds.credentials if creds is not None else ""
-    if not any(secrets.compare_digest(given.encode(), k.encode()) for k in state.keys):
+    given_bytes = given.encode()
+    if not any(secrets.compare_digest(given_bytes, k) for k in state.keys):
         raise ApiError(401, "invalid or missing API key (Authorization: Bearer <key>)", "invalid_api_key")
 
 
@@ -324,7 +335,9 @@ def parse_request(body: dict[str, Any], endpoint: str) -> tuple[str, bool, Any]:
     try:
         if endpoint == "chat":
             chat = ChatRequest.model_validate(body)
-            return chat.model, chat.stream, [m.model_dump() for m in chat.messages]
+            # The validated body's own message dicts: scoring reads role/content from them,
+            # so dumping the models back to dicts would only copy them.
+            return chat.model, chat.stream, body["messages"]
         comp = CompletionRequest.model_validate(body)
         return comp.model, comp.stream, completion_prompt_text(comp.prompt)
     except ValidationError as e:
@@ -385,7 +398,7 @@ async def open_upstream(
     rec.route, rec.upstream_started = route, time.perf_counter()
     try:
         return await open_response(
-            state.clients[route], path, {**body, "model": state.upstream_model(route)}, route
+            state.clients[route].client(), path, {**body, "model": state.upstream_model(route)}, route
         )
     except UpstreamError as e:
         state.metrics.upstream_errors.labels(route=route, kind=e.kind).inc()
@@ -398,7 +411,7 @@ async def open_upstream(
     rec.fallback_from, rec.route, rec.error = route, second, str(first)
     try:
         return await open_response(
-            state.clients[second], path, {**body, "model": state.upstream_model(second)}, second
+            state.clients[second].client(), path, {**body, "model": state.upstream_model(second)}, second
         )
     except UpstreamError as e:
         state.metrics.upstream_errors.labels(route=second, kind=e.kind).inc()
@@ -593,6 +606,81 @@ def add_error_handlers(app: FastAPI) -> None:
         response = ApiError(500, "internal server error", "internal_error", "server_error").response()
         response.headers["x-request-id"] = rid
         return response
+
+
+class BatchedStreamHandler(logging.Handler):
+    """Formats on the caller's thread, writes from a background thread every ``interval`` s.
+
+    The request handler only appends the formatted line to a deque; the write to stderr (a
+    system call that blocks when the reader of a pipe is slow) happens off the event loop,
+    many lines per call. Unlike ``QueueHandler`` + ``QueueListener``, no thread is woken
+    per line: that wake-up and the GIL hand-off it causes cost more than the write itself.
+
+    ``close`` writes what is pending but leaves the writer running: uvicorn's logging set-up
+    (``dictConfig``) closes every existing handler yet leaves it attached, and a stopped
+    writer would then drop every later line. The writer is a daemon thread; pending lines
+    are written at exit (``configure_logging`` registers that).
+    """
+
+    def __init__(self, stream: TextIO, interval: float = 0.05) -> None:
+        super().__init__()
+        self.stream = stream
+        self.interval = interval
+        self.lines: deque[str] = deque()
+        self._write_lock = threading.Lock()  # one drain at a time: lines stay in order
+        self._thread = threading.Thread(target=self._run, name="firewall-log", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.drain()
+
+    def drain(self) -> None:
+        with self._write_lock:
+            lines = []
+            while self.lines:
+                lines.append(self.lines.popleft())
+            if lines:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+
+    def flush(self) -> None:
+        self.drain()
+
+    def close(self) -> None:
+        self.drain()
+        super().close()
+
+
+def configure_logging() -> None:
+    """Log lines (one JSON line per request) to stderr, written off the event loop."""
+    handler = BatchedStreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    atexit.register(handler.drain)  # logging's own exit hook may no longer know the handler
+    # httpx logs every upstream call at INFO: keep it to one JSON line per request.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``serve --workers N`` process: config from ``$FIREWALL_ROUTING_SERVE_CONFIG``.
+
+    uvicorn starts each worker as a fresh process, so the router, scorer and logging are
+    set up again in every one (the parent already validated all of it once).
+    """
+    from firewall_routing.serve.config import load_config
+
+    configure_logging()
+    return create_app(load_config(os.environ[CONFIG_ENV]))
 
 
 def create_app(

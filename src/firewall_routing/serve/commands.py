@@ -7,11 +7,13 @@ Heavy imports (torch, onnxruntime, FastAPI, uvicorn) stay inside the command fun
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+
+if TYPE_CHECKING:
+    from firewall_routing.serve.config import ServeConfig
 
 SERVE_EPILOG = """A minimal config (YAML; TOML takes the same keys):
 
@@ -24,7 +26,7 @@ SERVE_EPILOG = """A minimal config (YAML; TOML takes the same keys):
 Clients name the model per request: firewall@N% (about N % strong calls, from the
 calibration), firewall@t=T (raw score threshold), weak or strong. Optional settings:
 calibration, auth_keys, default_model, max_body_bytes, fallback, backend, context_tokens,
-scoring_threads, encoder_threads, keep_alive_timeout, host, port. API keys come from
+scoring_threads, encoder_threads, keep_alive_timeout, workers, host, port. API keys come from
 FIREWALL_ROUTING_WEAK_API_KEY / FIREWALL_ROUTING_STRONG_API_KEY, client keys from
 FIREWALL_ROUTING_AUTH_KEYS. A config error names every bad setting."""
 
@@ -109,25 +111,75 @@ def serve(
     config: Annotated[Path, typer.Option("--config", help="Server config (.yaml or .toml).")],
     host: Annotated[str | None, typer.Option(help="Override the config's host.")] = None,
     port: Annotated[int | None, typer.Option(help="Override the config's port.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Server processes sharing the port (default: the config's workers, 1); about "
+            "one per core. Each loads the router; /metrics sums all of them."
+        ),
+    ] = None,
 ) -> None:
     """Run the OpenAI-compatible routing server (config keys below)."""
     import uvicorn
 
-    from firewall_routing.serve.app import create_app
     from firewall_routing.serve.config import load_config, with_overrides
 
-    cfg = with_overrides(load_config(config), host=host, port=port)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
-    # httpx logs every upstream call at INFO: keep it to one JSON line per request.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    app = create_app(cfg)
-    uvicorn.run(
-        app,
-        host=cfg.host,
-        port=cfg.port,
-        access_log=False,
-        log_level="info",
+    cfg = with_overrides(load_config(config), host=host, port=port, workers=workers)
+    options = {
+        "host": cfg.host,
+        "port": cfg.port,
+        "access_log": False,  # one JSON line per request is written by the app itself
+        "log_level": "info",
         # Above the idle expiry of client pools (httpx/openai 5 s): uvicorn's own 5 s default
         # closed connections exactly when clients reused them (1 in ~4,500 requests failed).
-        timeout_keep_alive=cfg.keep_alive_timeout,
-    )
+        "timeout_keep_alive": cfg.keep_alive_timeout,
+    }
+    if cfg.workers == 1:
+        from firewall_routing.serve.app import configure_logging, create_app
+
+        configure_logging()
+        uvicorn.run(create_app(cfg), **options)  # type: ignore[arg-type]
+        return
+    serve_workers(cfg, config, options)
+
+
+def serve_workers(cfg: ServeConfig, config: Path, options: dict[str, object]) -> None:
+    """``cfg.workers`` uvicorn worker processes, each building the app from ``config``.
+
+    Metrics: prometheus_client's multiprocess mode, in a directory created here and removed
+    on exit (stale files from an earlier run would be summed in). It is set before the app
+    module (and so prometheus_client) is imported, here and in the spawned workers.
+    """
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from firewall_routing.serve.prometheus import MULTIPROC_ENV
+
+    with tempfile.TemporaryDirectory(prefix="firewall-routing-metrics-") as metrics_dir:
+        os.environ[MULTIPROC_ENV] = metrics_dir
+        from firewall_routing.serve.app import CONFIG_ENV, configure_logging
+        from firewall_routing.serve.routing import build_decider
+
+        # Load the router once here first: a bad router is then one error line and exit 2,
+        # not N workers crashing (and being restarted) with tracebacks.
+        build_decider(
+            cfg.router,
+            cfg.calibration,
+            backend=cfg.backend,
+            default_model=cfg.default_model,
+            context_tokens=cfg.context_tokens,
+            threads=cfg.encoder_threads,
+        )
+        os.environ[CONFIG_ENV] = str(config.resolve())
+        configure_logging()
+        logging.getLogger("firewall_routing.serve").info(
+            "%d workers; metrics summed across them in %s", cfg.workers, metrics_dir
+        )
+        uvicorn.run(
+            "firewall_routing.serve.app:app_from_env",
+            factory=True,
+            workers=cfg.workers,
+            **options,  # type: ignore[arg-type]
+        )

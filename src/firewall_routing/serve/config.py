@@ -88,6 +88,13 @@ class ServeConfig(BaseModel):
         "(httpx/openai 5 s, aiohttp 15 s) must give up on idle connections before the "
         "server closes them, or a request sent on a closing connection fails.",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes on the one port (about one per core): each loads the "
+        "router and scores on its own; /metrics sums them all.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

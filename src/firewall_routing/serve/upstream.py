@@ -14,6 +14,7 @@ Failure policy, because clients must always get an OpenAI-shaped answer:
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncGenerator
 
@@ -25,8 +26,15 @@ from firewall_routing.upstreams import UpstreamError as UpstreamError
 _EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
 
 
-def make_client(cfg: UpstreamConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """One pooled client per upstream; ``timeout`` bounds connect and each read.
+POOL_SHARDS = 8  # pooled clients per upstream, used in turn (see UpstreamPool)
+MAX_CONNECTIONS = 256  # per upstream, over all shards
+MAX_KEEPALIVE = 64
+
+
+def make_client(
+    cfg: UpstreamConfig, transport: httpx.AsyncBaseTransport | None = None, shards: int = 1
+) -> httpx.AsyncClient:
+    """A pooled client (one of ``shards`` for the upstream); ``timeout`` bounds connect and each read.
 
     Idle connections are dropped after ``keepalive_expiry`` (default 2 s), below the 5 s
     after which uvicorn and llama.cpp close them: reusing one the server is closing would
@@ -41,7 +49,9 @@ def make_client(cfg: UpstreamConfig, transport: httpx.AsyncBaseTransport | None 
     if cfg.api_key is not None:
         headers["authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
     limits = httpx.Limits(
-        max_connections=256, max_keepalive_connections=64, keepalive_expiry=cfg.keepalive_expiry
+        max_connections=MAX_CONNECTIONS // shards,
+        max_keepalive_connections=max(1, MAX_KEEPALIVE // shards),
+        keepalive_expiry=cfg.keepalive_expiry,
     )
     return httpx.AsyncClient(
         base_url=cfg.base_url,
@@ -50,6 +60,36 @@ def make_client(cfg: UpstreamConfig, transport: httpx.AsyncBaseTransport | None 
         timeout=httpx.Timeout(cfg.timeout),
         limits=limits,
     )
+
+
+class UpstreamPool:
+    """``POOL_SHARDS`` pooled clients for one upstream, handed out in turn.
+
+    Why not one client: httpcore's pool walks all its connections on every request and every
+    response (expiry checks poll each idle socket), so its cost per request grows with the
+    number of open connections. At 64 concurrent requests that bookkeeping was the largest
+    single cost of a proxied request in the profile (docs/serving.md, "Where the CPU goes");
+    eight pools of ~8 connections each do an eighth of it. Connection limits are split
+    between the shards, so the totals stay 256 connections and 64 idle ones per upstream.
+    """
+
+    def __init__(
+        self,
+        cfg: UpstreamConfig,
+        transport: httpx.AsyncBaseTransport | None = None,
+        shards: int = POOL_SHARDS,
+    ) -> None:
+        if cfg.provider == "litellm":  # LiteLLM keeps its own pools; sharding buys nothing
+            shards = 1
+        self.clients = [make_client(cfg, transport, shards) for _ in range(shards)]
+        self._turn = itertools.cycle(self.clients)
+
+    def client(self) -> httpx.AsyncClient:
+        return next(self._turn)
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
 
 
 def classify(exc: httpx.HTTPError, name: str) -> UpstreamError:
