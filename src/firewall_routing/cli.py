@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -17,6 +17,9 @@ from pydantic import ValidationError
 from firewall_routing.designs import DESIGNS_EPILOG
 from firewall_routing.errors import InputError, MetricError
 from firewall_routing.routers import DEFAULT_ROUTER
+
+if TYPE_CHECKING:
+    from firewall_routing.outcomes import OutcomeTable
 
 app = typer.Typer(
     name="firewall-routing",
@@ -40,6 +43,28 @@ GreedyOpt = Annotated[
         help="Where greedy answers are missing: 'majority' (1[pass rate ≥ 0.5], reported) or 'none' (fail).",
     ),
 ]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Outcome file format: auto (by suffix), routerdc, routellm, generic, or mixinstruct "
+        "(LLM-Blender's MixInstruct: instruction + candidates with scores; needs --weak/--strong).",
+    ),
+]
+MetricOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metric", help="--format mixinstruct: the candidate score used as quality (default bartscore)."
+    ),
+]
+QualityThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        "--quality-threshold",
+        help="Where a file has quality scores but no correctness, a sample counts as correct "
+        "when its quality is ≥ this (pass rates, APGR); reported whenever used.",
+    ),
+]
 PairingOpt = Annotated[
     str,
     typer.Option(
@@ -58,6 +83,18 @@ def _approx(greedy: str, pairing: str):  # type: ignore[no-untyped-def]
     if pairing not in ("none", "independent"):
         raise InputError(f"--pairing-approx must be 'none' or 'independent', got '{pairing}'")
     return Approximations(greedy=greedy, pairing=pairing)  # type: ignore[arg-type]
+
+
+def _load(
+    outcomes: Path, weak: str | None, strong: str | None, fmt: str, metric: str | None, threshold: float
+) -> OutcomeTable:
+    """Load an outcome file with the shared format options; say how pass rates were made."""
+    from firewall_routing.outcomes import load_table
+
+    table = load_table(outcomes, weak, strong, fmt=fmt, metric=metric, quality_threshold=threshold)  # type: ignore[arg-type]
+    for note in table.notes:
+        typer.echo(f"note: {note}", err=True)
+    return table
 
 
 def _json_options(text: str) -> dict[str, object]:
@@ -84,18 +121,20 @@ def labels(
     greedy_approx: GreedyOpt = "majority",
     pairing_approx: PairingOpt = "independent",
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    fmt: FormatOpt = "auto",
+    metric: MetricOpt = None,
+    quality_threshold: QualityThresholdOpt = 0.5,
 ) -> None:
     """Write the labels of one design for every query of an outcome file (to train elsewhere)."""
     import json
 
     from firewall_routing.labels import compute_labels
-    from firewall_routing.outcomes import load_table
 
     if out.exists() and not force:
         raise InputError("already exists; pass --force to overwrite it, or choose another --out", path=out)
     if out.is_dir():
         raise InputError("is a directory; --out names the JSONL file to write", path=out)
-    table = load_table(outcomes, weak, strong)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
     lab = compute_labels(table, design, _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")  # a failed write never leaves half a file at --out
@@ -104,9 +143,13 @@ def labels(
             f.write(json.dumps({"id": i, "prompt": p, "label": float(v), "design": design}) + "\n")
     tmp.replace(out)
     for note in lab.notes:
-        typer.echo(f"approximation: {note}", err=True)
+        typer.echo(f"note: {note}", err=True)
     if lab.params:
         typer.echo(f"parameters: {lab.params}", err=True)
+    if design == "hybrid-trans":
+        typer.echo(
+            f"t* = {lab.params['t']:g} (Hybrid LLM r_trans: the t whose labels differ most between queries)"
+        )
     typer.echo(f"wrote {len(table)} labels ({design}, mean {lab.values.mean():.3f}) to {out}")
 
 
@@ -131,6 +174,9 @@ def train(
     ] = "{}",
     greedy_approx: GreedyOpt = "majority",
     pairing_approx: PairingOpt = "independent",
+    fmt: FormatOpt = "auto",
+    metric: MetricOpt = None,
+    quality_threshold: QualityThresholdOpt = 0.5,
 ) -> None:
     """Train a router on an outcome file with one label design and save it.
 
@@ -139,7 +185,6 @@ def train(
     """
     from firewall_routing.experiment.run import split_train_val
     from firewall_routing.labels import compute_labels
-    from firewall_routing.outcomes import load_table
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
 
     if router_options.strip() == "help":
@@ -147,7 +192,7 @@ def train(
         return
     cls = router_class(router)
     r = make_router(router, **({"seed": seed} if cls.seeded() else {}) | _json_options(router_options))
-    table = load_table(outcomes, weak, strong)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
         r.save(out, RouterMetadata(weak=weak_name, strong=strong_name))
@@ -163,7 +208,9 @@ def train(
         ),
     )
     for note in lab.notes:
-        typer.echo(f"approximation: {note}", err=True)
+        typer.echo(f"note: {note}", err=True)
+    if design == "hybrid-trans":
+        typer.echo(f"t* = {lab.params['t']:g} (Hybrid LLM r_trans, searched on the training split)")
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""
     typer.echo(f"trained {router} on {len(tr)} queries ({design}){best} in {rep.seconds:.1f}s → {out}")
 
@@ -188,14 +235,20 @@ def evaluate(
         int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
     ] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
+    fmt: FormatOpt = "auto",
+    metric: MetricOpt = None,
+    quality_threshold: QualityThresholdOpt = 0.5,
 ) -> None:
-    """Score a router on an outcome file and print the metrics table."""
+    """Score a router on an outcome file and print the metrics table.
+
+    On a file with real-valued quality it also prints Hybrid LLM's own metric: the quality
+    drop (%) vs. all-strong at 10/20/40 % cost advantage, on the mean sampled quality.
+    """
     from firewall_routing.experiment.report import evaluate_router, format_evaluation
     from firewall_routing.metrics import require_gap
-    from firewall_routing.outcomes import load_table
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
-    table = load_table(outcomes, weak, strong)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
     # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
     p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
     require_gap(p_w, p_s, table.weak.name, table.strong.name)
@@ -211,7 +264,20 @@ def evaluate(
         )
     if r.metadata != RouterMetadata():
         result["router_metadata"] = r.metadata.model_dump(mode="json")
+    if table.notes:
+        result["notes"] = list(table.notes)
     typer.echo(format_evaluation(result))
+    if table.weak.has_quality and table.strong.has_quality:
+        from firewall_routing.metrics import COST_ADVANTAGES, quality_cost_curve
+
+        qc = quality_cost_curve(r.score_table(table), table.weak.mean_quality(), table.strong.mean_quality())
+        drops = {f"quality_drop@cost_adv{int(c * 100)}": qc.at(c) for c in COST_ADVANTAGES}
+        result["real_valued_quality"] = {"weak": qc.weak_quality, "strong": qc.strong_quality, **drops}
+        typer.echo(
+            f"Hybrid LLM metric on real-valued quality (mean per query; all-weak {qc.weak_quality:.4g}, "
+            f"all-strong {qc.strong_quality:.4g}): quality drop "
+            + ", ".join(f"{qc.at(c):.2f} % at {int(c * 100)} % cost advantage" for c in COST_ADVANTAGES)
+        )
     if json_out is not None:
         import json
 
