@@ -97,6 +97,13 @@ def _load(
     return table
 
 
+def _say_quality(table: OutcomeTable, design: str) -> None:
+    from firewall_routing.labels import uses_quality
+
+    if uses_quality(table, design):
+        typer.echo(f"note: {design} compares real-valued quality (weak_quality/strong_quality)", err=True)
+
+
 def _json_options(text: str) -> dict[str, object]:
     import json
 
@@ -143,7 +150,8 @@ def labels(
             f.write(json.dumps({"id": i, "prompt": p, "label": float(v), "design": design}) + "\n")
     tmp.replace(out)
     for note in lab.notes:
-        typer.echo(f"note: {note}", err=True)
+        typer.echo(f"approximation: {note}", err=True)
+    _say_quality(table, design)
     if lab.params:
         typer.echo(f"parameters: {lab.params}", err=True)
     if design == "hybrid-trans":
@@ -208,7 +216,8 @@ def train(
         ),
     )
     for note in lab.notes:
-        typer.echo(f"note: {note}", err=True)
+        typer.echo(f"approximation: {note}", err=True)
+    _say_quality(table, design)
     if design == "hybrid-trans":
         typer.echo(f"t* = {lab.params['t']:g} (Hybrid LLM r_trans, searched on the training split)")
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""

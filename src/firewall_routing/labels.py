@@ -273,6 +273,11 @@ def _win_rate(table: OutcomeTable, approx: Approximations, notes: list[str]) -> 
 LabelFn = Callable[[OutcomeTable, Approximations, list[str], dict[str, float]], FloatArray]
 
 
+def uses_quality(table: OutcomeTable, design: str) -> bool:
+    """Whether ``design`` reads the table's real-valued quality (else 0/1 correctness)."""
+    return design.startswith("hybrid-") and _quality(table) is not None
+
+
 def _quality(table: OutcomeTable) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]] | None:
     """Both models' per-sample quality, or None when the table has only correctness."""
     wq, sq = table.weak.quality, table.strong.quality
@@ -295,13 +300,14 @@ def _one_answer_quality(
             "add it or allow --greedy-approx majority (uses the first sample's quality)",
             field=f"{side}_greedy_quality",
         )
-    notes.append(f"hybrid-det: {side} greedy quality missing; used the first sample's quality (one response)")
+    notes.append(
+        f"hybrid-det: {side} greedy quality approximated by the first sample's quality (one response)"
+    )
     return first if gq is None else np.where(np.isnan(gq), first, gq)
 
 
 def _hybrid_det(t: OutcomeTable, a: Approximations, n: list[str], p: dict[str, float]) -> FloatArray:
     if _quality(t) is not None:
-        n.append("hybrid-det on real-valued quality (weak_quality/strong_quality)")
         return hybrid_det(
             _one_answer_quality(t, "weak", a, n), _one_answer_quality(t, "strong", a, n), p.get("t", 0.0)
         )
@@ -311,7 +317,6 @@ def _hybrid_det(t: OutcomeTable, a: Approximations, n: list[str], p: dict[str, f
 def _hybrid_prob(t: OutcomeTable, a: Approximations, n: list[str], p: dict[str, float]) -> FloatArray:
     q = _quality(t)
     if q is not None:
-        n.append("hybrid-prob on real-valued quality: fraction of all sample pairs with q_w ≥ q_s − t")
         return hybrid_prob_samples(q[0], q[1], p.get("t", 0.0))
     return hybrid_prob(t.weak.pass_rate, t.strong.pass_rate, p.get("t", 0.0))
 
@@ -321,9 +326,6 @@ def _hybrid_trans(t: OutcomeTable, a: Approximations, n: list[str], p: dict[str,
     if q is not None:
         if "t" not in p:
             p["t"] = hybrid_t_star_samples(q[0], q[1])
-        n.append(
-            f"hybrid-trans on real-valued quality: t* = {p['t']:g} (largest mean pairwise label difference)"
-        )
         return hybrid_prob_samples(q[0], q[1], p["t"])
     if "t" not in p:
         p["t"] = hybrid_t_star(t.weak.pass_rate, t.strong.pass_rate)
