@@ -89,3 +89,32 @@ def test_mixinstruct_one_command(tmp_path: Path) -> None:
     assert _labels(tmp_path / "l.jsonl")[:2] == [1.0, 0.0]
     bad = run("labels", str(f), "--out", str(tmp_path / "x.jsonl"), *base[:-1], "rougeL")
     assert bad.returncode == 2 and "no score 'rougeL'" in bad.stderr and "Traceback" not in bad.stderr
+    # Hybrid LLM's experiment in one command: train on the first 20, test on the last 10
+    md = tmp_path / "hybrid.md"
+    e = run(
+        "hybrid-llm",
+        str(f),
+        *base,
+        "--test-last",
+        "10",
+        "--bootstrap",
+        "50",
+        "--baselines",
+        "random,oracle",
+        "--quality-threshold",
+        "-3",
+        "--report",
+        str(md),
+    )
+    assert e.returncode == 0, e.stderr
+    text = md.read_text()
+    for row in (
+        "Hybrid LLM r_det",
+        "Hybrid LLM r_prob",
+        "Hybrid LLM r_trans",
+        "Soft Block",
+        "random",
+        "oracle",
+    ):
+        assert f"| {row}" in text
+    assert "trained on 20 queries, evaluated on 10" in text and "quality drop" in text and "t* = " in text

@@ -224,6 +224,70 @@ def train(
     typer.echo(f"trained {router} on {len(tr)} queries ({design}){best} in {rep.seconds:.1f}s → {out}")
 
 
+@app.command("hybrid-llm")
+def hybrid_llm(
+    outcomes: Annotated[
+        Path,
+        typer.Argument(help="Outcome file with the training queries (and the test ones without --test)."),
+    ],
+    test: Annotated[Path | None, typer.Option(help="Separate test file (same format and pair).")] = None,
+    test_last: Annotated[
+        int | None,
+        typer.Option(min=1, help="Without --test: the last N rows are the test split (default: last 25 %)."),
+    ] = None,
+    designs: Annotated[
+        str, typer.Option(help="Comma-separated label designs.")
+    ] = "hybrid-det,hybrid-prob,hybrid-trans,soft-block",
+    baselines: Annotated[
+        str, typer.Option(help="Comma-separated baselines ('' for none).")
+    ] = "random,mf,oracle",
+    router: Annotated[str, typer.Option(help="Router trained per design.")] = DEFAULT_ROUTER,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per seeded router (averaged).")] = 1,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+    ] = 1000,
+    weak: WeakOpt = None,
+    strong: StrongOpt = None,
+    fmt: FormatOpt = "auto",
+    metric: MetricOpt = None,
+    quality_threshold: QualityThresholdOpt = 0.5,
+    greedy_approx: GreedyOpt = "majority",
+    pairing_approx: PairingOpt = "independent",
+    report: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
+) -> None:
+    """Hybrid LLM's experiment: train a router per label design on one split, report APGR
+    [95 % CI], pass rate @20/50/80 % and, on real-valued quality, the quality drop at
+    10/20/40 % cost advantage on the other split (e.g. MixInstruct with --format mixinstruct).
+    """
+    from firewall_routing.experiment.holdout import holdout_markdown, run_holdout, split_last
+
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
+    if test is not None:
+        if test_last is not None:
+            raise InputError("--test and --test-last both choose the test split: pass one")
+        train_t, test_t = table, _load(test, weak, strong, fmt, metric, quality_threshold)
+        if (test_t.weak.name, test_t.strong.name) != (train_t.weak.name, train_t.strong.name):
+            raise InputError("the test file holds another model pair than the training file", path=test)
+    else:
+        train_t, test_t = split_last(table, test_last or max(1, len(table) // 4))
+    res = run_holdout(
+        train_t,
+        test_t,
+        [d.strip() for d in designs.split(",") if d.strip()],
+        [b.strip() for b in baselines.split(",") if b.strip()],
+        router=router,
+        seeds=seeds,
+        n_boot=bootstrap,
+        approx=_approx(greedy_approx, pairing_approx),
+        progress=lambda msg: typer.echo(msg, err=True),
+    )
+    text = holdout_markdown(res, f"Hybrid LLM experiment: {outcomes.name}")
+    typer.echo(text)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(text, encoding="utf-8")
+
+
 @app.command()
 def routers() -> None:
     """List every router: what it can do and its options (type = default  description)."""
