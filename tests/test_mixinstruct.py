@@ -11,8 +11,7 @@ import pytest
 
 from firewall_routing.errors import InputError
 from firewall_routing.labels import compute_labels
-from firewall_routing.mixinstruct import load_mixinstruct
-from firewall_routing.outcomes import load_table
+from firewall_routing.outcomes import load_mixinstruct, load_table
 
 
 def _cand(model: str, bart: float, method: str = "top_p_sampling", **extra: float) -> dict[str, Any]:
