@@ -126,7 +126,7 @@ def run_worker(model: Path, out_dir: Path, prompts: list[str], chunks: list[int]
 
 
 def embed(args: argparse.Namespace) -> None:
-    from firewall_routing.experiment.run import default_data_dir
+    from firewall_routing.sampling.datasets import default_data_dir
 
     prompts = gsm8k_prompts(default_data_dir())
     n_chunks = -(-len(prompts) // CHUNK)
@@ -250,7 +250,7 @@ def split_name(s: brs.Split) -> str:
 def evaluate(args: argparse.Namespace) -> None:
     from firewall_routing import metrics
     from firewall_routing.embeddings import get_encoder
-    from firewall_routing.experiment.run import default_data_dir
+    from firewall_routing.sampling.datasets import default_data_dir
 
     enc = get_encoder()
     data, info = brs.load(default_data_dir(), lambda ps: enc.encode(ps))
@@ -278,7 +278,8 @@ def evaluate(args: argparse.Namespace) -> None:
             cands[f"ridge inputs + {name}-{pool}"] = c_router_plus_llm(v)
         # control: Gaussian noise of the same shape through the same pipeline (the block weight
         # and alpha picked by LOO can move APGR by themselves; a real signal must beat noise)
-        noise = np.random.default_rng(0).standard_normal(vecs["mean"].shape)
+        shape: tuple[int, ...] = vecs["mean"].shape
+        noise = np.random.default_rng(0).standard_normal(shape)
         nv = {"train": noise[[index[p] for p in tr.prompts]], "test": noise[[index[p] for p in gsm.prompts]]}
         cands[f"ridge inputs + noise-{noise.shape[1]} (control)"] = c_router_plus_llm(nv)
     draws = metrics.bootstrap_draws(len(gsm.prompts), args.n_boot, 0)
@@ -295,9 +296,7 @@ def evaluate(args: argparse.Namespace) -> None:
             sc = scorer(gsm.emb, gsm)
             per_pair[f"{w}->{s}"] = brs.apgr(sc, gsm.pr[:, iw], gsm.pr[:, is_])
             if (w, s) == brs.MAIN:
-                ci = metrics.ci95(
-                    metrics.bootstrap_metrics([sc], gsm.pr[:, iw], gsm.pr[:, is_], draws)["apgr"]
-                )
+                ci = metrics.ci95(metrics.bootstrap_metrics([sc], gsm.pr[:, iw], gsm.pr[:, is_], draws).apgr)
         results["candidates"][cname] = {
             "mean_apgr": float(np.mean(list(per_pair.values()))),
             "main_apgr": per_pair[f"{brs.MAIN[0]}->{brs.MAIN[1]}"],
@@ -358,7 +357,7 @@ def main() -> None:
     elif args.cmd == "eval":
         evaluate(args)
     else:
-        from firewall_routing.experiment.run import default_data_dir
+        from firewall_routing.sampling.datasets import default_data_dir
 
         run_worker(
             args.model,

@@ -17,8 +17,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from firewall_routing.serve.scoring import Backend
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "reproduce.json"
@@ -55,8 +59,9 @@ def scoring(router_dir: Path, cache: Path, n: int = 200) -> dict[str, object]:
     )
     prompts = list(t.prompts)
     out: dict[str, object] = {"router": router.name, "load_avg": os.getloadavg()}
-    for backend in ("onnx", "torch"):
-        scorer = make_scorer(router, backend)  # type: ignore[arg-type]
+    backends: tuple[Backend, ...] = ("onnx", "torch")
+    for backend in backends:
+        scorer = make_scorer(router, backend)
         scorer(prompts[:8])  # load weights, warm up
         lat = []
         for p in prompts[:n]:
@@ -77,13 +82,12 @@ def main() -> None:
     ap.add_argument("--skip-reproduce", action="store_true", help="only measure scoring")
     ap.add_argument("--keep", type=Path, help="also copy the cold run's output (report.md, ...) here")
     args = ap.parse_args()
-    result: dict[str, object] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_avg_at_start": os.getloadavg(),
-        }
+    machine: dict[str, object] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg_at_start": os.getloadavg(),
     }
+    result: dict[str, object] = {"machine": machine}
     with tempfile.TemporaryDirectory() as tmp:
         cache, out = Path(tmp) / "cache", Path(tmp) / "rep"
         if not args.skip_reproduce:
@@ -126,7 +130,7 @@ def main() -> None:
             )
             router_dir = out / "routers" / "soft-block"
         result["scoring_default_router"] = scoring(router_dir, cache)
-    result["machine"]["load_avg_at_end"] = os.getloadavg()  # type: ignore[index]
+    machine["load_avg_at_end"] = os.getloadavg()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'metric':<42}{'value':>12}")

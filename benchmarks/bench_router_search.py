@@ -116,8 +116,7 @@ def step_count(answer: str) -> float:
 
 
 def load(data_dir: Path, encode: Callable[[list[str]], Arr]) -> tuple[Data, dict[str, Any]]:
-    from firewall_routing.experiment.run import split_train_val
-    from firewall_routing.outcomes import load_routerdc
+    from firewall_routing.outcomes import load_routerdc, split_train_val
     from firewall_routing.routers.ridge import fit_solution_prior
 
     rd = data_dir / "routerdc"
@@ -175,10 +174,10 @@ def load(data_dir: Path, encode: Callable[[list[str]], Arr]) -> tuple[Data, dict
 
     pairs = []
     means = tr_pr.mean(0)  # gap on the whole 1,000-row GSM8K train file, as the sweep defines it
-    for i, w in enumerate(models):
-        for j, s in enumerate(models):
+    for i, weak in enumerate(models):
+        for j, strong in enumerate(models):
             if i != j and means[j] - means[i] >= MIN_GAP:
-                pairs.append((w, s))
+                pairs.append((weak, strong))
     info = {
         "aux_questions": len(aux),
         "aux_test_overlap": leaks,
@@ -222,7 +221,8 @@ def ridge_path(xtr: Arr, ytr: Arr, xte: Arr, alphas: Arr) -> Arr:
     uty = u.T @ (ytr - ym)
     proj = (xte - xm) @ vt.T
     d = s[None, :] / (s[None, :] ** 2 + alphas[:, None])
-    return ym + (d * uty[None, :]) @ proj.T
+    out: Arr = ym + (d * uty[None, :]) @ proj.T
+    return out
 
 
 def ridge_loo_alpha(x: Arr, y: Arr, alphas: Arr = ALPHAS) -> float:
@@ -441,7 +441,8 @@ def c_knn(t: Task) -> Scorer:
 
     def score(x: Arr, s: Split) -> Arr:
         nn = np.argsort(-(x @ t.x.T), axis=1)[:, :best_k]
-        return t.y[nn].mean(1)
+        out: Arr = t.y[nn].mean(1)
+        return out
 
     return score
 
@@ -474,7 +475,7 @@ def c_mlp(
                     b = perm[i : i + 32]
                     loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[b]).reshape(-1), y[b])
                     opt.zero_grad()
-                    loss.backward()
+                    torch.autograd.backward(loss)
                     opt.step()
             net.eval()
             nets.append(net)
@@ -482,7 +483,8 @@ def c_mlp(
         def score(e: Arr, s: Split) -> Arr:
             with torch.no_grad():
                 xe = torch.tensor(e, dtype=torch.float32)
-                return np.mean([torch.sigmoid(n(xe).reshape(-1)).double().numpy() for n in nets], axis=0)
+                out: Arr = np.mean([torch.sigmoid(n(xe).reshape(-1)).double().numpy() for n in nets], axis=0)
+                return out
 
         return score
 
@@ -614,7 +616,7 @@ def main() -> None:
 
     from firewall_routing import metrics
     from firewall_routing.embeddings import get_encoder
-    from firewall_routing.experiment.run import default_data_dir
+    from firewall_routing.sampling.datasets import default_data_dir
 
     enc = get_encoder()
     data, info = load(default_data_dir(), lambda ps: enc.encode(ps))
@@ -654,7 +656,7 @@ def main() -> None:
                         boot = metrics.bootstrap_metrics(
                             [scorer(gsm.emb, gsm)], gsm.pr[:, iw], gsm.pr[:, is_], draws
                         )
-                        main_ci = metrics.ci95(boot["apgr"])
+                        main_ci = metrics.ci95(boot.apgr)
                 if (w, s) in (MAIN, GEN):
                     for ds in ("humaneval", "mbpp"):
                         ev = data.evals[ds]

@@ -37,8 +37,9 @@ STRONG = "cognitivecomputations/dolphin-2.9-llama3-8b"
 
 def load_data() -> tuple[Any, Any, list[str]]:
     """Train/val split exactly as ``reproduce`` makes it, plus unseen GSM8K test prompts."""
-    from firewall_routing.experiment.run import TRAIN_FILE, default_data_dir, split_train_val
-    from firewall_routing.outcomes import load_routerdc
+    from firewall_routing.experiment.config import TRAIN_FILE
+    from firewall_routing.outcomes import load_routerdc, split_train_val
+    from firewall_routing.sampling.datasets import default_data_dir
 
     d = default_data_dir() / "routerdc"
     train, val = split_train_val(load_routerdc(d / TRAIN_FILE, WEAK, STRONG, "gsm8k-train"), 0.1, 0)

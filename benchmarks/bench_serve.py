@@ -45,12 +45,15 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
-from firewall_routing.sampling.local_server import free_port, spawn_process, stop_process, wait_http
+from firewall_routing.processes import free_port, start_process, stop_process
+
+if TYPE_CHECKING:
+    from firewall_routing.serve.scoring import Backend
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "serve.json"
@@ -61,7 +64,11 @@ WEAK = "HuggingFaceH4/zephyr-7b-beta"
 STRONG = "cognitivecomputations/dolphin-2.9-llama3-8b"
 HOST = "127.0.0.1"
 CONCURRENCY = (1, 16, 64)
-SCORING = (("onnx", 1), ("onnx", 2), ("torch", 1))  # (backend, intra-op threads)
+SCORING: tuple[tuple[Backend, int], ...] = (
+    ("onnx", 1),
+    ("onnx", 2),
+    ("torch", 1),
+)  # (backend, intra-op threads)
 UPSTREAM_DELAY_S = 0.0  # set in the upstream process from --upstream-delay-ms
 JITTER = random.Random(0)  # the slow upstream's response times, seeded
 ANSWER = json.dumps(
@@ -112,13 +119,7 @@ def run_upstream(port: int, delay_ms: float) -> None:
 
 def start(args: list[str], health: str, log: Path, timeout: float = 180) -> subprocess.Popen[bytes]:
     """Start a server (own session, output to ``log``) and wait for ``health``."""
-    proc = spawn_process(args, log)
-    try:
-        wait_http(health, proc, timeout, ok=(200, 405))
-    except (RuntimeError, TimeoutError) as e:
-        stop(proc)
-        raise RuntimeError(f"{args[:4]}: {e}:\n{log.read_text()[-2000:]}") from None
-    return proc
+    return start_process(args, health, log=log, timeout=timeout, ok=(200, 405))[0]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -175,7 +176,7 @@ def bench_scoring(router_dir: Path, test: list[str], n: int) -> dict[str, Any]:
     router = load_router(router_dir)
     out: dict[str, Any] = {}
     for backend, threads in SCORING:
-        scorer = make_scorer(router, backend, threads)  # type: ignore[arg-type]
+        scorer = make_scorer(router, backend, threads)
         for p in test[:10]:
             scorer([p])
         wall, cpu = [], []

@@ -80,3 +80,35 @@ def write_gsm8k_bench(tmp_path: Path) -> Path:
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+class StaticStandIn:
+    """Replaces model2vec's distillation (minutes of MiniLM passes over 30k tokens) by a
+    random 8-d vector per token of the source's tokenizer, so the static encoder's caching,
+    loading and serving run in milliseconds. Counts distillations."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, source: Path, pca_dims: int = 256) -> object:
+        from model2vec import StaticModel
+        from tokenizers import Tokenizer
+
+        self.calls += 1
+        tok = Tokenizer.from_file(str(source / "tokenizer.json"))
+        tok.no_padding()
+        tok.no_truncation()
+        vectors = np.random.default_rng(0).normal(size=(tok.get_vocab_size(), 8)).astype(np.float32)
+        return StaticModel(vectors=vectors, tokenizer=tok, normalize=True)
+
+
+@pytest.fixture()
+def static_standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StaticStandIn:
+    """The stand-in distillation, in an empty cache of this test's own."""
+    from firewall_routing import embeddings, static_encoder
+
+    fake = StaticStandIn()
+    monkeypatch.setenv("FIREWALL_ROUTING_CACHE", str(tmp_path / "static-cache"))
+    monkeypatch.setattr(static_encoder, "distill_model", fake)
+    monkeypatch.delitem(embeddings._SHARED, embeddings.STATIC_ENCODER, raising=False)
+    return fake

@@ -135,7 +135,10 @@ def test_evaluate_oracle_and_random_on_routellm() -> None:
     assert "APGR (11-point)" in o.stdout and "both-fail" in o.stdout
     rnd = run("evaluate", "random", f, "--bootstrap", "0")
     assert rnd.returncode == 0
-    apgr = lambda out: float(next(x for x in out.splitlines() if "APGR (11-point)" in x).split()[2])  # noqa: E731
+
+    def apgr(out: str) -> float:
+        return float(next(x for x in out.splitlines() if "APGR (11-point)" in x).split()[2])
+
     assert apgr(o.stdout) > apgr(rnd.stdout)
 
 
@@ -190,11 +193,39 @@ def test_reproduce_small_run(tmp_path: Path) -> None:
     assert (out / "routers" / "soft-block" / "router.json").exists()
 
 
-@pytest.mark.parametrize("args", [["--datasets", "nope"], ["--designs", "nope"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--datasets", "nope"],
+        ["--designs", "nope"],
+        ["--router-options", "[1]"],
+        ["--router-options", '{"encoder": 3}'],
+    ],
+)
 def test_reproduce_bad_options(tmp_path: Path, args: list[str]) -> None:
     r = run("reproduce", "--out", str(tmp_path / "x"), *args)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("paper", "key", "value"), [(False, "encoder", "static"), (True, "pooling", "cls")])
+def test_reproduce_passes_router_options_to_the_trained_router(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, paper: bool, key: str, value: str
+) -> None:
+    """``--router-options '{"encoder": "static"}'`` reaches the experiment's router (the
+    static encoder's APGR in docs/routers.md comes from exactly this)."""
+    from typer.testing import CliRunner
+
+    from firewall_routing.cli import app
+    from firewall_routing.experiment import run as run_module
+
+    seen: list[Any] = []
+    monkeypatch.setattr(run_module, "run", lambda cfg, work, shown=None: seen.append(cfg))
+    args = ["reproduce", "--out", str(tmp_path / "o"), "--router-options", json.dumps({key: value})]
+    result = CliRunner().invoke(app, args + (["--paper"] if paper else []))
+    assert result.exit_code == 0, result.output
+    assert seen[0].router_options[key] == value
+    assert seen[0].router == ("encoder" if paper else "ridge")
 
 
 def test_train_router_options(tmp_path: Path) -> None:
@@ -399,10 +430,29 @@ def test_help_is_plain_complete_and_self_contained(columns: str | None) -> None:
 
 
 def test_design_names_for_help_match_labels() -> None:
-    from firewall_routing.designs import DESIGN_FORMULAS
-    from firewall_routing.labels import DESIGNS
+    from firewall_routing.designs import DESIGN_FORMULAS, DESIGN_NAMES
+    from firewall_routing.labels import DESIGN_TITLES, DESIGNS
 
-    assert list(DESIGN_FORMULAS) == list(DESIGNS)
+    assert list(DESIGN_FORMULAS) == list(DESIGNS) == list(DESIGN_TITLES) == list(DESIGN_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["labels", "x.csv", "--greedy-approx", "mode"], "--greedy-approx"),
+        (["labels", "x.csv", "--pairing-approx", "paired"], "--pairing-approx"),
+        (["reproduce", "--greedy-approx", "mode"], "--greedy-approx"),
+        (["calibrate", "r", "p.txt", "--backend", "tpu"], "--backend"),
+    ],
+)
+def test_fixed_choices_are_checked_by_their_type(argv: list[str], option: str) -> None:
+    """Literal-typed options: the command line rejects other values before any work, exit 2."""
+    from typer.testing import CliRunner
+
+    from firewall_routing.cli import app
+
+    r = CliRunner().invoke(app, argv)
+    assert r.exit_code == 2 and option in r.output and "is not one of" in r.output, r.output
 
 
 def test_labels_refuses_to_overwrite_without_force(tmp_path: Path) -> None:

@@ -89,3 +89,71 @@ def test_one_honest_progress_bar(tmp_path: Path, capsys: Any) -> None:
     err = capsys.readouterr().err
     assert "embedding" in err and "3/3" in err and "prompt" in err, err
     assert set(enc.progress_args) == {False}
+
+
+class OtherToy(ToyEncoder):
+    """Another encoder (another model id) whose vectors differ from ToyEncoder's."""
+
+    model_id = "other-toy"
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return -2.0 * super().encode(texts, progress)
+
+
+def test_vectors_are_keyed_by_encoder(tmp_path: Path) -> None:
+    """Two encoders sharing one cache file never read each other's vectors."""
+    CachedEncoder(ToyEncoder(), tmp_path).encode(PROMPTS[:20])
+    other = OtherToy()
+    got = CachedEncoder(other, tmp_path).encode(PROMPTS[:20])
+    assert other.calls == 20  # nothing reused from the toy encoder's rows
+    np.testing.assert_array_equal(got, OtherToy().encode(PROMPTS[:20]).astype(np.float32))
+    assert _rows(tmp_path) == 40
+
+
+def test_a_new_process_reads_vectors_from_disk_and_embeds_duplicates_once(tmp_path: Path) -> None:
+    first = ToyEncoder()
+    CachedEncoder(first, tmp_path).encode(["a", "b", "a", "b", "c"])
+    assert first.calls == 3
+    again = ToyEncoder()  # a fresh CachedEncoder has an empty in-memory dict: all from SQLite
+    got = CachedEncoder(again, tmp_path).encode(["c", "a"])
+    assert again.calls == 0
+    np.testing.assert_array_equal(got, ToyEncoder().encode(["c", "a"]).astype(np.float32))
+
+
+def test_commits_come_in_chunks_of_commit_every_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 new prompts with the time trigger off: commits after 64, 128, 192 and the last 8."""
+    import firewall_routing.embeddings as emb
+
+    monkeypatch.setattr(emb, "COMMIT_EVERY_S", 1e9)
+    sizes: list[int] = []
+    real = CachedEncoder._save
+
+    def spy(self: CachedEncoder, rows: list[tuple[str, bytes]]) -> None:
+        if rows:
+            sizes.append(len(rows))
+        real(self, rows)
+
+    monkeypatch.setattr(CachedEncoder, "_save", spy)
+    CachedEncoder(ToyEncoder(), tmp_path).encode(PROMPTS)
+    assert sizes == [COMMIT_EVERY_TEXTS] * 3 + [200 - 3 * COMMIT_EVERY_TEXTS]
+    assert _rows(tmp_path) == 200
+
+
+def test_commits_also_after_commit_every_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow encoder commits by time even before COMMIT_EVERY_TEXTS texts: here every text."""
+    import firewall_routing.embeddings as emb
+
+    monkeypatch.setattr(emb, "COMMIT_EVERY_S", 0.0)
+    sizes: list[int] = []
+    real = CachedEncoder._save
+
+    def spy(self: CachedEncoder, rows: list[tuple[str, bytes]]) -> None:
+        if rows:
+            sizes.append(len(rows))
+        real(self, rows)
+
+    monkeypatch.setattr(CachedEncoder, "_save", spy)
+    CachedEncoder(ToyEncoder(), tmp_path).encode(PROMPTS[:5])
+    assert sizes == [1] * 5

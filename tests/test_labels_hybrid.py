@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firewall_routing import labels as L
+from firewall_routing.designs import DesignName
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
 
@@ -111,12 +112,12 @@ def _table(w: list[list[float]], s: list[list[float]], quality: bool, greedy: bo
     )
 
 
-W01 = [[1, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0], [0, 0, 1]]
-S01 = [[1, 1, 1], [1, 0, 1], [0, 0, 0], [1, 1, 0], [1, 1, 1]]
+W01 = [[1.0, 0, 1], [0.0, 0, 0], [1.0, 1, 1], [0.0, 1, 0], [0.0, 0, 1]]
+S01 = [[1.0, 1, 1], [1.0, 0, 1], [0.0, 0, 0], [1.0, 1, 0], [1.0, 1, 1]]
 
 
 @pytest.mark.parametrize("design", ["hybrid-det", "hybrid-prob", "hybrid-trans"])
-def test_compute_labels_on_binary_quality_equals_today(design: str) -> None:
+def test_compute_labels_on_binary_quality_equals_today(design: DesignName) -> None:
     today = L.compute_labels(_table(W01, S01, quality=False), design)
     with_q = L.compute_labels(_table(W01, S01, quality=True), design)
     np.testing.assert_allclose(with_q.values, today.values)

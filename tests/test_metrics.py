@@ -135,10 +135,10 @@ def test_bootstrap_matches_direct_recomputation() -> None:
     for b in range(25):
         c = M.deferral_curve(scores, pr_w, pr_s, weights=draws[b])
         if c.gap_defined:
-            assert boot["apgr"][b] == pytest.approx(M.apgr(c))
+            assert boot.apgr[b] == pytest.approx(M.apgr(c))
         else:  # a resampled table where strong is not better: APGR undefined
-            assert np.isnan(boot["apgr"][b])
-        assert boot["pass_rate@50"][b] == pytest.approx(c.at(0.5))
+            assert np.isnan(boot.apgr[b])
+        assert boot.pass_rate_at[0.5][b] == pytest.approx(c.at(0.5))
 
 
 unit = st.integers(0, 10).map(lambda k: k / 10)
@@ -222,7 +222,7 @@ def test_bootstrap_apgr_matches_loop_version() -> None:
     pr_w, pr_s = rng.random(n).round(1), rng.random(n).round(1)
     seeds = [rng.integers(0, 6, n).astype(float), rng.random(n)]
     draws = M.bootstrap_draws(n, 50, seed=2)
-    want = M.bootstrap_metrics(seeds, pr_w, pr_s, draws)["apgr"]
+    want = M.bootstrap_metrics(seeds, pr_w, pr_s, draws).apgr
     np.testing.assert_allclose(M.bootstrap_apgr(seeds, pr_w, pr_s, draws), want, rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(
         M.bootstrap_apgr(np.array(seeds), pr_w, pr_s, draws), want, rtol=1e-10, atol=1e-9
@@ -332,15 +332,17 @@ def test_bootstrap_negative_gap_draws_are_nan() -> None:
     # query 0 (gap −1, undefined)
     draws = np.array([[0, 2], [2, 0]])
     boot = M.bootstrap_metrics([np.array([0.1, 0.2])], pr_w, pr_s, draws)
-    assert boot["apgr"][0] == pytest.approx(50.0) and np.isnan(boot["apgr"][1])
+    assert boot.apgr[0] == pytest.approx(50.0) and np.isnan(boot.apgr[1])
 
 
 def test_report_marks_undefined_apgr_instead_of_printing_nan() -> None:
     from firewall_routing.experiment import report
+    from firewall_routing.experiment.results import BootstrapCI, ResultRow, RouterEvaluation
 
     nan = float("nan")
-    row = {"mean": {"apgr": nan}, "std": {"apgr": nan}, "n_seeds": 3, "ci95": {"apgr": (nan, nan)}}
-    assert report._apgr_cell(row) == "undefined"
+    s = M.Summary(nan, nan, {}, {}, {}, 0.5, 0.5)
+    ev = RouterEvaluation([s, s, s], s, s, BootstrapCI((nan, nan), {}), {})
+    assert report._apgr_cell(ResultRow("x", "design", "main", "toy", ev)) == "undefined"
     assert report._gap_metric(nan) == "undefined" and report._gap_metric(12.345) == "12.35"
 
 

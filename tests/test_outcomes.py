@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -256,6 +258,9 @@ def test_huge_sample_count_is_an_input_error(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- fuzzing (hypothesis)
 
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
 _FIELDS = [
     "prompt",
     "weak_pass_rate",
@@ -278,7 +283,11 @@ _FIELDS = [
 ]
 
 
-def _fuzz_strategies():  # type: ignore[no-untyped-def]
+Strategies = tuple[ModuleType, "SearchStrategy[Any]", "SearchStrategy[Any]", "SearchStrategy[Any]"]
+
+
+def _fuzz_strategies() -> Strategies:
+    """(hypothesis.strategies, any row, a row likely to load, any JSON value)."""
     from hypothesis import strategies as st
 
     scalar = st.one_of(

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from firewall_routing.errors import InputError
+from firewall_routing.errors import InputError, input_error_from
 from firewall_routing.files import iter_jsonl, read_text
 from firewall_routing.outcomes import FloatArray
 
@@ -297,9 +297,7 @@ def load_calibration(path: str | Path) -> Calibration:
     try:
         cal = Calibration.model_validate_json(read_text(p))
     except ValidationError as e:
-        err = e.errors()[0]
-        fld = ".".join(str(x) for x in err["loc"]) or None
-        raise InputError(err["msg"], path=p, field=fld) from None
+        raise input_error_from(e, path=p) from None
     if sorted(pt.percent for pt in cal.points) != list(PERCENTS):
         raise InputError("calibration must hold every percent 0…100", path=p, field="points")
     return cal

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from firewall_routing.designs import DESIGNS_EPILOG
-from firewall_routing.errors import InputError, MetricError
+from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, PairingApprox, as_design
+from firewall_routing.errors import InputError, MetricError, validation_problems
+from firewall_routing.files import json_object
 from firewall_routing.routers import DEFAULT_ROUTER
 
 if TYPE_CHECKING:
@@ -32,12 +33,15 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+if TYPE_CHECKING:
+    from firewall_routing.labels import Approximations
+
 WeakOpt = Annotated[str | None, typer.Option("--weak", help="Weak model name (files with several models).")]
 StrongOpt = Annotated[
     str | None, typer.Option("--strong", help="Strong model name (files with several models).")
 ]
 GreedyOpt = Annotated[
-    str,
+    GreedyApprox,
     typer.Option(
         "--greedy-approx",
         help="Where greedy answers are missing: 'majority' (1[pass rate ≥ 0.5], reported) or 'none' (fail).",
@@ -66,7 +70,7 @@ QualityThresholdOpt = Annotated[
     ),
 ]
 PairingOpt = Annotated[
-    str,
+    PairingApprox,
     typer.Option(
         "--pairing-approx",
         help="Where paired samples are missing (win-rate): "
@@ -75,14 +79,10 @@ PairingOpt = Annotated[
 ]
 
 
-def _approx(greedy: str, pairing: str):  # type: ignore[no-untyped-def]
+def _approx(greedy: GreedyApprox, pairing: PairingApprox) -> Approximations:
     from firewall_routing.labels import Approximations
 
-    if greedy not in ("none", "majority"):
-        raise InputError(f"--greedy-approx must be 'none' or 'majority', got '{greedy}'")
-    if pairing not in ("none", "independent"):
-        raise InputError(f"--pairing-approx must be 'none' or 'independent', got '{pairing}'")
-    return Approximations(greedy=greedy, pairing=pairing)  # type: ignore[arg-type]
+    return Approximations(greedy=greedy, pairing=pairing)
 
 
 def _load(
@@ -102,18 +102,6 @@ def _say_quality(table: OutcomeTable, design: str) -> None:
 
     if uses_quality(table, design):
         typer.echo(f"note: {design} compares real-valued quality (weak_quality/strong_quality)", err=True)
-
-
-def _json_options(text: str) -> dict[str, object]:
-    import json
-
-    try:
-        opts = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"--router-options is not valid JSON: {e.msg} at column {e.colno}") from None
-    if not isinstance(opts, dict):
-        raise InputError("--router-options must be a JSON object")
-    return opts
 
 
 @app.command(epilog=DESIGNS_EPILOG)
@@ -142,7 +130,7 @@ def labels(
     if out.is_dir():
         raise InputError("is a directory; --out names the JSONL file to write", path=out)
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
-    lab = compute_labels(table, design, _approx(greedy_approx, pairing_approx))
+    lab = compute_labels(table, as_design(design), _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")  # a failed write never leaves half a file at --out
     with tmp.open("w", encoding="utf-8") as f:
@@ -191,15 +179,17 @@ def train(
     Train-free routers (random, oracle, margin) are saved as they are, so every router can
     be passed to `evaluate` and `serve` as a directory.
     """
-    from firewall_routing.experiment.run import split_train_val
     from firewall_routing.labels import compute_labels
+    from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
 
     if router_options.strip() == "help":
         typer.echo(router_help(router))
         return
     cls = router_class(router)
-    r = make_router(router, **({"seed": seed} if cls.seeded() else {}) | _json_options(router_options))
+    r = make_router(
+        router, **({"seed": seed} if cls.seeded() else {}) | json_object(router_options, "--router-options")
+    )
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
@@ -207,7 +197,7 @@ def train(
         typer.echo(f"{router} does not train: saved its options → {out}")
         return
     tr, va = split_train_val(table, val_fraction, seed)
-    lab = compute_labels(tr, design, _approx(greedy_approx, pairing_approx))
+    lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
     rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
     r.save(
         out,
@@ -317,7 +307,10 @@ def evaluate(
     On a file with real-valued quality it also prints Hybrid LLM's own metric: the quality
     drop (%) vs. all-strong at 10/20/40 % cost advantage, on the mean sampled quality.
     """
-    from firewall_routing.experiment.report import evaluate_router, format_evaluation
+    from dataclasses import replace
+
+    from firewall_routing.experiment.evaluation import evaluate_router
+    from firewall_routing.experiment.report import format_evaluation
     from firewall_routing.metrics import require_gap
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
@@ -336,16 +329,15 @@ def evaluate(
             err=True,
         )
     if r.metadata != RouterMetadata():
-        result["router_metadata"] = r.metadata.model_dump(mode="json")
-    if table.notes:
-        result["notes"] = list(table.notes)
+        result = replace(result, router_metadata=r.metadata.model_dump(mode="json"))
     typer.echo(format_evaluation(result))
+    extra: dict[str, object] = {"notes": list(table.notes)} if table.notes else {}
     if table.weak.has_quality and table.strong.has_quality:
         from firewall_routing.metrics import COST_ADVANTAGES, quality_cost_curve
 
         qc = quality_cost_curve(r.score_table(table), table.weak.mean_quality(), table.strong.mean_quality())
         drops = {f"quality_drop@cost_adv{int(c * 100)}": qc.at(c) for c in COST_ADVANTAGES}
-        result["real_valued_quality"] = {"weak": qc.weak_quality, "strong": qc.strong_quality, **drops}
+        extra["real_valued_quality"] = {"weak": qc.weak_quality, "strong": qc.strong_quality, **drops}
         typer.echo(
             f"Hybrid LLM metric on real-valued quality (mean per query; all-weak {qc.weak_quality:.4g}, "
             f"all-strong {qc.strong_quality:.4g}): quality drop "
@@ -354,7 +346,7 @@ def evaluate(
     if json_out is not None:
         import json
 
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        json_out.write_text(json.dumps(result.to_json() | extra, indent=2) + "\n")
 
 
 # Commands of later pipeline stages register themselves here (each module keeps its heavy
@@ -440,12 +432,10 @@ def _quiet_third_party_progress() -> None:
 
 def _validation_summary(e: ValidationError) -> str:
     """Every bad option of a pydantic check on one line (not only the first one)."""
-    parts = []
-    for err in e.errors():
-        where = ".".join(str(x) for x in err["loc"])
-        msg = _one_line(err["msg"].removeprefix("Value error, "))
-        parts.append(f"option '{where}': {msg}" if where else msg)
-    return "; ".join(parts)
+    return "; ".join(
+        f"option '{where}': {_one_line(msg)}" if where else _one_line(msg)
+        for where, msg in validation_problems(e, missing="Field required")
+    )
 
 
 def main() -> None:

@@ -7,7 +7,47 @@ install ships no DESIGN.md. ``tests/test_cli.py`` checks these names match ``lab
 
 from __future__ import annotations
 
-DESIGN_FORMULAS: dict[str, str] = {
+from typing import Literal, TypeGuard, get_args
+
+DesignName = Literal[
+    "hard",
+    "win-rate",
+    "weak-pass-rate",
+    "strong-pass-rate",
+    "hard-block",
+    "hard-block-greedy",
+    "soft-block",
+    "hybrid-det",
+    "hybrid-prob",
+    "hybrid-trans",
+]
+"""The ten label designs, in the report's row order; the type checker rejects any other name."""
+
+DESIGN_NAMES: tuple[DesignName, ...] = get_args(DesignName)
+
+GreedyApprox = Literal["none", "majority"]
+"""Where greedy answers are missing (see :class:`firewall_routing.labels.Approximations`)."""
+PairingApprox = Literal["none", "independent"]
+"""Where paired samples are missing (win-rate)."""
+
+
+def is_design(name: str) -> TypeGuard[DesignName]:
+    return name in DESIGN_NAMES
+
+
+def as_design(name: str, field: str = "design") -> DesignName:
+    """``name`` as a :data:`DesignName`, or an InputError listing the designs: the one
+    runtime check for a design name read from a user (option, config file, Python call)."""
+    from firewall_routing.errors import InputError
+
+    if not is_design(name):
+        raise InputError(
+            f"unknown label design '{name}'; choose one of: {', '.join(DESIGN_NAMES)}", field=field
+        )
+    return name
+
+
+DESIGN_FORMULAS: dict[DesignName, str] = {
     "hard": "1[g_s ≤ g_w] on greedy correctness (Eq. 1)",
     "win-rate": "(1/n) Σ_j 1[s_j ≤ w_j] over paired samples (Eq. 2)",
     "weak-pass-rate": "pr_w (Table 3 ablation)",

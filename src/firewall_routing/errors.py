@@ -7,7 +7,14 @@ user will not see a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+Loc = tuple[int | str, ...]
 
 
 class InputError(Exception):
@@ -36,6 +43,52 @@ class InputError(Exception):
         if self.field is not None:
             where += (" " if where else "") + f"field '{self.field}'"
         return f"{where}: {self.message}" if where else self.message
+
+
+def dotted(loc: Loc) -> str:
+    """A pydantic error location as the field path a user writes (``weak.base_url``)."""
+    return ".".join(str(x) for x in loc)
+
+
+def validation_problems(
+    e: ValidationError,
+    *,
+    name: Callable[[Loc], str] = dotted,
+    missing: str = "required field is missing",
+    extra: str | None = None,
+) -> list[tuple[str | None, str]]:
+    """(field, message) for every error of a pydantic check, messages without pydantic's
+    "Value error, " prefix; ``missing``/``extra`` replace the texts of those error types."""
+    found: list[tuple[str | None, str]] = []
+    for err in e.errors():
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = missing
+        elif err["type"] == "extra_forbidden" and extra is not None:
+            msg = extra
+        found.append((name(err["loc"]) or None, msg.removeprefix("Value error, ")))
+    return found
+
+
+def input_error_from(
+    e: ValidationError,
+    *,
+    path: str | Path | None = None,
+    row: int | None = None,
+    name: Callable[[Loc], str] = dotted,
+    missing: str = "required field is missing",
+) -> InputError:
+    """The one conversion of a pydantic ValidationError into an InputError.
+
+    Every bad field goes in the one line: a user fixing a file should not discover its
+    mistakes one run at a time. A single error keeps its field in ``InputError.field``.
+    """
+    found = validation_problems(e, name=name, missing=missing)
+    if len(found) == 1:
+        fld, msg = found[0]
+        return InputError(msg, path=path or None, row=row, field=fld)
+    listed = "; ".join(f"field '{f}': {m}" if f else m for f, m in found)
+    return InputError(f"{len(found)} bad settings: {listed}", path=path or None, row=row)
 
 
 class MetricError(ValueError):

@@ -51,3 +51,17 @@ def parse_jsonl(lines: list[str], path: Path | str) -> Iterator[tuple[int, dict[
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Objects of a JSON Lines file with their line numbers."""
     return parse_jsonl(read_text(path).splitlines(), path)
+
+
+def json_object(text: str, option: str) -> dict[str, Any]:
+    """A JSON object given on the command line (``--router-options '{"k": 2}'``).
+
+    One parser for every such option, so each names itself the same way when it is wrong.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{option} is not valid JSON: {e.msg} at column {e.colno}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{option} must be a JSON object")
+    return value

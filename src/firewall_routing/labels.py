@@ -30,15 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from firewall_routing.designs import DesignName, GreedyApprox, PairingApprox, as_design
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray, OutcomeTable
-
-GreedyApprox = Literal["none", "majority"]
-PairingApprox = Literal["none", "independent"]
 
 HYBRID_T_GRID: FloatArray = np.round(np.linspace(-1.0, 1.0, 81), 10)
 """Grid searched for Hybrid LLM's t* (the paper grid-searches t; with binary correctness the
@@ -231,7 +229,7 @@ class Approximations:
 @dataclass(frozen=True)
 class Labels:
     values: FloatArray
-    design: str
+    design: DesignName
     notes: tuple[str, ...] = ()
     params: dict[str, float] = field(default_factory=dict)
 
@@ -332,7 +330,7 @@ def _hybrid_trans(t: OutcomeTable, a: Approximations, n: list[str], p: dict[str,
     return hybrid_prob(t.weak.pass_rate, t.strong.pass_rate, p["t"])
 
 
-DESIGNS: dict[str, LabelFn] = {
+DESIGNS: dict[DesignName, LabelFn] = {
     "hard": lambda t, a, n, p: hard(_greedy(t, "weak", a, n), _greedy(t, "strong", a, n)),
     "win-rate": lambda t, a, n, p: _win_rate(t, a, n),
     "weak-pass-rate": lambda t, a, n, p: weak_pass_rate(t.weak.pass_rate),
@@ -346,7 +344,7 @@ DESIGNS: dict[str, LabelFn] = {
 }
 """Label design name → function. Order is the report's row order."""
 
-DESIGN_TITLES: dict[str, str] = {
+DESIGN_TITLES: dict[DesignName, str] = {
     "hard": "Hard Label (Eq. 1)",
     "win-rate": "Win Rate (Eq. 2)",
     "weak-pass-rate": "Weak Model Pass Rate",
@@ -362,15 +360,12 @@ DESIGN_TITLES: dict[str, str] = {
 
 def compute_labels(
     table: OutcomeTable,
-    design: str,
+    design: DesignName,
     approx: Approximations | None = None,
     params: dict[str, Any] | None = None,
 ) -> Labels:
     """Labels of one design for every row of ``table`` (with the approximations it needed)."""
-    if design not in DESIGNS:
-        raise InputError(
-            f"unknown label design '{design}'; choose one of: {', '.join(DESIGNS)}", field="design"
-        )
+    design = as_design(design)  # a Python caller's string is checked too
     notes: list[str] = []
     p: dict[str, float] = {k: float(v) for k, v in (params or {}).items()}
     values = DESIGNS[design](table, approx or Approximations(), notes, p).astype(np.float64)

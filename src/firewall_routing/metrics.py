@@ -18,7 +18,7 @@ exactly the straight line from P_w to P_s, i.e. APGR = 50.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -279,22 +279,37 @@ class Summary:
     apgr: float
     apgr_area: float
     pass_rate_at: dict[float, float]
+    """Strong fraction α (:data:`PASS_RATE_FRACTIONS`) → system pass rate."""
     cpt: dict[float, float]
+    """Share of the gap to recover (:data:`CPT_TARGETS`) → strong share needed."""
     quality_drop: dict[float, float]
+    """Cost advantage (:data:`COST_ADVANTAGES`) → quality drop in %; empty when the
+    all-strong pass rate is 0."""
     weak_pass_rate: float
     strong_pass_rate: float
 
-    def as_dict(self) -> dict[str, float]:
-        d = {
-            "apgr": self.apgr,
-            "apgr_area": self.apgr_area,
-            "weak_pass_rate": self.weak_pass_rate,
-            "strong_pass_rate": self.strong_pass_rate,
-        }
-        d |= {f"pass_rate@{int(a * 100)}": v for a, v in self.pass_rate_at.items()}
-        d |= {f"cpt{int(t * 100)}": v for t, v in self.cpt.items()}
-        d |= {f"quality_drop@cost_adv{int(c * 100)}": v for c, v in self.quality_drop.items()}
-        return d
+    @classmethod
+    def aggregate(cls, runs: Sequence[Summary], stat: Callable[[list[float]], Any]) -> Summary:
+        """Field by field ``stat`` over ``runs`` (e.g. ``np.mean`` over seeds), as a Summary.
+
+        The keys of the mappings come from the first run: every seed of one router is
+        evaluated on the same table, so they all have the same ones."""
+
+        def each(values: list[float]) -> float:
+            return float(stat(values))
+
+        def per_key(get: Callable[[Summary], dict[float, float]]) -> dict[float, float]:
+            return {k: each([get(r)[k] for r in runs]) for k in get(runs[0])}
+
+        return cls(
+            apgr=each([r.apgr for r in runs]),
+            apgr_area=each([r.apgr_area for r in runs]),
+            pass_rate_at=per_key(lambda r: r.pass_rate_at),
+            cpt=per_key(lambda r: r.cpt),
+            quality_drop=per_key(lambda r: r.quality_drop),
+            weak_pass_rate=each([r.weak_pass_rate for r in runs]),
+            strong_pass_rate=each([r.strong_pass_rate for r in runs]),
+        )
 
 
 def summarize(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray) -> Summary:
@@ -321,20 +336,30 @@ def bootstrap_draws(n: int, n_boot: int = 1000, seed: int = 0) -> np.ndarray[Any
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class BootstrapMetrics:
+    """Per-resample values (length n_boot) of the metrics that get a confidence interval."""
+
+    apgr: FloatArray
+    """NaN on resamples whose gap is ≤ 0."""
+    pass_rate_at: dict[float, FloatArray]
+    """Strong fraction α (:data:`PASS_RATE_FRACTIONS`) → system pass rate per resample."""
+
+
 def bootstrap_metrics(
     score_sets: Sequence[FloatArray],
     pr_w: FloatArray,
     pr_s: FloatArray,
     draws: np.ndarray[Any, np.dtype[np.int64]],
-) -> dict[str, FloatArray]:
+) -> BootstrapMetrics:
     """Per-draw APGR and pass rates at 20/50/80 %, averaged over ``score_sets`` (e.g. seeds).
 
     Returns arrays of length n_boot; draws where the resampled gap is ≤ 0 have APGR NaN.
     """
     pr_w = np.asarray(pr_w, dtype=np.float64)
     pr_s = np.asarray(pr_s, dtype=np.float64)
-    keys = ["apgr"] + [f"pass_rate@{int(a * 100)}" for a in PASS_RATE_FRACTIONS]
-    acc = {k: np.zeros(len(draws)) for k in keys}
+    apgr_acc = np.zeros(len(draws))
+    rate_acc = {a: np.zeros(len(draws)) for a in PASS_RATE_FRACTIONS}
     for scores in score_sets:
         o = _order(np.asarray(scores, dtype=np.float64))
         wc = draws[:, o.order].astype(np.float64)
@@ -349,15 +374,16 @@ def bootstrap_metrics(
             for b in range(len(draws)):
                 x = np.r_[0.0, xs[b]]
                 y = p_w[b] + np.r_[0.0, ys[b]]
-                acc["apgr"][b] += (
+                apgr_acc[b] += (
                     np.mean((np.interp(APGR_POINTS, x, y) - p_w[b]) / gap[b]) * 100.0
                     if gap[b] > GAP_EPS
                     else np.nan
                 )
                 pts = np.interp(PASS_RATE_FRACTIONS, x, y)
                 for a, v in zip(PASS_RATE_FRACTIONS, pts, strict=True):
-                    acc[f"pass_rate@{int(a * 100)}"][b] += v
-    return {k: v / len(score_sets) for k, v in acc.items()}
+                    rate_acc[a][b] += v
+    k = len(score_sets)
+    return BootstrapMetrics(apgr_acc / k, {a: v / k for a, v in rate_acc.items()})
 
 
 def ci95(values: FloatArray) -> tuple[float, float]:
@@ -386,7 +412,7 @@ def bootstrap_apgr(
 ) -> FloatArray:
     """APGR of every bootstrap draw (mean over score sets), vectorized over draws.
 
-    Same numbers as ``bootstrap_metrics(...)["apgr"]`` but without the per-draw Python loop,
+    Same numbers as ``bootstrap_metrics(...).apgr`` but without the per-draw Python loop,
     because the sweep needs it for ~15 pairs × 3 datasets × ~15 routers. Draws whose
     resampled gap is ≤ 0 are NaN (APGR is undefined there, as in ``bootstrap_metrics``).
     """

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from firewall_routing.errors import InputError
+from firewall_routing.errors import InputError, input_error_from
 from firewall_routing.files import iter_jsonl, read_text
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -561,12 +561,7 @@ def table_from_records(
         try:
             rows.append(GenericRow.model_validate(rec))
         except ValidationError as e:
-            err = e.errors()[0]
-            fld = ".".join(str(x) for x in err["loc"]) or None
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "missing":
-                msg = "required field is missing"
-            raise InputError(msg, path=p, row=line, field=fld) from None
+            raise input_error_from(e, path=p, row=line) from None
         lines.append(line)
     if not rows:
         raise InputError("file has no rows", path=p)
@@ -918,3 +913,12 @@ def _check_named_pair(table: OutcomeTable, weak: str | None, strong: str | None)
                 field=f"{side}_model",
             )
     return table
+
+
+def split_train_val(table: OutcomeTable, val_fraction: float, seed: int) -> tuple[OutcomeTable, OutcomeTable]:
+    """A fixed, seeded split: the same seed gives the same rows whatever else runs."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise InputError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    perm = np.random.default_rng(seed).permutation(len(table))
+    n_val = round(len(table) * val_fraction)
+    return table.take(np.sort(perm[n_val:])), table.take(np.sort(perm[:n_val]))

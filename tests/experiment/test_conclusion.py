@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
 from firewall_routing import metrics
 from firewall_routing.experiment import conclusion
-from firewall_routing.experiment.run import RouterRun, evaluate_and_compare
+from firewall_routing.experiment.evaluation import evaluate_and_compare
+from firewall_routing.experiment.results import Comparison, RouterRun
 from firewall_routing.outcomes import OutcomeTable
 
 from ..conftest import make_table
@@ -65,8 +64,8 @@ def _scenario(n: int = 600) -> tuple[list[RouterRun], dict[str, OutcomeTable]]:
     return runs, {key: table}
 
 
-def _by_pair(comp: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(d["a"], d["b"]): d for d in comp["differences"]}
+def _by_pair(comp: Comparison) -> dict[tuple[str, str], conclusion.Difference]:
+    return {(d.a, d.b): d for d in comp.differences}
 
 
 def test_known_separable_and_not_separable() -> None:
@@ -75,25 +74,25 @@ def test_known_separable_and_not_separable() -> None:
     comp = comps["main/toy"]
     d = _by_pair(comp)
     # hand-computed: PGR(α) = min(2α, 1) → APGR = (0+.2+.4+.6+.8+6·1)/11 = 800/11
-    assert d[("good", "random")]["separable"]
-    assert d[("good", "random")]["diff"] == pytest.approx(800 / 11 - 50)
-    assert not d[("noise", "random")]["separable"]
-    assert d[("good", "noise")]["separable"]
+    assert d[("good", "random")].separable
+    assert d[("good", "random")].diff == pytest.approx(800 / 11 - 50)
+    assert not d[("noise", "random")].separable
+    assert d[("good", "noise")].separable
     # the same ordering: exactly the same APGR on every resample
     pair = d.get(("good", "good2")) or d[("good2", "good")]
-    assert not pair["separable"] and pair["diff"] == pytest.approx(0.0) and pair["p"] == 1.0
+    assert not pair.separable and pair.diff == pytest.approx(0.0) and pair.p == 1.0
     # neither the random draw nor the oracle is compared
     assert all("oracle" not in k and k[0] != "random" for k in d)
     # the compared number is the one in the tables (seed-mean APGR)
-    apgr = {r["router"]: r["mean"]["apgr"] for r in rows}
-    assert d[("good", "noise")]["diff"] == pytest.approx(apgr["good"] - apgr["noise"])
+    apgr = {r.router: r.ev.mean.apgr for r in rows}
+    assert d[("good", "noise")].diff == pytest.approx(apgr["good"] - apgr["noise"])
     # and it is the sweep's paired test, on the same resamples (bootstrap seed 0)
     t = tables["main/toy"]
     ref = metrics.paired_apgr_difference(
         runs[0].scores["main/toy"], runs[2].scores["main/toy"], t.weak.pass_rate, t.strong.pass_rate, 300, 0
     )
     got = d[("good", "noise")]
-    assert (got["diff"], got["lo"], got["hi"], got["p"]) == pytest.approx(tuple(ref))
+    assert (got.diff, got.lo, got.hi, got.p) == pytest.approx(tuple(ref))
 
 
 def test_identical_routers_counted_once() -> None:
@@ -102,14 +101,14 @@ def test_identical_routers_counted_once() -> None:
     runs.append(RouterRun("good-copy", "design", {key: list(runs[0].scores[key])}))
     _, comps = evaluate_and_compare(runs, tables, n_boot=50)
     comp = comps[key]
-    assert comp["groups"] == [["good", "good-copy"]]
-    assert "good = good-copy" in comp["apgr"] and "good" not in comp["apgr"]
+    assert comp.groups == [["good", "good-copy"]]
+    assert "good = good-copy" in comp.apgr and "good" not in comp.apgr
 
 
 def test_no_bootstrap_no_comparisons() -> None:
     runs, tables = _scenario(100)
     rows, comps = evaluate_and_compare(runs, tables, n_boot=0)
-    assert comps == {} and rows and all(r["ci95"] == {} for r in rows)
+    assert comps == {} and rows and all(r.ev.ci95 is None for r in rows)
 
 
 def test_multi_seed_compares_seed_mean() -> None:
@@ -121,8 +120,8 @@ def test_multi_seed_compares_seed_mean() -> None:
     pr_w = t.weak.pass_rate
     two = RouterRun("two", "design", {key: [pr_w + rng.random(300) * 0.5, rng.random(300)]})
     rows, comps = evaluate_and_compare([two, runs[2]], tables, n_boot=100)
-    apgr = {r["router"]: r["mean"]["apgr"] for r in rows}
+    apgr = {r.router: r.ev.mean.apgr for r in rows}
     d = _by_pair(comps[key])
     pair = d.get(("two", "noise")) or d[("noise", "two")]
-    assert abs(pair["diff"]) == pytest.approx(abs(apgr["two"] - apgr["noise"]))
-    assert comps[key]["n_seeds"] == 2
+    assert abs(pair.diff) == pytest.approx(abs(apgr["two"] - apgr["noise"]))
+    assert comps[key].n_seeds == 2

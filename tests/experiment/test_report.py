@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,23 @@ import numpy as np
 import pytest
 
 from firewall_routing import metrics
-from firewall_routing.experiment import report
-from firewall_routing.experiment.run import RouterRun, evaluate_and_compare
+from firewall_routing.experiment import evaluation, report
+from firewall_routing.experiment.conclusion import Difference
+from firewall_routing.experiment.config import ExperimentConfig
+from firewall_routing.experiment.evaluation import evaluate_and_compare
+from firewall_routing.experiment.results import (
+    BootstrapCI,
+    Evaluation,
+    ExperimentResults,
+    FitRecord,
+    ModelPair,
+    ResultRow,
+    RouterEvaluation,
+    RouterKind,
+    RouterRun,
+    TableInfo,
+    TrainInfo,
+)
 from firewall_routing.outcomes import OutcomeTable
 
 from ..conftest import make_table
@@ -42,34 +58,37 @@ def _runs(t: OutcomeTable, seeds: int = 1) -> list[RouterRun]:
     ]
 
 
-def _result(t: OutcomeTable, n_boot: int, seeds: int = 1) -> tuple[list[RouterRun], dict[str, Any]]:
+def _config(**fields: Any) -> ExperimentConfig:
+    """A config naming the toy dataset (not one we ship, so built without validation)."""
+    cfg = ExperimentConfig(router="embedding-head", baselines=["random", "oracle"])
+    return cfg.model_copy(update={"datasets": ["toy"], **fields})
+
+
+def _result(t: OutcomeTable, n_boot: int, seeds: int = 1) -> tuple[list[RouterRun], ExperimentResults]:
     runs = _runs(t, seeds)
     runs[1].scores = dict(runs[0].scores)  # identical labels → identical router
     rows, comps = evaluate_and_compare(runs, {KEY: t}, n_boot)
-    res = {
-        "config": {
-            "router": "embedding-head",
-            "seeds": seeds,
-            "split_seed": 0,
-            "n_boot": n_boot,
-            "datasets": ["toy"],
-            "baselines": ["random", "oracle"],
-        },
-        "pairs": {"main": {"weak": "org/weak-7b", "strong": "org/strong-8b"}},
-        "train": {"source": "toy", "rows": 1, "val_rows": 1},
-        "tables": {KEY: {"n": len(t), "weak_pass_rate": 0.5, "strong_pass_rate": 0.9}},
-        "label_notes": {},
-        "label_params": {},
-        "training": {},
-        "results": rows,
-        "comparisons": comps,
-    }
+    res = ExperimentResults(
+        config=_config(seeds=seeds, n_boot=n_boot),
+        data_dir=Path("data"),
+        pairs={"main": ModelPair("org/weak-7b", "org/strong-8b")},
+        router_seeds=seeds,
+        router_seeded=True,
+        train=TrainInfo(1, 1, "toy"),
+        tables={KEY: TableInfo(len(t), 0.5, 0.9, "toy")},
+        label_notes={},
+        label_params={},
+        training={},
+        results=rows,
+        comparisons=comps,
+        wall_seconds_before_report=1.0,
+    )
     return runs, res
 
 
 def test_conclusion_states_the_known_answer() -> None:
     _, res = _result(_table(), n_boot=200)
-    text = "\n".join(report.conclusion_lines(res))
+    text = "\n".join(report.conclusion_lines(res.comparisons, res.tables))
     assert "Better than random: soft-block = hybrid-prob (+" in text
     assert "Not separable from random: weak-pass-rate." in text
     assert "Highest APGR: soft-block = hybrid-prob" in text
@@ -78,7 +97,9 @@ def test_conclusion_states_the_known_answer() -> None:
     # the blocking claim, counted over design pairs with exactly one blocking side
     assert "separably better in 1, separably worse in 0, not separable in 0 of 1" in text
     assert "* On 1 of 1 evaluation sets at least one router beats random at 95 %." in text
-    verdicts = [line for line in report.conclusion_lines(res) if line.startswith("* ")]
+    verdicts = [
+        line for line in report.conclusion_lines(res.comparisons, res.tables) if line.startswith("* ")
+    ]
     assert verdicts and not any("oracle" in line for line in verdicts)
 
 
@@ -86,8 +107,7 @@ def test_conclusion_when_nothing_beats_random() -> None:
     t = _table()
     runs = [RouterRun("soft-block", "design", {KEY: [np.random.default_rng(9).random(len(t))]})]
     _, comps = evaluate_and_compare(runs, {KEY: t}, 200)
-    res = {"comparisons": comps, "tables": {KEY: {"n": len(t)}}}
-    text = "\n".join(report.conclusion_lines(res))
+    text = "\n".join(report.conclusion_lines(comps, {KEY: TableInfo(len(t), 0.5, 0.9, "toy")}))
     assert "No router beats random at 95 % on any of the 1 evaluation sets." in text
     assert "Better than random on no set: soft-block." in text
     assert "Highest APGR" not in text  # one router: nothing to rank
@@ -95,7 +115,7 @@ def test_conclusion_when_nothing_beats_random() -> None:
 
 def test_conclusion_multi_seed_says_what_is_compared() -> None:
     _, res = _result(_table(), n_boot=50, seeds=2)
-    text = "\n".join(report.conclusion_lines(res))
+    text = "\n".join(report.conclusion_lines(res.comparisons, res.tables))
     assert "several seeds (here up to 2; a deterministic router has one) the compared number" in text
 
 
@@ -110,11 +130,11 @@ def test_no_bootstrap_never_claims_a_bootstrap_ci(tmp_path: Path) -> None:
 
 def test_format_evaluation_without_ci() -> None:
     t = _table(100)
-    m = metrics.summarize(t.weak.pass_rate, t.weak.pass_rate, t.strong.pass_rate).as_dict()
-    r = {"router": "x", "table": "t", "n": 100, "weak": "w", "strong": "s", "metrics": m, "ci95": {}}
-    r["taxonomy"] = {"50": dict.fromkeys(metrics.TAXONOMY, 0.25)}
+    m = metrics.summarize(t.weak.pass_rate, t.weak.pass_rate, t.strong.pass_rate)
+    ev = RouterEvaluation([m], m, m, None, {0.5: dict.fromkeys(metrics.TAXONOMY, 0.25)})
+    r = Evaluation("x", "t", 100, "w", "s", ev)
     assert "bootstrap" not in report.format_evaluation(r)
-    r["ci95"] = {"apgr": (40.0, 60.0)}
+    r = replace(r, ev=replace(ev, ci95=BootstrapCI((40.0, 60.0), {})))
     assert "(95 % bootstrap CI)" in report.format_evaluation(r)
 
 
@@ -122,13 +142,13 @@ def test_curve_band_matches_per_resample_curves() -> None:
     t = _table(60)
     rng = np.random.default_rng(3)
     sets = [np.round(rng.random(60), 1), rng.random(60)]  # ties in the first seed
-    lo, hi, glo, ghi = report.curve_band(sets, t.weak.pass_rate, t.strong.pass_rate, n_boot=40, seed=7)
+    lo, hi, glo, ghi = evaluation.curve_band(sets, t.weak.pass_rate, t.strong.pass_rate, n_boot=40, seed=7)
     ys, gains = [], []
     for w in metrics.bootstrap_draws(60, 40, 7):
         cs = [metrics.deferral_curve(s, t.weak.pass_rate, t.strong.pass_rate, weights=w) for s in sets]
-        y = np.mean([c.at(report.GRID) for c in cs], axis=0)
+        y = np.mean([c.at(evaluation.GRID) for c in cs], axis=0)
         ys.append(y)
-        gains.append(y - (cs[0].weak_pass_rate + report.GRID * cs[0].gap))
+        gains.append(y - (cs[0].weak_pass_rate + evaluation.GRID * cs[0].gap))
     np.testing.assert_allclose(lo, np.percentile(ys, 2.5, axis=0), atol=1e-12)
     np.testing.assert_allclose(hi, np.percentile(ys, 97.5, axis=0), atol=1e-12)
     np.testing.assert_allclose(glo, np.percentile(gains, 2.5, axis=0), atol=1e-12)
@@ -151,7 +171,7 @@ def test_deferral_figure_has_what_a_reader_expects(n_boot: int) -> None:
     flat = [ln.get_ydata() for ln in top.lines if len(set(np.asarray(ln.get_ydata()).round(9))) == 1]
     assert {round(float(y[0]), 6) for y in flat} == {round(p_w, 6), round(p_s, 6)}
     rnd = next(ln for ln in top.lines if ln.get_label() == "Random (expected)")
-    np.testing.assert_allclose(rnd.get_ydata(), p_w + report.GRID * (p_s - p_w))  # straight, expected
+    np.testing.assert_allclose(rnd.get_ydata(), p_w + evaluation.GRID * (p_s - p_w))  # straight, expected
     bands = [c for ax in (top, bottom) for c in ax.collections if isinstance(c, PolyCollection)]
     assert len(bands) == (2 if n_boot else 0)
     assert "soft-block" in bottom.get_title()
@@ -190,7 +210,7 @@ def test_write_plots_files(tmp_path: Path) -> None:
 
 
 def test_signed_points_never_print_minus_zero() -> None:
-    d = {"diff": -3.9, "lo": -9.94, "hi": -0.04}
+    d = Difference("a", "b", diff=-3.9, lo=-9.94, hi=-0.04, p=0.01)
     assert report._signed(d) == "-3.9 [-9.9, -0.04]"
 
 
@@ -198,21 +218,67 @@ def test_deterministic_router_is_not_reported_as_seeds_or_best_epoch(tmp_path: P
     """``ridge`` is trained once per design: the header must not claim 3 seeds (the config's
     ``--seeds``) or a best epoch it never picked; a seeded router with epochs keeps both."""
     _, res = _result(_table(100), n_boot=0, seeds=3)
-    res |= {"router_seeds": 1, "router_seeded": False}
-    res["config"] |= {"router": "ridge", "baselines": ["mf"]}
-    res["training"] = {
-        "soft-block": [{"seed": 0, "best_epoch": None, "best_val_apgr": None, "seconds": 2.5}],
-        "mf": [{"seed": 0, "best_epoch": 7, "best_val_apgr": 51.0, "seconds": 1.0}],
+    res.router_seeds, res.router_seeded = 1, False
+    res.config = res.config.model_copy(update={"router": "ridge", "baselines": ["mf"]})
+    res.training = {
+        "soft-block": [FitRecord(0, None, None, 2.5)],
+        "mf": [FitRecord(0, 7, 51.0, 1.0)],
     }
     report.write_markdown(res, tmp_path / "r.md", 1.0)
     md = (tmp_path / "r.md").read_text()
     assert "deterministic (trained once per label design; no seeds)" in md
     assert "3 seed(s)" not in md and "best epoch by validation APGR" not in md
     assert "| soft-block | – | – | 2.5 |" in md
-    res |= {"router_seeds": 3, "router_seeded": True}
-    res["training"]["soft-block"] = [
-        {"seed": s, "best_epoch": 4, "best_val_apgr": 50.0, "seconds": 1.0} for s in range(3)
-    ]
+    res.router_seeds, res.router_seeded = 3, True
+    res.training["soft-block"] = [FitRecord(s, 4, 50.0, 1.0) for s in range(3)]
     report.write_markdown(res, tmp_path / "r2.md", 1.0)
     md = (tmp_path / "r2.md").read_text()
     assert "3 seed(s) per label design" in md and "best epoch by validation APGR" in md
+
+
+def _summary(apgr: float, rates: tuple[float, float, float], qd: bool = True) -> metrics.Summary:
+    return metrics.Summary(
+        apgr=apgr,
+        apgr_area=apgr + 0.5,
+        pass_rate_at=dict(zip(metrics.PASS_RATE_FRACTIONS, rates, strict=True)),
+        cpt={0.5: 0.3, 0.8: 0.6},
+        quality_drop=dict(zip(metrics.COST_ADVANTAGES, (1.5, 3.0, 6.0), strict=True)) if qd else {},
+        weak_pass_rate=0.4,
+        strong_pass_rate=0.8,
+    )
+
+
+def _row(router: str, s: metrics.Summary, ci: BootstrapCI | None = None) -> ResultRow:
+    tax = {a: {"weak_ok": 0.1, "strong_only": 0.2, "both_ok": 0.3, "both_fail": 0.4} for a in (0.2, 0.5, 0.8)}
+    kind: RouterKind = "design" if router in ("soft-block", "hard") else "baseline"
+    return ResultRow(router, kind, "main", "toy", RouterEvaluation([s], s, s, ci, tax))
+
+
+def test_markdown_and_console_render_the_numbers_they_are_given(tmp_path: Path) -> None:
+    """Hand-made results → the exact cells: APGR with its CI, pass rates in %, CPT, QD, the
+    taxonomy, "undefined" for a NaN APGR, "–" for a missing quality drop, no row for a
+    router the run did not have (mf)."""
+    _, res = _result(_table(100), n_boot=0)
+    ci = BootstrapCI((58.04, 64.96), {a: (0.0, 1.0) for a in metrics.PASS_RATE_FRACTIONS})
+    res.results = [
+        _row("soft-block", _summary(61.234, (0.5, 0.6, 0.7)), ci),
+        _row("hard", _summary(float("nan"), (0.45, 0.55, 0.65), qd=False)),
+        _row("random", _summary(50.0, (0.48, 0.6, 0.72))),
+    ]
+    report.write_markdown(res, tmp_path / "r.md", 1.0)
+    md = (tmp_path / "r.md").read_text()
+    table1 = md.split("## Table 1")[1].split("## Table 3")[0]
+    assert "| Soft Block (Eq. 7) | 61.23 [58.0, 65.0] | 50.00 | 60.00 | 70.00 |" in table1
+    assert "| Linear Interpolation (random) | 50.00 | 48.00 | 60.00 | 72.00 |" in table1
+    assert "MF" not in table1 and "Hard Label" not in table1  # not Table 1 rows / not in the run
+    table3 = md.split("## Table 3")[1].split("##")[0]
+    assert "| Hard Label (Eq. 1) | undefined | 45.00 | 55.00 | 65.00 |" in table3
+    more = md.split("## More metrics")[1].split("##")[0]
+    assert "| toy | Soft Block (Eq. 7) | 61.23 | 61.73 | 30.0 % | 60.0 % | 1.50 | 3.00 | 6.00 |" in more
+    assert "| toy | Hard Label (Eq. 1) | undefined | undefined | 30.0 % | 60.0 % | – | – | – |" in more
+    tax = md.split("## Where the strong calls go")[1].split("##")[0]
+    assert "| toy | Soft Block (Eq. 7) | 10.0 % | 20.0 % | 30.0 % | 40.0 % |" in tax
+    console = report.console_summary(res)
+    line = next(x for x in console.splitlines() if "Soft Block" in x)
+    assert line.split()[-3:] == ["61.23", "[58.0,", "65.0]"]
+    assert next(x for x in console.splitlines() if "Hard Label" in x).split()[-1] == "undefined"

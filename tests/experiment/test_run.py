@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from firewall_routing.embeddings import DEFAULT_ENCODER
+from firewall_routing.experiment.config import MAIN, ExperimentConfig
 from firewall_routing.experiment.run import (
-    MAIN,
-    ExperimentConfig,
     design_seeds,
     embedding_encoders,
     load_eval_tables,

@@ -14,12 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from firewall_routing import metrics
+from firewall_routing.experiment.config import CEILING_PREFIX, CEILING_PW, ORACLE, RANDOM
 from firewall_routing.experiment.sweep import (
-    CEILING_PREFIX,
-    CEILING_PW,
     GAIN,
-    ORACLE,
-    RANDOM,
     SweepConfig,
     across,
     ceiling_fraction,
@@ -120,7 +117,7 @@ def test_ceiling_fraction_by_hand() -> None:
 
 
 def test_default_router_is_reproduces_default() -> None:
-    from firewall_routing.experiment.run import ExperimentConfig
+    from firewall_routing.experiment.config import ExperimentConfig
 
     assert SweepConfig(baselines=["mf"]).router == ExperimentConfig().router
 
@@ -233,7 +230,7 @@ def test_gain_target_by_hand() -> None:
 
 def test_small_test_gap_is_excluded_not_an_error() -> None:
     """A zero test gap would make APGR undefined (MetricError): the dataset is marked instead."""
-    from firewall_routing.experiment.run import RouterRun
+    from firewall_routing.experiment.results import RouterRun
 
     from ..conftest import make_table
 

@@ -25,7 +25,8 @@ def _word_tokenizer(path: Path) -> None:
     words = ["<unk>", "</s>", "hard", "easy", "question", "prompt", "-"] + [str(i) for i in range(10)]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Digits(True)])
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="</s>").save_pretrained(path)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="</s>")  # type: ignore[no-untyped-call]  # transformers leaves __init__ untyped
+    fast.save_pretrained(path)
 
 
 def build_tiny_gpt2(path: Path) -> Path:

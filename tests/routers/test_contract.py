@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from firewall_routing.errors import InputError
-from firewall_routing.experiment.report import evaluate_router
+from firewall_routing.experiment.evaluation import evaluate_router
 from firewall_routing.labels import compute_labels
 from firewall_routing.outcomes import load_table
 from firewall_routing.routers import (
@@ -117,7 +117,7 @@ def test_python_train_save_load_score_evaluate(
         with pytest.raises(InputError, match="does not"):
             loaded.score_embeddings(np.zeros((1, 8)))
     result = evaluate_router(loaded, table, n_boot=10)
-    assert np.isfinite(result["metrics"]["apgr"])
+    assert np.isfinite(result.ev.mean.apgr)
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from firewall_routing.experiment.run import (
-    MAIN,
-    ExperimentConfig,
-    load_eval_tables,
-    paper_config,
-    score_tables,
-    train_and_score,
-)
+from firewall_routing.experiment.config import MAIN, ExperimentConfig, paper_config
+from firewall_routing.experiment.run import load_eval_tables, score_tables, train_and_score
 from firewall_routing.labels import Approximations, compute_labels
-from firewall_routing.outcomes import load_routerdc
+from firewall_routing.outcomes import FloatArray, load_routerdc
 from firewall_routing.routers import load_router
 from firewall_routing.routers.base import training_hash
 from firewall_routing.routers.encoder import EncoderRouter
@@ -76,7 +71,7 @@ def test_identical_labels_train_once_and_resume_trains_nothing(
     by = {r.name: r for r in runs}
     key = f"{MAIN}/humaneval"
     np.testing.assert_array_equal(by["hybrid-prob"].scores[key][0], by["soft-block"].scores[key][0])
-    assert by["mf"].training and by["mf"].training[0]["best_epoch"] is not None  # trained on battles
+    assert by["mf"].training and by["mf"].training[0].best_epoch is not None  # trained on battles
     assert (tmp_path / "r" / "hybrid-prob" / "router.json").exists()  # linked to soft-block's
     meta = load_router(tmp_path / "r" / "soft-block").metadata
     assert (meta.label_design, meta.weak, meta.strong, meta.train_rows) == ("soft-block", WEAK, STRONG, 48)
@@ -95,7 +90,9 @@ def test_identical_labels_train_once_and_resume_trains_nothing(
     assert len(fits) == 2 and fits[0] == fits[1], "other settings must not reuse old scores"
 
 
-def test_prompt_only_routers_score_each_distinct_prompt_once(toy_encoder: ToyEncoder) -> None:
+def test_prompt_only_routers_score_each_distinct_prompt_once(
+    toy_encoder: ToyEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from firewall_routing.routers import make_router
 
     cfg = ExperimentConfig(datasets=["humaneval"], data_dir=DATA)
@@ -103,7 +100,12 @@ def test_prompt_only_routers_score_each_distinct_prompt_once(toy_encoder: ToyEnc
     seen: list[int] = []
     r = make_router("random", seed=0)
     real = r.score
-    r.score = lambda prompts: seen.append(len(prompts)) or real(prompts)  # type: ignore[method-assign]
+
+    def spy(prompts: Sequence[str]) -> FloatArray:
+        seen.append(len(prompts))
+        return real(prompts)
+
+    monkeypatch.setattr(r, "score", spy)
     out = score_tables(r, tables)
     assert seen == [164]
     np.testing.assert_array_equal(out["main/humaneval"], out["gen/humaneval"])

@@ -167,7 +167,8 @@ def test_router_trains_saves_loads_and_scores(
     loaded = load_router(tmp_path / "r")
     probe = ["hard x 4", "easy y", "neither 12 and 1/2"]
     np.testing.assert_array_equal(loaded.score(probe), r.score(probe))
-    assert isinstance(loaded, RidgeRouter) and loaded.alpha == r.alpha and loaded.options.prior == prior
+    assert isinstance(loaded, RidgeRouter) and isinstance(r, RidgeRouter)
+    assert loaded.alpha == r.alpha and loaded.options.prior == prior
 
 
 def test_untrained_and_bad_options(toy_encoder: ToyEncoder) -> None:

@@ -167,12 +167,12 @@ def test_real_minilm_embeds_on_one_thread_and_restores_the_callers_setting() -> 
     torch.set_num_threads(2)
     try:
         multi = real(text, batch_size=1, convert_to_numpy=True, normalize_embeddings=True)
-        model.encode = spy  # type: ignore[method-assign]
+        model.encode = spy
         single = enc.encode(text)
         assert seen == [1] and torch.get_num_threads() == 2
         np.testing.assert_array_equal(single[0], np.asarray(multi, dtype=np.float32)[0].astype(np.float64))
     finally:
-        model.encode = real  # type: ignore[method-assign]
+        model.encode = real
         torch.set_num_threads(before)
 
 

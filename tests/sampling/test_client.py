@@ -24,7 +24,6 @@ from firewall_routing.sampling.client import (
     Sampler,
     SamplingParams,
     Upstream,
-    UpstreamError,
     count_tokens,
     first_token_top_logprobs,
     margin,
@@ -32,6 +31,7 @@ from firewall_routing.sampling.client import (
     parse_retry_after,
 )
 from firewall_routing.sampling.store import SampleStore
+from firewall_routing.upstreams import UpstreamError
 
 UP = Upstream("http://fake.test/v1", "m", api_key="sk-test")
 CHAT = SamplingParams(temperature=0.7, top_p=1.0, max_tokens=16, template="chat")

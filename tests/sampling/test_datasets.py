@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import firewall_routing.sampling.datasets as bm
+from firewall_routing import datadir
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import load_routerdc
 from firewall_routing.sampling.datasets import (
@@ -137,7 +138,7 @@ def test_data_dir_env_pointing_nowhere_is_an_error(tmp_path: Path, monkeypatch: 
 def test_data_dir_falls_back_to_cwd_then_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FIREWALL_ROUTING_DATA", raising=False)
     # Pretend the package is installed somewhere without a data/ folder beside it.
-    monkeypatch.setattr(bm, "__file__", str(tmp_path / "site" / "fr" / "benchmarks" / "x.py"))
+    monkeypatch.setattr(datadir, "__file__", str(tmp_path / "site" / "fr" / "datadir.py"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match="cannot find the data folder"):
         data_dir()
@@ -230,3 +231,15 @@ def test_user_jsonl_empty_or_not_utf8(tmp_path: Path) -> None:
 def test_builtin_graders_cover_every_loader() -> None:
     assert set(bm.BENCHMARKS) == {"gsm8k", "triviaqa", "humaneval", "mbpp"}
     assert {load_benchmark(n, limit=1)[0].grader for n in bm.BENCHMARKS} <= set(GRADERS)
+
+
+def test_default_data_dir_finds_the_repository_data_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found from the module's own place in the source tree, not the working folder (the
+    move to ``experiment/run.py`` had left it one level short, at ``src/data``)."""
+    from firewall_routing.sampling.datasets import default_data_dir
+
+    monkeypatch.delenv("FIREWALL_ROUTING_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_data_dir() == Path(__file__).resolve().parents[2] / "data"

@@ -1,11 +1,10 @@
-"""``local-server`` without a model loaded: thread default, a taken port, the process helpers."""
+"""``local-server`` without a model loaded: thread default, a taken port."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,41 +80,3 @@ def test_taken_port_is_one_line_exit_2(taken_port: int, tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(taken_port) in lines[0] and "already in use" in lines[0], lines
-
-
-def test_running_process_stops_the_whole_group(tmp_path: Path) -> None:
-    """The helper tests and benchmarks share: own session, health polled, group stopped."""
-    port = ls.free_port()
-    code = (
-        "import http.server, subprocess, sys\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
-        "print(child.pid, flush=True)\n"
-        f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()\n"
-    )
-    log = tmp_path / "log.txt"
-    with ls.running_process([sys.executable, "-c", code], f"http://127.0.0.1:{port}/", log=log) as (proc, _):
-        assert proc.poll() is None
-        child = int(log.read_text().split()[0])
-    assert proc.poll() is not None
-    deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(child), "the server's child outlived it"
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting for whoever inherited it to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def test_running_process_reports_the_log_of_a_dead_server(tmp_path: Path) -> None:
-    code = "import sys; print('boom: cannot start'); sys.exit(3)"
-    with (
-        pytest.raises(RuntimeError, match="boom: cannot start"),
-        ls.running_process([sys.executable, "-c", code], "http://127.0.0.1:1/", timeout=30),
-    ):
-        pass

@@ -605,7 +605,7 @@ def test_the_forgery_would_pass_if_it_had_the_token() -> None:
     # Control for the attacks above: the forging code itself works with the real token.
     nonce = "0123456789abcdef0123456789abcdef"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sandbox.secrets, "token_hex", lambda n: nonce)
+        mp.setattr("firewall_routing.sampling.sandbox.secrets.token_hex", lambda n: nonce)
         r = run_python(_FIND + f"forge({nonce.encode()!r})\nassert False\n")
     assert r.passed, r
 

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -27,10 +22,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from firewall_routing.calibration import calibrate
+from firewall_routing.processes import free_port as free_port
+from firewall_routing.processes import start_process, stop_process
 from firewall_routing.sampling.local_server import LocalServer, local_server_process
 from firewall_routing.serve.app import create_app
 from firewall_routing.serve.config import ServeConfig, config_from_mapping
-from firewall_routing.serve.routing import Decider
+from firewall_routing.serve.routing import Decider, default_model_for
+
+if TYPE_CHECKING:
+    import httpx2
 
 HOST = "127.0.0.1"
 API_KEY = "test-key"
@@ -46,7 +46,7 @@ class KeywordScorer:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    def __call__(self, texts: Sequence[str], progress: bool = False) -> np.ndarray[Any, np.dtype[np.float64]]:
         self.seen.extend(texts)
         if any("explode" in t for t in texts):
             raise RuntimeError("scorer crashed")
@@ -159,7 +159,8 @@ class FastServer:
     scorer: KeywordScorer
     config: ServeConfig
 
-    def post(self, path: str, body: Any, key: str | None = API_KEY, **kw: Any) -> httpx.Response:
+    def post(self, path: str, body: Any, key: str | None = API_KEY, **kw: Any) -> httpx2.Response:
+        """Starlette's test client speaks httpx2 (the app's own upstream client is httpx)."""
         headers = {"authorization": f"Bearer {key}"} if key else {}
         return self.client.post(path, json=body, headers=headers, **kw)
 
@@ -173,7 +174,8 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., FastServer]]:
         cfg = fast_config(tmp_path, **overrides)
         scorer = KeywordScorer()
         cal = calibrate(np.linspace(0.0, 1.0, 101)) if calibrated else None
-        decider = Decider(scorer, cal, cfg.default_model, cfg.context_tokens, word_count)
+        model = default_model_for(cfg.default_model, cal is not None)
+        decider = Decider(scorer, cal, model, cfg.context_tokens, word_count)
         upstream = FakeUpstream()
         app = create_app(cfg, decider=decider, transport=httpx.MockTransport(upstream.handler))
         client = TestClient(app)
@@ -189,26 +191,6 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., FastServer]]:
 # --------------------------------------------------------------------------- real LLM
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited ({proc.returncode}):\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} not ready after {timeout}s:\n{log.read_text()[-2000:]}")
-
-
 @dataclass
 class Proc:
     """A subprocess we started (own process group), with its base URL and log."""
@@ -218,29 +200,13 @@ class Proc:
     log: Path
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        stop_process(self.process, hard=True, grace=30.0)
 
 
 def spawn(args: list[str], health: str, env: dict[str, str] | None = None) -> Proc:
-    log = Path(tempfile.mkstemp(prefix="fw-serve-test-", suffix=".log")[1])
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
-    p = Proc(health.rsplit("/", 1)[0], proc, log)
-    try:
-        wait_http(health, proc, log)
-    except BaseException:
-        p.kill()
-        raise
-    return p
+    """Start a server and wait until ``health`` answers 200 (the shared process runner)."""
+    process, log = start_process(args, health, timeout=120, env=env)
+    return Proc(health.rsplit("/", 1)[0], process, log)
 
 
 @pytest.fixture(scope="session")

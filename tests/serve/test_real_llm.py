@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from firewall_routing.sampling.local_server import LocalServer
 
@@ -84,7 +85,9 @@ def client(proxy: Proc) -> openai.OpenAI:
     return openai.OpenAI(base_url=proxy.url, api_key=API_KEY, max_retries=0, timeout=120)
 
 
-QUESTION = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is the capital of France? Answer with one word."}
+]
 
 
 def test_chat_non_streaming_through_router(smollm2: LocalServer, serve: Serve) -> None:

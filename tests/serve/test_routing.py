@@ -74,7 +74,7 @@ def test_scored_text_stops_at_first_turn_that_does_not_fit() -> None:
 
 
 def test_user_turns_and_content_parts() -> None:
-    msgs = [
+    msgs: list[dict[str, Any]] = [
         {"role": "system", "content": "s"},
         {"role": "user", "content": "u1"},
         {"role": "assistant", "content": "a"},
@@ -244,12 +244,14 @@ def test_config_suffix_must_be_yaml_or_toml(tmp_path: Path) -> None:
 def test_controller_routes_and_calls_chosen_upstream(monkeypatch: Any) -> None:
     seen: list[tuple[str, str]] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    import httpx2  # what the openai client speaks
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
         import json
 
         body = json.loads(request.content)
         seen.append((request.url.host, body["model"]))
-        return httpx.Response(
+        return httpx2.Response(
             200,
             json={
                 "id": "x",
@@ -267,7 +269,7 @@ def test_controller_routes_and_calls_chosen_upstream(monkeypatch: Any) -> None:
     real = openai.OpenAI
 
     def patched(**kw: Any) -> Any:
-        return real(**kw, http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+        return real(**kw, http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
 
     monkeypatch.setattr(openai, "OpenAI", patched)
     decider = Decider(KeywordScorer(), calibrate(np.linspace(0, 1, 11)), "firewall@t=0.5", 256, word_count)
@@ -299,7 +301,7 @@ class _HeadLike(RandomRouter):
     """Looks like an embedding-head router to make_scorer, without any model."""
 
     scores_embeddings = True
-    encoder = "all-MiniLM-L6-v2"  # type: ignore[assignment]
+    encoder = "all-MiniLM-L6-v2"
 
     def score_embeddings(self, emb: Any, texts: Any = None) -> Any:
         return np.zeros(len(emb))

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from firewall_routing.designs import GreedyApprox
+
 DEFAULT_SEEDS = 3
 
 
 # Shared by `reproduce` and `sweep`, which read the same shipped RouterDC files.
 DataDirOpt = Annotated[Path | None, typer.Option(help="Folder with routerdc/ (default: the shipped data/).")]
-RouterDCGreedyOpt = Annotated[str, typer.Option(help="'majority' or 'none' (see `labels --help`).")]
+RouterDCGreedyOpt = Annotated[GreedyApprox, typer.Option(help="'majority' or 'none' (see `labels --help`).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -58,6 +60,13 @@ def reproduce(
     baselines: Annotated[
         str, typer.Option(help="Comma-separated baseline routers beside the designs ('' for none).")
     ] = "random,mf,oracle",
+    router_options: Annotated[
+        str,
+        typer.Option(
+            help='Options of the trained router as JSON, e.g. \'{"encoder": "static"}\' for the '
+            "static encoder (see `firewall-routing train --router-options help`)."
+        ),
+    ] = "{}",
     paper: Annotated[
         bool,
         typer.Option(
@@ -91,8 +100,10 @@ def reproduce(
     Writes report.md, results.json and PNG plots into the output directory it prints.
     """
     from firewall_routing.errors import InputError
-    from firewall_routing.experiment.run import ExperimentConfig, paper_config, run
+    from firewall_routing.experiment.config import ExperimentConfig, paper_config
+    from firewall_routing.experiment.run import run
     from firewall_routing.experiment.rundir import staged_run_dir
+    from firewall_routing.files import json_object
 
     fields: dict[str, Any] = {
         "weak": weak,
@@ -116,16 +127,18 @@ def reproduce(
         "device": device,
     }
     chosen = {k: v for k, v in tuning.items() if v is not None}
+    options = json_object(router_options, "--router-options")
     if resume and out is None:
         raise InputError("--resume needs the --out directory of the run to resume")
     if resume and force:
         raise InputError("--resume continues the run in --out and --force replaces it: pass one")
     if paper:
-        cfg = paper_config(chosen, **fields, seeds=1 if seeds is None else seeds)
+        cfg = paper_config(chosen | options, **fields, seeds=1 if seeds is None else seeds)
     elif chosen:
         raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in chosen)} only apply with --paper")
     else:
-        cfg = ExperimentConfig(seeds=DEFAULT_SEEDS if seeds is None else seeds, **fields)
+        seeds = DEFAULT_SEEDS if seeds is None else seeds
+        cfg = ExperimentConfig(seeds=seeds, router_options=options, **fields)
     target = out or Path("runs") / f"reproduce-{datetime.now():%Y%m%d-%H%M%S}"
     with staged_run_dir(target, resume=resume, force=force) as work:
         run(cfg, work, shown=target)

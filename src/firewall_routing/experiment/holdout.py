@@ -17,13 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from firewall_routing import metrics
+from firewall_routing.designs import as_design
 from firewall_routing.errors import InputError
-from firewall_routing.labels import DESIGN_TITLES, DESIGNS, Approximations, compute_labels, uses_quality
+from firewall_routing.experiment.evaluation import Draws, evaluate_scores
+from firewall_routing.experiment.results import RouterEvaluation, RouterKind
+from firewall_routing.labels import DESIGN_TITLES, Approximations, compute_labels, uses_quality
 from firewall_routing.outcomes import FloatArray, OutcomeTable
 
 DEFAULT_BASELINES = ("random", "mf", "oracle")
@@ -31,17 +34,33 @@ DEFAULT_BASELINES = ("random", "mf", "oracle")
 
 @dataclass(frozen=True)
 class HoldoutRow:
-    """One router's metrics on the test split (means over seeds where it has several)."""
+    """One router on the test split: the shared evaluation (:func:`evaluate_scores`, means
+    over seeds, paired-bootstrap CIs) plus Hybrid LLM's quality drop on real-valued quality."""
 
     name: str
-    kind: Literal["design", "baseline"]
-    apgr: float
-    apgr_ci: tuple[float, float]
-    pass_rate_at: dict[float, float]
-    pass_rate_ci: dict[float, tuple[float, float]]
+    kind: RouterKind
+    ev: RouterEvaluation
     quality_drop: dict[float, float]  # real-valued quality; empty when the table has none
     same_as: str | None = None  # identical training labels to this earlier design
     uses_quality: bool = False  # its labels were computed on real-valued quality
+
+    @property
+    def apgr(self) -> float:
+        return self.ev.mean.apgr
+
+    @property
+    def pass_rate_at(self) -> dict[float, float]:
+        return self.ev.mean.pass_rate_at
+
+    @property
+    def apgr_ci(self) -> tuple[float, float]:
+        return _NAN2 if self.ev.ci95 is None else tuple(self.ev.ci95.apgr)  # type: ignore[return-value]
+
+    def pass_rate_ci(self, alpha: float) -> tuple[float, float]:
+        return _NAN2 if self.ev.ci95 is None else tuple(self.ev.ci95.pass_rate_at[alpha])  # type: ignore[return-value]
+
+
+_NAN2 = (float("nan"), float("nan"))
 
 
 @dataclass(frozen=True)
@@ -89,34 +108,22 @@ def _quality_drops(scores: FloatArray, test: OutcomeTable) -> dict[float, float]
 
 def _row(
     name: str,
-    kind: Literal["design", "baseline"],
+    kind: RouterKind,
     score_sets: Sequence[FloatArray],
     test: OutcomeTable,
-    draws: np.ndarray[Any, np.dtype[np.int64]] | None,
+    draws: Draws | None,
     quality_scores: FloatArray | None = None,
     same_as: str | None = None,
     quality: bool = False,
 ) -> HoldoutRow:
-    pr_w, pr_s = test.weak.pass_rate, test.strong.pass_rate
-    sums = [metrics.summarize(s, pr_w, pr_s) for s in score_sets]
-    nan2 = (float("nan"), float("nan"))
-    apgr_ci, pr_ci = nan2, {a: nan2 for a in metrics.PASS_RATE_FRACTIONS}
-    if draws is not None and len(draws):
-        boot = metrics.bootstrap_metrics(list(score_sets), pr_w, pr_s, draws)
-        apgr_ci = metrics.ci95(boot["apgr"])
-        pr_ci = {a: metrics.ci95(boot[f"pass_rate@{int(a * 100)}"]) for a in metrics.PASS_RATE_FRACTIONS}
+    ev, _ = evaluate_scores(score_sets, test, draws)
     drops = [
         _quality_drops(s, test) for s in ([quality_scores] if quality_scores is not None else score_sets)
     ]
     return HoldoutRow(
         name=name,
         kind=kind,
-        apgr=float(np.mean([s.apgr for s in sums])),
-        apgr_ci=apgr_ci,
-        pass_rate_at={
-            a: float(np.mean([s.pass_rate_at[a] for s in sums])) for a in metrics.PASS_RATE_FRACTIONS
-        },
-        pass_rate_ci=pr_ci,
+        ev=ev,
         quality_drop={c: float(np.mean([d[c] for d in drops])) for c in drops[0]}
         if drops and drops[0]
         else {},
@@ -142,11 +149,7 @@ def run_holdout(
     from firewall_routing.routers import DEFAULT_ROUTER, make_router, router_class
 
     start = time.perf_counter()
-    unknown = [d for d in designs if d not in DESIGNS]
-    if unknown:
-        raise InputError(
-            f"unknown label design '{unknown[0]}'; choose from: {', '.join(DESIGNS)}", field="designs"
-        )
+    design_names = [as_design(d, "designs") for d in designs]
     router = router or DEFAULT_ROUTER
     say = progress or (lambda _msg: None)
     draws = metrics.bootstrap_draws(len(test), n_boot) if n_boot > 0 else None
@@ -156,7 +159,7 @@ def run_holdout(
     trained: dict[str, tuple[FloatArray, list[FloatArray]]] = {}
     cls = router_class(router)
     n_seeds = seeds if cls.seeded() else 1
-    for design in designs:
+    for design in design_names:
         lab = compute_labels(train, design, approx)
         notes += [f"{design}: {n}" for n in lab.notes if f"{design}: {n}" not in notes]
         if lab.params:
@@ -244,7 +247,7 @@ def holdout_markdown(res: HoldoutResult, title: str = "") -> str:
         rule,
     ]
     for r in res.rows:
-        label = DESIGN_TITLES.get(r.name, r.name) if r.kind == "design" else r.name
+        label = DESIGN_TITLES.get(as_design(r.name), r.name) if r.kind == "design" else r.name
         if r.same_as:
             label += f" (= {r.same_as} labels)"
         if r.uses_quality:
@@ -253,7 +256,7 @@ def holdout_markdown(res: HoldoutResult, title: str = "") -> str:
             label,
             _pct(r.apgr) + _ci(r.apgr_ci),
             *(
-                f"{r.pass_rate_at[a] * 100:.2f}" + _ci(r.pass_rate_ci[a], 100)
+                f"{r.pass_rate_at[a] * 100:.2f}" + _ci(r.pass_rate_ci(a), 100)
                 for a in metrics.PASS_RATE_FRACTIONS
             ),
         ]

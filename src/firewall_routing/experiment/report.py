@@ -1,27 +1,35 @@
-"""Turning metrics into what people read: tables, report.md, PNG plots.
+"""Turning results into what people read: the ``evaluate`` table, report.md, PNG plots.
 
-Formatting only — every number comes from ``metrics`` via the caller; nothing here computes
-a result that is not also in results.json.
+Rendering only: every number comes typed from :mod:`~firewall_routing.experiment.evaluation`
+(the tables: :mod:`~firewall_routing.experiment.results`, also in results.json; the plots'
+curves: :func:`~firewall_routing.experiment.evaluation.router_lines` and
+:func:`~firewall_routing.experiment.evaluation.curve_band`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from firewall_routing import metrics
-from firewall_routing.experiment import conclusion
+from firewall_routing.experiment.conclusion import Difference
+from firewall_routing.experiment.evaluation import GRID, RouterLine, bin_pass_rates, curve_band, router_lines
+from firewall_routing.experiment.results import (
+    Comparison,
+    Evaluation,
+    ExperimentResults,
+    ResultRow,
+    RouterRun,
+    TableInfo,
+    percent,
+)
 from firewall_routing.labels import DESIGN_TITLES
-from firewall_routing.outcomes import FloatArray, OutcomeTable
-
-if TYPE_CHECKING:
-    from firewall_routing.experiment.run import RouterRun
-    from firewall_routing.routers import Router
+from firewall_routing.outcomes import OutcomeTable
 
 TITLES: dict[str, str] = {
     "random": "Linear Interpolation (random)",
@@ -29,7 +37,7 @@ TITLES: dict[str, str] = {
     "mf": "RouteLLM MF (MiniLM emb.)",
     "margin": "Margin Sampling",
 }
-TITLES |= DESIGN_TITLES
+TITLES |= {name: t for name, t in DESIGN_TITLES.items()}  # design names are str too
 
 TABLE1_ROWS = ("random", "mf", "margin", "hybrid-trans", "hard-block", "soft-block", "oracle")
 """Paper Table 1/2 rows. Baseline routers (``mf``, ``margin``) appear when the run has them;
@@ -64,70 +72,45 @@ def title(name: str) -> str:
 # --------------------------------------------------------------------------- `evaluate`
 
 
-def evaluate_router(router: Router, table: OutcomeTable, n_boot: int = 1000) -> dict[str, Any]:
-    """All metrics of one router on one table, as a JSON-ready dict."""
-    scores = router.score_table(table)
-    pr_w, pr_s = table.weak.pass_rate, table.strong.pass_rate
-    summary = metrics.summarize(scores, pr_w, pr_s).as_dict()
-    ci: dict[str, tuple[float, float]] = {}
-    if n_boot:
-        boot = metrics.bootstrap_metrics([scores], pr_w, pr_s, metrics.bootstrap_draws(len(table), n_boot))
-        ci = {k: metrics.ci95(v) for k, v in boot.items()}
-    return {
-        "router": router.name,
-        "table": table.source,
-        "n": len(table),
-        "weak": table.weak.name,
-        "strong": table.strong.name,
-        "metrics": summary,
-        "ci95": ci,
-        "taxonomy": {
-            str(int(a * 100)): metrics.taxonomy(scores, pr_w, pr_s, a) for a in metrics.PASS_RATE_FRACTIONS
-        },
-    }
+def _with_ci(value: float, ci: tuple[float, float] | None, scale: float = 1.0) -> str:
+    s = f"{value * scale:.2f}"
+    if ci is not None:
+        lo, hi = ci
+        s += f"  [{lo * scale:.2f}, {hi * scale:.2f}]"
+    return s
 
 
-def format_evaluation(r: dict[str, Any]) -> str:
-    m, ci = r["metrics"], r["ci95"]
-
-    def with_ci(key: str, scale: float = 1.0) -> str:
-        s = f"{m[key] * scale:.2f}"
-        if key in ci:
-            lo, hi = ci[key]
-            s += f"  [{lo * scale:.2f}, {hi * scale:.2f}]"
-        return s
-
+def format_evaluation(r: Evaluation) -> str:
+    """The table ``firewall-routing evaluate`` prints."""
+    m, ci = r.ev.mean, r.ev.ci95
     lines = [
-        f"router {r['router']} on {r['table']} ({r['n']} queries; weak {r['weak']}, strong {r['strong']})",
-        f"  all-weak pass rate      {m['weak_pass_rate'] * 100:.2f} %",
-        f"  all-strong pass rate    {m['strong_pass_rate'] * 100:.2f} %",
-        f"  APGR (11-point)         {with_ci('apgr')}" + ("   (95 % bootstrap CI)" if ci else ""),
-        f"  APGR (exact area)       {m['apgr_area']:.2f}",
+        f"router {r.router} on {r.table} ({r.n} queries; weak {r.weak}, strong {r.strong})",
+        f"  all-weak pass rate      {m.weak_pass_rate * 100:.2f} %",
+        f"  all-strong pass rate    {m.strong_pass_rate * 100:.2f} %",
+        f"  APGR (11-point)         {_with_ci(m.apgr, ci.apgr if ci else None)}"
+        + ("   (95 % bootstrap CI)" if ci else ""),
+        f"  APGR (exact area)       {m.apgr_area:.2f}",
     ]
-    for a in (20, 50, 80):
-        lines.append(f"  pass rate @ {a} % strong  {with_ci(f'pass_rate@{a}', 100)} %")
+    for a, v in m.pass_rate_at.items():
+        band = ci.pass_rate_at.get(a) if ci else None
+        lines.append(f"  pass rate @ {percent(a)} % strong  {_with_ci(v, band, 100)} %")
     lines.append(
-        f"  CPT(50 %) / CPT(80 %)   {m['cpt50'] * 100:.1f} % / {m['cpt80'] * 100:.1f} % strong calls"
+        "  CPT(50 %) / CPT(80 %)   "
+        + " / ".join(f"{m.cpt[t] * 100:.1f} %" for t in metrics.CPT_TARGETS)
+        + " strong calls"
     )
-    for c in (10, 20, 40):
-        k = f"quality_drop@cost_adv{c}"
-        if k in m:
-            lines.append(f"  quality drop @ {c} % cost advantage  {m[k]:.2f} %")
+    for c, qd in m.quality_drop.items():
+        lines.append(f"  quality drop @ {percent(c)} % cost advantage  {qd:.2f} %")
     lines.append("  strong calls by outcome (expected shares):")
     lines.append("    strong %  " + "  ".join(f"{v:>11}" for v in TAXONOMY_TITLES.values()))
-    for a, tax in r["taxonomy"].items():
-        lines.append(f"    {a:>7}   " + "  ".join(f"{tax[k] * 100:>10.1f}%" for k in TAXONOMY_TITLES))
+    for a, tax in r.ev.taxonomy.items():
+        lines.append(
+            f"    {percent(a):>7}   " + "  ".join(f"{tax[k] * 100:>10.1f}%" for k in TAXONOMY_TITLES)
+        )
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- report.md
-
-
-def _row(results: list[dict[str, Any]], router: str, pair: str, dataset: str) -> dict[str, Any] | None:
-    for r in results:
-        if (r["router"], r["pair"], r["dataset"]) == (router, pair, dataset):
-            return r
-    return None
 
 
 UNDEFINED = "undefined"
@@ -138,83 +121,83 @@ def _gap_metric(v: float, spec: str = ".2f") -> str:
     return UNDEFINED if math.isnan(v) else format(v, spec)
 
 
-def _apgr_cell(r: dict[str, Any]) -> str:
-    if math.isnan(r["mean"]["apgr"]):
+def _apgr_cell(r: ResultRow) -> str:
+    ev = r.ev
+    if math.isnan(ev.mean.apgr):
         return UNDEFINED
-    s = f"{r['mean']['apgr']:.2f}"
-    if r["n_seeds"] > 1:
-        s += f" ± {r['std']['apgr']:.2f}"
-    if "apgr" in r["ci95"]:
-        lo, hi = r["ci95"]["apgr"]
+    s = f"{ev.mean.apgr:.2f}"
+    if ev.n_seeds > 1:
+        s += f" ± {ev.std.apgr:.2f}"
+    if ev.ci95 is not None:
+        lo, hi = ev.ci95.apgr
         s += f" [{lo:.1f}, {hi:.1f}]"
     return s
 
 
-def table1_rows(res: dict[str, Any]) -> tuple[str, ...]:
+def table1_rows(res: ExperimentResults) -> tuple[str, ...]:
     """TABLE1_ROWS plus any extra baseline router the run had, before the oracle row."""
-    extra = [b for b in res["config"].get("baselines", []) if b not in TABLE1_ROWS]
+    extra = [b for b in res.config.baselines if b not in TABLE1_ROWS]
     return (*TABLE1_ROWS[:-1], *extra, TABLE1_ROWS[-1])
 
 
-def _paper_table(res: dict[str, Any], pair: str, rows: Sequence[str]) -> list[str]:
-    datasets = res["config"]["datasets"]
+def _paper_table(res: ExperimentResults, pair: str, rows: Sequence[str]) -> list[str]:
+    datasets = res.config.datasets
     head = "| Router | " + " | ".join(f"{d} APGR ↑ | {d} 20 % | {d} 50 % | {d} 80 %" for d in datasets) + " |"
     out = [head, "|---|" + "---:|" * (4 * len(datasets))]
     for name in rows:
         cells = []
         for d in datasets:
-            r = _row(res["results"], name, pair, d)
+            r = res.row(name, pair, d)
             if r is None:
                 cells += ["–"] * 4
                 continue
             cells.append(_apgr_cell(r))
-            cells += [f"{r['mean'][f'pass_rate@{a}'] * 100:.2f}" for a in (20, 50, 80)]
+            cells += [f"{v * 100:.2f}" for v in r.ev.mean.pass_rate_at.values()]
         if any(c != "–" for c in cells):
             out.append(f"| {title(name)} | " + " | ".join(cells) + " |")
     return out
 
 
-def _seed_note(res: dict[str, Any]) -> str:
+def _seed_note(res: ExperimentResults) -> str:
     """How many routers per design were trained: a deterministic router is trained once,
-    whatever ``--seeds`` says (results written before ``router_seeds`` existed: the config)."""
-    n = res.get("router_seeds", res["config"]["seeds"])
-    if res.get("router_seeded", True):
-        return f"{n} seed(s) per label design"
+    whatever ``--seeds`` says."""
+    if res.router_seeded:
+        return f"{res.router_seeds} seed(s) per label design"
     return "deterministic (trained once per label design; no seeds)"
 
 
-def _epoch_note(res: dict[str, Any]) -> str:
+def _epoch_note(res: ExperimentResults) -> str:
     """Only routers that train in epochs pick the best one on the validation rows (the label
     designs' router; baselines such as ``mf`` are described by their own rows)."""
-    baselines = set(res["config"].get("baselines", []))
-    records = [r for name, rs in res.get("training", {}).items() if name not in baselines for r in rs]
-    if any(r.get("best_epoch") is not None for r in records):
+    baselines = set(res.config.baselines)
+    records = [r for name, rs in res.training.items() if name not in baselines for r in rs]
+    if any(r.best_epoch is not None for r in records):
         return "; best epoch by validation APGR"
     return ""
 
 
-def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None:
-    cfg = res["config"]
-    pairs = res["pairs"]
+def write_markdown(res: ExperimentResults, path: Path, wall_seconds: float) -> None:
+    cfg = res.config
+    pairs = res.pairs
     lines = [
         "# firewall-routing reproduce report",
         "",
         f"Produced by `firewall-routing reproduce` in {wall_seconds:.1f} s; every number below "
         "is computed from the data by that run (also in `results.json`).",
         "",
-        f"* Router: `{cfg['router']}`{_router_options(cfg)}, {_seed_note(res)}; "
-        f"trained on `{res['train']['source']}` ({res['train']['rows']} train / "
-        f"{res['train']['val_rows']} validation rows, split seed {cfg['split_seed']}){_epoch_note(res)}.",
-        f"* Main pair: weak `{pairs['main']['weak']}`, strong `{pairs['main']['strong']}`.",
+        f"* Router: `{cfg.router}`{_router_options(cfg.router_options)}, {_seed_note(res)}; "
+        f"trained on `{res.train.source}` ({res.train.rows} train / "
+        f"{res.train.val_rows} validation rows, split seed {cfg.split_seed}){_epoch_note(res)}.",
+        f"* Main pair: weak `{pairs['main'].weak}`, strong `{pairs['main'].strong}`.",
     ]
     if "gen" in pairs:
         lines.append(
             f"* Generalization pair (Table 2, routers not retrained): weak "
-            f"`{pairs['gen']['weak']}`, strong `{pairs['gen']['strong']}`."
+            f"`{pairs['gen'].weak}`, strong `{pairs['gen'].strong}`."
         )
     ci_note = (
-        f" [95 % paired bootstrap CI of the seed mean, {cfg['n_boot']} resamples over queries]"
-        if cfg["n_boot"]
+        f" [95 % paired bootstrap CI of the seed mean, {cfg.n_boot} resamples over queries]"
+        if cfg.n_boot
         else " (no CIs: this run used --bootstrap 0)"
     )
     lines += [
@@ -226,17 +209,15 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
         "Computed by this run from the numbers in the tables below (also in `results.json` "
         "under `comparisons`).",
         "",
-        *conclusion_lines(res),
+        *conclusion_lines(res.comparisons, res.tables),
         "",
         "## Evaluation sets",
         "",
         "| table | queries | all-weak pass rate % | all-strong pass rate % |",
         "|---|---:|---:|---:|",
     ]
-    for k, t in res["tables"].items():
-        lines.append(
-            f"| {k} | {t['n']} | {t['weak_pass_rate'] * 100:.2f} | {t['strong_pass_rate'] * 100:.2f} |"
-        )
+    for k, t in res.tables.items():
+        lines.append(f"| {k} | {t.n} | {t.weak_pass_rate * 100:.2f} | {t.strong_pass_rate * 100:.2f} |")
     lines += ["", "## Table 1 — main pair (in-distribution GSM8K, OOD HumanEval/MBPP)", ""]
     lines += _paper_table(res, "main", table1_rows(res))
     if "gen" in pairs:
@@ -249,13 +230,13 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
     lines += _taxonomy(res)
     lines += ["", "## Approximations and label parameters", ""]
     any_note = False
-    for design, notes in res["label_notes"].items():
+    for design, notes in res.label_notes.items():
         for n in notes:
             lines.append(f"* `{design}`: {n}")
             any_note = True
     if not any_note:
         lines.append("* none")
-    for design, p in res["label_params"].items():
+    for design, p in res.label_params.items():
         if p:
             lines.append(f"* `{design}` parameters: " + ", ".join(f"{k} = {v:g}" for k, v in p.items()))
     lines += [
@@ -265,12 +246,12 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
         "| design | best epoch per seed | val APGR per seed | fit seconds per seed |",
         "|---|---|---|---|",
     ]
-    for design, runs in res["training"].items():
-        epochs = ", ".join(str(r["best_epoch"]) for r in runs if r["best_epoch"] is not None) or "–"
-        vals = ", ".join(f"{r['best_val_apgr']:.1f}" for r in runs if r["best_val_apgr"] is not None) or "–"
-        secs = ", ".join(f"{r['seconds']:.1f}" for r in runs if "seconds" in r)
+    for design, runs in res.training.items():
+        epochs = ", ".join(str(r.best_epoch) for r in runs if r.best_epoch is not None) or "–"
+        vals = ", ".join(f"{r.best_val_apgr:.1f}" for r in runs if r.best_val_apgr is not None) or "–"
+        secs = ", ".join(f"{r.seconds:.1f}" for r in runs)
         lines.append(f"| {design} | {epochs} | {vals} | {secs} |")
-    if cfg.get("plots", True):
+    if cfg.plots:
         lines += [
             "",
             "## Plots",
@@ -279,7 +260,7 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
             "per dataset, with the all-weak and all-strong levels, random as its expected straight "
             "line, the oracle and every router (seed mean; identical routers drawn once); the "
             "highest-APGR router is thick"
-            + (" with its 95 % bootstrap band" if cfg["n_boot"] else "")
+            + (" with its 95 % bootstrap band" if cfg.n_boot else "")
             + ". Bottom row: each curve minus the random line (gain over random, % points).",
             "* `plots/bins-<pair>-<dataset>.png`: Appendix-B view — queries in score order cut "
             "into 10 equal bins; bars are the strong/weak pass rates per bin, the line their "
@@ -288,27 +269,27 @@ def write_markdown(res: dict[str, Any], path: Path, wall_seconds: float) -> None
     path.write_text("\n".join(lines) + "\n")
 
 
-def _router_options(cfg: dict[str, Any]) -> str:
+def _router_options(router_options: dict[str, Any]) -> str:
     """The options that define a fine-tuned router (``--paper``), shown next to its name."""
-    opts = {k: v for k, v in cfg.get("router_options", {}).items() if k != "progress"}
+    opts = {k: v for k, v in router_options.items() if k != "progress"}
     if not opts:
         return ""
     return " (" + ", ".join(f"{k} = {v}" for k, v in sorted(opts.items())) + ")"
 
 
-def _identity_notes(res: dict[str, Any]) -> list[str]:
+def _identity_notes(res: ExperimentResults) -> list[str]:
     """Which Hybrid LLM label designs coincided with which others on this run's data."""
     out = []
     for design in HYBRID_ROWS:
-        for n in res["label_notes"].get(design, []):
+        for n in res.label_notes.get(design, []):
             if n.startswith("labels identical"):
                 out.append(f"* `{design}`: {n}.")
     return out
 
 
-def _hybrid_llm(res: dict[str, Any]) -> list[str]:
+def _hybrid_llm(res: ExperimentResults) -> list[str]:
     """Hybrid LLM (Ding et al.) as a system: its three labels, its own metric beside APGR."""
-    if not any(_row(res["results"], d, "main", ds) for d in HYBRID_ROWS for ds in res["config"]["datasets"]):
+    if not any(res.row(d, "main", ds) for d in HYBRID_ROWS for ds in res.config.datasets):
         return []
     lines = [
         "",
@@ -326,7 +307,7 @@ def _hybrid_llm(res: dict[str, Any]) -> list[str]:
         "",
     ]
     lines += _identity_notes(res) or ["* none: every Hybrid LLM label differed from the other designs."]
-    t_star = res["label_params"].get("hybrid-trans", {}).get("t")
+    t_star = res.label_params.get("hybrid-trans", {}).get("t")
     if t_star is not None:
         lines.append(f"* searched t* for r_trans: {t_star:g}.")
     lines += [
@@ -334,21 +315,21 @@ def _hybrid_llm(res: dict[str, Any]) -> list[str]:
         "| pair | dataset | router | APGR | QD@10 % | QD@20 % | QD@40 % |",
         "|---|---|---|---:|---:|---:|---:|",
     ]
-    for pair in res["pairs"]:
-        for ds in res["config"]["datasets"]:
+    for pair in res.pairs:
+        for ds in res.config.datasets:
             for name in (*HYBRID_ROWS, "soft-block", "random"):
-                r = _row(res["results"], name, pair, ds)
+                r = res.row(name, pair, ds)
                 if r is None:
                     continue
-                m = r["mean"]
-                qd = [f"{m.get(f'quality_drop@cost_adv{c}', float('nan')):.2f}" for c in (10, 20, 40)]
+                m = r.ev.mean
+                qd = [f"{m.quality_drop.get(c, float('nan')):.2f}" for c in metrics.COST_ADVANTAGES]
                 lines.append(
-                    f"| {pair} | {ds} | {title(name)} | {_gap_metric(m['apgr'])} | " + " | ".join(qd) + " |"
+                    f"| {pair} | {ds} | {title(name)} | {_gap_metric(m.apgr)} | " + " | ".join(qd) + " |"
                 )
     return lines
 
 
-def _more_metrics(res: dict[str, Any]) -> list[str]:
+def _more_metrics(res: ExperimentResults) -> list[str]:
     lines = [
         "",
         "## More metrics, main pair (seed means)",
@@ -360,24 +341,23 @@ def _more_metrics(res: dict[str, Any]) -> list[str]:
         "| dataset | router | APGR | APGR-area | CPT(50 %) | CPT(80 %) | QD@10 % | QD@20 % | QD@40 % |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in res["results"]:
-        if r["pair"] != "main":
+    for r in res.results:
+        if r.pair != "main":
             continue
-        m = r["mean"]
-        qd = [
-            f"{m[f'quality_drop@cost_adv{c}']:.2f}" if f"quality_drop@cost_adv{c}" in m else "–"
-            for c in (10, 20, 40)
-        ]
+        m = r.ev.mean
+        qd = [f"{m.quality_drop[c]:.2f}" if c in m.quality_drop else "–" for c in metrics.COST_ADVANTAGES]
+        cpt = [f"{_gap_metric(m.cpt[t] * 100, '.1f')} %" for t in metrics.CPT_TARGETS]
         lines.append(
-            f"| {r['dataset']} | {title(r['router'])} | {_gap_metric(m['apgr'])} | {_gap_metric(m['apgr_area'])} | "
-            f"{_gap_metric(m['cpt50'] * 100, '.1f')} % | {_gap_metric(m['cpt80'] * 100, '.1f')} % | "
+            f"| {r.dataset} | {title(r.router)} | {_gap_metric(m.apgr)} | {_gap_metric(m.apgr_area)} | "
+            + " | ".join(cpt)
+            + " | "
             + " | ".join(qd)
             + " |"
         )
     return lines
 
 
-def _taxonomy(res: dict[str, Any]) -> list[str]:
+def _taxonomy(res: ExperimentResults) -> list[str]:
     lines = [
         "",
         "## Where the strong calls go (main pair, 50 % routed to strong)",
@@ -389,12 +369,12 @@ def _taxonomy(res: dict[str, Any]) -> list[str]:
         "| dataset | router | " + " | ".join(TAXONOMY_TITLES.values()) + " |",
         "|---|---|" + "---:|" * len(TAXONOMY_TITLES),
     ]
-    for r in res["results"]:
-        if r["pair"] != "main":
+    for r in res.results:
+        if r.pair != "main":
             continue
-        tax = r["taxonomy"]["50"]
+        tax = r.ev.taxonomy[0.5]
         lines.append(
-            f"| {r['dataset']} | {title(r['router'])} | "
+            f"| {r.dataset} | {title(r.router)} | "
             + " | ".join(f"{tax[k] * 100:.1f} %" for k in TAXONOMY_TITLES)
             + " |"
         )
@@ -417,13 +397,13 @@ def _pts(v: float) -> str:
     return f"{v:+.2f}" if abs(v) < 0.05 else f"{v:+.1f}"
 
 
-def _signed(d: dict[str, Any]) -> str:
-    return f"{_pts(d['diff'])} [{_pts(d['lo'])}, {_pts(d['hi'])}]"
+def _signed(d: Difference) -> str:
+    return f"{_pts(d.diff)} [{_pts(d.lo)}, {_pts(d.hi)}]"
 
 
-def _flip(d: dict[str, Any]) -> dict[str, Any]:
+def _flip(d: Difference) -> Difference:
     """b − a instead of a − b (the interval flips too)."""
-    return d | {"a": d["b"], "b": d["a"], "diff": -d["diff"], "lo": -d["hi"], "hi": -d["lo"]}
+    return replace(d, a=d.b, b=d.a, diff=-d.diff, lo=-d.hi, hi=-d.lo)
 
 
 def _members(group: str) -> list[str]:
@@ -438,42 +418,42 @@ def _is_blocking(group: str) -> bool:
     return any(m in BLOCKING for m in _members(group))
 
 
-def _vs_random(comp: dict[str, Any]) -> list[dict[str, Any]]:
-    return [d for d in comp["differences"] if d["b"] == "random"]
+def _vs_random(comp: Comparison) -> list[Difference]:
+    return [d for d in comp.differences if d.b == "random"]
 
 
-def _pairwise(comp: dict[str, Any]) -> list[dict[str, Any]]:
-    return [d for d in comp["differences"] if d["b"] != "random"]
+def _pairwise(comp: Comparison) -> list[Difference]:
+    return [d for d in comp.differences if d.b != "random"]
 
 
 def _listing(items: list[str]) -> str:
     return ", ".join(items) if items else "none"
 
 
-def _set_lines(key: str, comp: dict[str, Any], n: int) -> list[str]:
+def _set_lines(key: str, comp: Comparison, n: int) -> list[str]:
     """Verdict for one evaluation set: vs random, vs the best router, design pairs."""
     vs_r = _vs_random(comp)
-    better = [f"{d['a']} ({_signed(d)})" for d in vs_r if d["separable"] and d["diff"] > 0]
-    worse = [f"{d['a']} ({_signed(d)})" for d in vs_r if d["separable"] and d["diff"] < 0]
-    same = [d["a"] for d in vs_r if not d["separable"]]
+    better = [f"{d.a} ({_signed(d)})" for d in vs_r if d.separable and d.diff > 0]
+    worse = [f"{d.a} ({_signed(d)})" for d in vs_r if d.separable and d.diff < 0]
+    same = [d.a for d in vs_r if not d.separable]
     lines = [
         f"* **{key}** ({n} queries)",
         f"  * Better than random: {_listing(better)}. Not separable from random: {_listing(same)}. "
         f"Worse than random: {_listing(worse)}.",
     ]
-    apgr = {k: v for k, v in comp["apgr"].items() if k not in ("random", "oracle")}
+    apgr = {k: v for k, v in comp.apgr.items() if k not in ("random", "oracle")}
     if len(apgr) > 1:
         best = max(apgr, key=lambda k: apgr[k])
-        vs_best = [d for d in _pairwise(comp) if d["a"] == best]
-        below = [f"{d['b']} ({_signed(_flip(d))})" for d in vs_best if d["separable"]]
-        tied = [d["b"] for d in vs_best if not d["separable"]]
+        vs_best = [d for d in _pairwise(comp) if d.a == best]
+        below = [f"{d.b} ({_signed(_flip(d))})" for d in vs_best if d.separable]
+        tied = [d.b for d in vs_best if not d.separable]
         lines.append(
             f"  * Highest APGR: {best} ({apgr[best]:.2f}). Not separable from it: {_listing(tied)}. "
             f"Separably below it: {_listing(below)}."
         )
-    design_pairs = [d for d in _pairwise(comp) if _is_design(d["a"]) and _is_design(d["b"])]
+    design_pairs = [d for d in _pairwise(comp) if _is_design(d.a) and _is_design(d.b)]
     if design_pairs:
-        k = sum(d["separable"] for d in design_pairs)
+        k = sum(d.separable for d in design_pairs)
         lines.append(
             f"  * Label designs separable from each other: {k} of {len(design_pairs)} pairs "
             f"(≈ {0.05 * len(design_pairs):.1f} expected by chance alone)."
@@ -481,23 +461,22 @@ def _set_lines(key: str, comp: dict[str, Any], n: int) -> list[str]:
     return lines
 
 
-def conclusion_lines(res: dict[str, Any]) -> list[str]:
-    """The plain-language verdict of a run, every statement read off ``res['comparisons']``.
+def conclusion_lines(comps: dict[str, Comparison], tables: dict[str, TableInfo]) -> list[str]:
+    """The plain-language verdict of a run, every statement read off its comparisons.
 
     Why: readers look at overlapping CIs and conclude "no difference" (or at two point
     estimates and conclude "better"); the paired test answers the question they mean.
     """
-    comps: dict[str, Any] = res.get("comparisons", {})
     if not comps:
         return [
             "No bootstrap was run (`--bootstrap 0`), so nothing here says which routers are "
             "separable from random or from each other; rerun with `--bootstrap 1000`."
         ]
     any_comp = next(iter(comps.values()))
-    n_seeds = any_comp["n_seeds"]
+    n_seeds = any_comp.n_seeds
     lines = [
         f"How it is decided: for every evaluation set, a paired bootstrap over queries "
-        f"({any_comp['n_boot']} resamples, the same resampled query sets for every router) of "
+        f"({any_comp.n_boot} resamples, the same resampled query sets for every router) of "
         "the difference in APGR; two routers are *separable at 95 %* when the 95 % interval of "
         "their difference excludes 0. Random's reference is its expected APGR of 50 (the "
         'straight line from all-weak to all-strong), so "better than random" means the '
@@ -520,23 +499,23 @@ def conclusion_lines(res: dict[str, Any]) -> list[str]:
         "Not corrected for multiple comparisons: of N comparisons without a real difference, "
         'about N/20 come out "separable" by chance.'
     )
-    lines += ["", *_overall(res, comps), "", "**Per evaluation set.**", ""]
+    lines += ["", *_overall(comps), "", "**Per evaluation set.**", ""]
     for key, comp in comps.items():
-        lines += _set_lines(key, comp, res["tables"][key]["n"])
+        lines += _set_lines(key, comp, tables[key].n)
     return lines
 
 
-def _overall(res: dict[str, Any], comps: dict[str, Any]) -> list[str]:
+def _overall(comps: dict[str, Comparison]) -> list[str]:
     """Across all evaluation sets: per router how often it beats random; the blocking claim."""
     wins: dict[str, list[str]] = {}
     for key, comp in comps.items():
         for d in _vs_random(comp):
-            wins.setdefault(d["a"], [])
-            if d["separable"] and d["diff"] > 0:
-                wins[d["a"]].append(key)
+            wins.setdefault(d.a, [])
+            if d.separable and d.diff > 0:
+                wins[d.a].append(key)
     n_sets = len(comps)
     lines = ["**In short.**", ""]
-    some = [k for k, comp in comps.items() if any(d["separable"] and d["diff"] > 0 for d in _vs_random(comp))]
+    some = [k for k, comp in comps.items() if any(d.separable and d.diff > 0 for d in _vs_random(comp))]
     none = [k for k in comps if k not in some]
     if not some:
         lines.append(f"* No router beats random at 95 % on any of the {n_sets} evaluation sets.")
@@ -555,11 +534,11 @@ def _overall(res: dict[str, Any], comps: dict[str, Any]) -> list[str]:
         d
         for comp in comps.values()
         for d in _pairwise(comp)
-        if _is_design(d["a"]) and _is_design(d["b"]) and _is_blocking(d["a"]) != _is_blocking(d["b"])
+        if _is_design(d.a) and _is_design(d.b) and _is_blocking(d.a) != _is_blocking(d.b)
     ]
     if block:
-        up = sum(d["separable"] and _is_blocking(d["a"]) for d in block)
-        down = sum(d["separable"] and not _is_blocking(d["a"]) for d in block)
+        up = sum(d.separable and _is_blocking(d.a) for d in block)
+        down = sum(d.separable and not _is_blocking(d.a) for d in block)
         chance = 0.05 * len(block)
         if up + down <= chance:
             verdict = (
@@ -582,18 +561,18 @@ def _overall(res: dict[str, Any], comps: dict[str, Any]) -> list[str]:
     return lines
 
 
-def console_summary(res: dict[str, Any]) -> str:
+def console_summary(res: ExperimentResults) -> str:
     """The APGR table printed at the end of ``reproduce`` (seed mean, 95 % CI) and the
     plain-language conclusion."""
-    datasets = res["config"]["datasets"]
+    datasets = res.config.datasets
     lines = []
-    for pair in res["pairs"]:
-        lines.append(f"\nAPGR, {pair} pair (weak {res['pairs'][pair]['weak']}):")
+    for pair, models in res.pairs.items():
+        lines.append(f"\nAPGR, {pair} pair (weak {models.weak}):")
         rows = []
         for name in dict.fromkeys((*TABLE3_ROWS, *table1_rows(res))):
             cells = []
             for d in datasets:
-                r = _row(res["results"], name, pair, d)
+                r = res.row(name, pair, d)
                 cells.append("–" if r is None else _apgr_cell(r))
             if any(c != "–" for c in cells):
                 rows.append((title(name), cells))
@@ -601,7 +580,7 @@ def console_summary(res: dict[str, Any]) -> str:
         lines.append(f"  {'router':<32}" + "".join(f"{d:>{w}}" for d in datasets))
         lines += [f"  {name:<32}" + "".join(f"{c:>{w}}" for c in cells) for name, cells in rows]
     lines += ["", "Conclusion (computed from these numbers; details in report.md):"]
-    lines += [_plain(x) for x in conclusion_lines(res)]
+    lines += [_plain(x) for x in conclusion_lines(res.comparisons, res.tables)]
     return "\n".join(lines)
 
 
@@ -613,72 +592,11 @@ def _plain(line: str) -> str:
 # --------------------------------------------------------------------------- plots
 
 DATASET_TITLES = {"gsm8k": "GSM8K", "humaneval": "HumanEval", "mbpp": "MBPP"}
-GRID = np.linspace(0.0, 1.0, 101)
 
 
-@dataclass(frozen=True)
-class _Line:
-    """One router as drawn: identical routers merged, seed-mean curve and APGR."""
-
-    name: str
-    label: str
-    curve: FloatArray  # pass rate on GRID, mean over seeds
-    apgr: float
-    score_sets: list[FloatArray]
-
-
-def _lines(runs: list[RouterRun], t: OutcomeTable, key: str) -> list[_Line]:
-    groups = conclusion.identical_groups({r.name: r.scores[key] for r in runs})
-    by_name = {r.name: r for r in runs}
-    out = []
-    for g in groups:
-        sets = by_name[g[0]].scores[key]
-        curves = [metrics.deferral_curve(s, t.weak.pass_rate, t.strong.pass_rate) for s in sets]
-        label = title(g[0]) + (f" (= {', '.join(g[1:])})" if len(g) > 1 else "")
-        out.append(
-            _Line(
-                g[0],
-                label,
-                np.mean([c.at(GRID) for c in curves], axis=0),
-                float(np.mean([metrics.apgr(c) for c in curves])),
-                list(sets),
-            )
-        )
-    return out
-
-
-def curve_band(
-    score_sets: Sequence[FloatArray], pr_w: FloatArray, pr_s: FloatArray, n_boot: int, seed: int = 0
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """95 % bootstrap band (over queries) of the seed-mean deferral curve on :data:`GRID`,
-    and of its gain over the random line, as (lo, hi, gain_lo, gain_hi), in [0, 1] units.
-
-    Same resamples as the tables' CIs (``bootstrap_draws`` with the same seed). The gain is
-    taken within each resample (curve minus that resample's own straight line), so its band
-    is not inflated by the uncertainty of the all-weak/all-strong levels. Each resample's
-    curve is the tie-aware :func:`metrics.deferral_curve` with the resample counts as
-    weights, evaluated once per seed with the sort order shared across resamples (speed).
-    """
-    pr_w = np.asarray(pr_w, dtype=np.float64)
-    pr_s = np.asarray(pr_s, dtype=np.float64)
-    draws = metrics.bootstrap_draws(len(pr_w), n_boot, seed).astype(np.float64)
-    total = draws.sum(axis=1)
-    p_w, p_s = draws @ pr_w / total, draws @ pr_s / total
-    ys = np.zeros((n_boot, len(GRID)))
-    for scores in score_sets:
-        order = np.argsort(scores, kind="stable")
-        s = np.asarray(scores)[order]
-        ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # last index of each tie group
-        w = draws[:, order]
-        xs = np.cumsum(w, axis=1)[:, ends] / total[:, None]
-        gs = np.cumsum(w * (pr_s - pr_w)[order], axis=1)[:, ends] / total[:, None]
-        for b in range(n_boot):
-            ys[b] += p_w[b] + np.interp(GRID, np.r_[0.0, xs[b]], np.r_[0.0, gs[b]])
-    ys /= len(score_sets)
-    gains = ys - (p_w[:, None] + GRID[None, :] * (p_s - p_w)[:, None])
-    lo, hi = np.percentile(ys, [2.5, 97.5], axis=0)
-    glo, ghi = np.percentile(gains, [2.5, 97.5], axis=0)
-    return lo, hi, glo, ghi
+def _label(ln: RouterLine) -> str:
+    """A line's legend entry: the router's title, identical routers named after it."""
+    return title(ln.name) + (f" (= {', '.join(ln.group[1:])})" if len(ln.group) > 1 else "")
 
 
 def _pair_title(t: OutcomeTable, pair: str) -> str:
@@ -749,7 +667,7 @@ def deferral_figure(
     for col, key in enumerate(keys):
         t = tables[key]
         top, bottom = axes[0][col], axes[1][col]
-        lines = [ln for ln in _lines(runs, t, key) if ln.name != "random"]
+        lines = [ln for ln in router_lines(runs, t, key) if ln.name != "random"]
         p_w, p_s = float(t.weak.pass_rate.mean()), float(t.strong.pass_rate.mean())
         x = GRID * 100
         random_line = p_w + GRID * (p_s - p_w)
@@ -773,16 +691,16 @@ def deferral_figure(
         best = max(routers, key=lambda ln: ln.apgr) if routers else None
         gains = []
         for ln in routers:
-            c = colour.setdefault(ln.label, palette[len(colour) % len(palette)])
+            c = colour.setdefault(_label(ln), palette[len(colour) % len(palette)])
             lw = 2.4 if ln is best else 1.0
             top.plot(x, ln.curve * 100, color=c, lw=lw)
-            handles.setdefault(ln.label, Line2D([], [], color=c, lw=1.5, label=ln.label))
+            handles.setdefault(_label(ln), Line2D([], [], color=c, lw=1.5, label=_label(ln)))
             gain = (ln.curve - random_line) * 100
             gains.append(gain)
             bottom.plot(x, gain, color=c, lw=lw)
         if best is not None and n_boot:
             lo, hi, glo, ghi = curve_band(best.score_sets, t.weak.pass_rate, t.strong.pass_rate, n_boot, seed)
-            c = colour[best.label]
+            c = colour[_label(best)]
             top.fill_between(x, lo * 100, hi * 100, color=c, alpha=0.2, lw=0)
             bottom.fill_between(x, glo * 100, ghi * 100, color=c, alpha=0.2, lw=0)
             gains += [glo * 100, ghi * 100]
@@ -791,7 +709,7 @@ def deferral_figure(
             bottom.set_title(
                 f"thick: highest APGR here, {best.name} ({best.apgr:.1f}){band}",
                 fontsize=8,
-                color=colour[best.label],
+                color=colour[_label(best)],
             )
         for ln in lines:
             if ln.name == "oracle":
@@ -842,7 +760,7 @@ def bin_figure(runs: list[RouterRun], t: OutcomeTable, key: str) -> Any:
     One panel per router (identical routers merged, random left out: its bins are flat at
     the whole-set pass rates, drawn as dashed lines in every panel), a shared y axis so
     panels compare at a glance, one legend for the figure."""
-    lines = [ln for ln in _lines(runs, t, key) if ln.name != "random"] or _lines(runs, t, key)
+    lines = [ln for ln in router_lines(runs, t, key) if ln.name != "random"] or router_lines(runs, t, key)
     n_seeds = max(len(ln.score_sets) for ln in lines)
     plt = _pyplot()
     cols = _columns(len(lines))
@@ -854,9 +772,7 @@ def bin_figure(runs: list[RouterRun], t: OutcomeTable, key: str) -> Any:
     lows, highs = [0.0], [max(p_w, p_s)]
     handles: dict[str, Any] = {}
     for ax, ln in zip(axes.flat, lines, strict=False):
-        per_seed = [metrics.score_bins(s, t.weak.pass_rate, t.strong.pass_rate) for s in ln.score_sets]
-        strong = np.mean([[b.strong_pass_rate for b in bins] for bins in per_seed], axis=0) * 100
-        weak = np.mean([[b.weak_pass_rate for b in bins] for bins in per_seed], axis=0) * 100
+        strong, weak = (v * 100 for v in bin_pass_rates(ln.score_sets, t))
         x = np.arange(1, len(strong) + 1)
         handles["strong"] = ax.bar(x - 0.2, strong, 0.4, color="tab:blue", label="strong model pass rate")
         handles["weak"] = ax.bar(x + 0.2, weak, 0.4, color="tab:orange", label="weak model pass rate")
@@ -868,7 +784,7 @@ def bin_figure(runs: list[RouterRun], t: OutcomeTable, key: str) -> Any:
             p_w, color="tab:orange", ls="--", lw=0.8, label="all-weak (whole set)"
         )
         ax.axhline(0, color="k", lw=0.6)
-        ax.set_title(ln.label, fontsize=8)
+        ax.set_title(_label(ln), fontsize=8)
         ax.set_xticks(x)
         ax.tick_params(labelsize=7)
         ax.grid(axis="y", alpha=0.3)

@@ -11,141 +11,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator, model_validator
 
-from firewall_routing import metrics
 from firewall_routing.errors import InputError
-from firewall_routing.experiment import conclusion
-from firewall_routing.labels import DESIGNS, Approximations, compute_labels
-from firewall_routing.outcomes import FloatArray, OutcomeTable, concat, load_routerdc
-from firewall_routing.routers import DEFAULT_ROUTER
+from firewall_routing.experiment.config import DATASET_FILES, GEN, MAIN, TRAIN_FILE, ExperimentConfig
+from firewall_routing.experiment.evaluation import evaluate_and_compare
+from firewall_routing.experiment.results import (
+    ExperimentResults,
+    FitRecord,
+    ModelPair,
+    RouterRun,
+    TableInfo,
+    TrainInfo,
+)
+from firewall_routing.labels import Approximations, compute_labels
+from firewall_routing.outcomes import FloatArray, OutcomeTable, concat, load_routerdc, split_train_val
+from firewall_routing.sampling.datasets import default_data_dir
 
 if TYPE_CHECKING:
     from firewall_routing.routers import FitReport, Router, Validation
-
-DATASET_FILES: dict[str, tuple[str, ...]] = {
-    "gsm8k": ("gsm8k-test.json",),
-    "humaneval": ("humaneval_train.json", "humaneval_test.json"),
-    "mbpp": ("mbpp.json",),
-}
-"""Evaluation sets: HumanEval is RouterDC's train+test files together (all 164 problems)."""
-
-TRAIN_FILE = "gsm8k-train.json"
-MAIN, GEN = "main", "gen"
-
-DEFAULT_BASELINES: tuple[str, ...] = ("random", "mf", "oracle")
-"""Baseline routers every run adds beside the label designs (any registry name works: a
-router with ``fit_table`` is trained on the outcome table itself, e.g. ``mf`` on RouteLLM
-battles; others are train-free and read prompts or the table, e.g. ``margin``)."""
-
-PAPER_ROUTER_OPTIONS: dict[str, Any] = {
-    "epochs": 3,
-    "max_length": 256,
-    "batch_size": 16,
-    "lr": 5e-5,
-    "threads": 1,
-}
-"""``reproduce --paper`` defaults for the fine-tuned ``encoder`` router (MiniLM backbone).
-The paper trains DeBERTa-v3-large for 10 epochs on 8 A100s; 3 epochs of MiniLM is what a
-shared 2-core CPU can afford (docs/routers.md has the measured time per epoch). One torch
-thread: on a busy 2-core machine two threads made each step ~3× slower (measured 15 s vs
-5 s per batch of 16), because every parallel region waits for a descheduled thread."""
-
-
-def default_data_dir() -> Path:
-    """The repo's ``data/`` (editable install) or ``./data``; ``$FIREWALL_ROUTING_DATA`` wins."""
-    import os
-
-    env = os.environ.get("FIREWALL_ROUTING_DATA")
-    candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[2] / "data", Path.cwd() / "data"]
-    for c in candidates:
-        if (c / "routerdc").is_dir():
-            return c
-    raise InputError(
-        "cannot find the shipped data (a folder with routerdc/): pass --data-dir or set FIREWALL_ROUTING_DATA"
-    )
-
-
-def check_datasets(v: list[str]) -> list[str]:
-    """Evaluation dataset names must be ones we ship (shared by reproduce and sweep configs)."""
-    bad = [d for d in v if d not in DATASET_FILES]
-    if bad or not v:
-        raise ValueError(f"unknown dataset(s) {bad}; choose from {', '.join(DATASET_FILES)}")
-    return v
-
-
-class ExperimentConfig(BaseModel):
-    """Everything that defines a ``reproduce`` run (written into results.json)."""
-
-    weak: str = "HuggingFaceH4/zephyr-7b-beta"
-    strong: str = "cognitivecomputations/dolphin-2.9-llama3-8b"
-    gen_weak: str | None = "mistralai/Mistral-7B-v0.1"
-    datasets: list[str] = Field(default_factory=lambda: list(DATASET_FILES))
-    designs: list[str] | str = "all"
-    seeds: int = Field(default=3, ge=1)
-    n_boot: int = Field(default=1000, ge=0)
-    data_dir: Path | None = None
-    greedy_approx: str = "majority"
-    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
-    split_seed: int = 0
-    router: str = DEFAULT_ROUTER
-    router_options: dict[str, Any] = Field(default_factory=dict)
-    baselines: list[str] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
-    baseline_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    paper: bool = False
-    resume: bool = False
-    plots: bool = True
-
-    @field_validator("datasets")
-    @classmethod
-    def _known_datasets(cls, v: list[str]) -> list[str]:
-        return check_datasets(v)
-
-    @model_validator(mode="after")
-    def _known_designs(self) -> ExperimentConfig:
-        self.design_list()  # fail before any embedding or training starts
-        return self
-
-    def design_list(self) -> list[str]:
-        if self.designs == "all":
-            return list(DESIGNS)
-        names = (
-            [d.strip() for d in self.designs.split(",")]
-            if isinstance(self.designs, str)
-            else list(self.designs)
-        )
-        bad = [d for d in names if d not in DESIGNS]
-        if bad:
-            raise InputError(
-                f"unknown label design(s) {bad}; choose from {', '.join(DESIGNS)}", field="designs"
-            )
-        return names
-
-
-def split_train_val(table: OutcomeTable, val_fraction: float, seed: int) -> tuple[OutcomeTable, OutcomeTable]:
-    """A fixed, seeded split: the same seed gives the same rows whatever else runs."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise InputError(f"validation fraction must be in [0, 1), got {val_fraction}")
-    perm = np.random.default_rng(seed).permutation(len(table))
-    n_val = round(len(table) * val_fraction)
-    return table.take(np.sort(perm[n_val:])), table.take(np.sort(perm[:n_val]))
-
-
-@dataclass
-class RouterRun:
-    """Scores of one router (all seeds) on every evaluation table."""
-
-    name: str
-    kind: str  # "design" | "baseline"
-    scores: dict[str, list[FloatArray]] = field(default_factory=dict)  # table key → per seed
-    training: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_eval_tables(cfg: ExperimentConfig, data_dir: Path) -> dict[str, OutcomeTable]:
@@ -199,21 +88,22 @@ class ScoreStore:
         assert self.dir is not None
         return self.dir / f"{name}-seed{seed}.json"
 
-    def load(self, name: str, seed: int) -> tuple[dict[str, FloatArray], dict[str, Any]] | None:
+    def load(self, name: str, seed: int) -> tuple[dict[str, FloatArray], FitRecord | None] | None:
         if not self.enabled or not self._path(name, seed).exists():
             return None
         d = json.loads(self._path(name, seed).read_text())
         if d.get("fingerprint") != self.fingerprint or not set(self.tables) <= set(d["scores"]):
             return None
-        return {k: np.array(v) for k, v in d["scores"].items()}, d["training"]
+        record = FitRecord.from_json(d["training"]) if d["training"] else None
+        return {k: np.array(v) for k, v in d["scores"].items()}, record
 
-    def save(self, name: str, seed: int, scores: dict[str, FloatArray], training: dict[str, Any]) -> None:
+    def save(self, name: str, seed: int, scores: dict[str, FloatArray], training: FitRecord | None) -> None:
         if self.dir is None:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         payload = {
             "fingerprint": self.fingerprint,
-            "training": training,
+            "training": training.to_json() if training is not None else {},
             "scores": {k: v.tolist() for k, v in scores.items()},
         }
         self._path(name, seed).write_text(json.dumps(payload) + "\n")
@@ -226,14 +116,8 @@ def fingerprint(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _fit_record(seed: int, rep: FitReport) -> dict[str, Any]:
-    return {
-        "seed": seed,
-        "best_epoch": rep.best_epoch,
-        "best_val_apgr": rep.best_val_apgr,
-        "seconds": round(rep.seconds, 3),
-        "epochs": rep.epochs,
-    }
+def _fit_record(seed: int, rep: FitReport) -> FitRecord:
+    return FitRecord(seed, rep.best_epoch, rep.best_val_apgr, round(rep.seconds, 3), rep.epochs)
 
 
 def _link_saved(save_dir: Path, design: str, same_as: str) -> None:
@@ -286,7 +170,9 @@ def _train_design(
             if ctx.save_dir is not None and seed == 0:
                 router.save(ctx.save_dir / design, meta)
         else:
-            scores, record = cached
+            scores, loaded = cached
+            assert loaded is not None, "a trained design's scores are saved with its fit record"
+            record = loaded
         run.training.append(record)
         for key in ctx.tables:
             run.scores.setdefault(key, []).append(scores[key])
@@ -398,7 +284,7 @@ def _baseline_run(cfg: ExperimentConfig, name: str, ctx: _Context) -> RouterRun:
             if cls.fits_table:
                 run.training.append(_fit_record(seed, router.fit_table(ctx.train, val=ctx.validation)))
             scores = score_tables(router, ctx.tables)
-            ctx.store.save(name, seed, scores, run.training[-1] if run.training else {})
+            ctx.store.save(name, seed, scores, run.training[-1] if run.training else None)
         else:
             scores, record = cached
             if record:
@@ -406,87 +292,6 @@ def _baseline_run(cfg: ExperimentConfig, name: str, ctx: _Context) -> RouterRun:
         for key in ctx.tables:
             run.scores.setdefault(key, []).append(scores[key])
     return run
-
-
-def evaluate_runs(
-    runs: list[RouterRun], tables: dict[str, OutcomeTable], n_boot: int, seed: int = 0
-) -> list[dict[str, Any]]:
-    """Metrics per router × table: per-seed summaries, seed mean/std, paired bootstrap CIs."""
-    return evaluate_and_compare(runs, tables, n_boot, seed)[0]
-
-
-def evaluate_and_compare(
-    runs: list[RouterRun], tables: dict[str, OutcomeTable], n_boot: int, seed: int = 0
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """:func:`evaluate_runs` plus, per table, which routers are separable (``comparisons``).
-
-    The comparisons reuse the per-resample APGRs behind the CIs, so they cost nothing extra
-    and test exactly the number in the tables: the seed-mean APGR. With several seeds each
-    resample re-scores every seed and averages, so the test covers which queries were
-    sampled, given these trained routers — not seed-to-seed training variance (the ± std).
-    Empty when ``n_boot`` is 0.
-    """
-    rows: list[dict[str, Any]] = []
-    comparisons: dict[str, Any] = {}
-    for key, t in tables.items():
-        pr_w, pr_s = t.weak.pass_rate, t.strong.pass_rate
-        draws = metrics.bootstrap_draws(len(t), n_boot, seed) if n_boot else None
-        points: dict[str, float] = {}
-        boots: dict[str, FloatArray] = {}
-        for run in runs:
-            score_sets = run.scores[key]
-            per_seed = [metrics.summarize(s, pr_w, pr_s).as_dict() for s in score_sets]
-            keys = per_seed[0].keys()
-            mean = {k: float(np.mean([d[k] for d in per_seed])) for k in keys}
-            std = {k: float(np.std([d[k] for d in per_seed])) for k in keys}
-            ci: dict[str, tuple[float, float]] = {}
-            if draws is not None:
-                boot = metrics.bootstrap_metrics(score_sets, pr_w, pr_s, draws)
-                ci = {k: metrics.ci95(v) for k, v in boot.items()}
-                points[run.name], boots[run.name] = mean["apgr"], boot["apgr"]
-            tax = {
-                str(int(a * 100)): {
-                    k: float(np.mean([metrics.taxonomy(s, pr_w, pr_s, a)[k] for s in score_sets]))
-                    for k in metrics.TAXONOMY
-                }
-                for a in metrics.PASS_RATE_FRACTIONS
-            }
-            pair, dataset = key.split("/")
-            rows.append(
-                {
-                    "router": run.name,
-                    "kind": run.kind,
-                    "pair": pair,
-                    "dataset": dataset,
-                    "n_seeds": len(score_sets),
-                    "mean": mean,
-                    "std": std,
-                    "ci95": ci,
-                    "per_seed": per_seed,
-                    "taxonomy": tax,
-                }
-            )
-        if draws is not None:
-            comparisons[key] = _compare_table(runs, key, points, boots, n_boot)
-    return rows, comparisons
-
-
-def _compare_table(
-    runs: list[RouterRun], key: str, points: dict[str, float], boots: dict[str, FloatArray], n_boot: int
-) -> dict[str, Any]:
-    """Paired differences on one table, identical routers merged into one entry."""
-    groups = conclusion.identical_groups({r.name: r.scores[key] for r in runs})
-    name = {g[0]: conclusion.group_name(g) for g in groups}
-    diffs = conclusion.compare(
-        {name[g[0]]: points[g[0]] for g in groups}, {name[g[0]]: boots[g[0]] for g in groups}
-    )
-    return {
-        "n_boot": n_boot,
-        "n_seeds": max(len(r.scores[key]) for r in runs),
-        "groups": [g for g in groups if len(g) > 1],
-        "apgr": {name[g[0]]: points[g[0]] for g in groups},
-        "differences": [d.as_dict() for d in diffs],
-    }
 
 
 def embedding_encoders(cfg: ExperimentConfig, extra: dict[str, dict[str, Any]] | None = None) -> list[str]:
@@ -514,14 +319,6 @@ def embed_up_front(encoders: list[str], train: OutcomeTable, tables: dict[str, O
         get_encoder(enc).encode(prompts, progress=True)
 
 
-def paper_config(router_options: dict[str, Any] | None = None, **fields: Any) -> ExperimentConfig:
-    """``reproduce --paper``: the fine-tuned ``encoder`` router (the paper's router type) for
-    every label design, one seed by default, beside the same baselines (random, MF, oracle)."""
-    fields.setdefault("seeds", 1)
-    opts = PAPER_ROUTER_OPTIONS | {"progress": True} | (router_options or {})
-    return ExperimentConfig(router="encoder", router_options=opts, paper=True, **fields)
-
-
 def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = None) -> Path:
     """Run the whole experiment; returns the output directory (printed as it starts).
 
@@ -531,9 +328,7 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
     from firewall_routing.routers import router_class
 
     start = time.perf_counter()
-    if cfg.greedy_approx not in ("none", "majority"):
-        raise InputError(f"--greedy-approx must be 'none' or 'majority', got '{cfg.greedy_approx}'")
-    approx = Approximations(greedy=cfg.greedy_approx)  # type: ignore[arg-type]
+    approx = Approximations(greedy=cfg.greedy_approx)
     data_dir = cfg.data_dir or default_data_dir()
     out = out or Path("runs") / f"reproduce-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
@@ -551,31 +346,26 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
     print("computing metrics" + (" and bootstrap CIs" if cfg.n_boot else ""), flush=True)
     rows, comparisons = evaluate_and_compare(runs, tables, cfg.n_boot)
     wall = time.perf_counter() - start
-    results = {
-        "config": json.loads(cfg.model_dump_json()),
-        "data_dir": str(data_dir),
-        "pairs": {MAIN: {"weak": cfg.weak, "strong": cfg.strong}}
-        | ({GEN: {"weak": cfg.gen_weak, "strong": cfg.strong}} if cfg.gen_weak else {}),
-        "router_seeds": design_seeds(cfg),
-        "router_seeded": router_class(cfg.router).seeded(),
-        "train": {"rows": len(train), "val_rows": len(val), "source": full_train.source},
-        "tables": {
-            k: {
-                "n": len(t),
-                "weak_pass_rate": float(t.weak.pass_rate.mean()),
-                "strong_pass_rate": float(t.strong.pass_rate.mean()),
-                "source": t.source,
-            }
+    results = ExperimentResults(
+        config=cfg,
+        data_dir=data_dir,
+        pairs={MAIN: ModelPair(cfg.weak, cfg.strong)}
+        | ({GEN: ModelPair(cfg.gen_weak, cfg.strong)} if cfg.gen_weak else {}),
+        router_seeds=design_seeds(cfg),
+        router_seeded=router_class(cfg.router).seeded(),
+        train=TrainInfo(len(train), len(val), full_train.source),
+        tables={
+            k: TableInfo(len(t), float(t.weak.pass_rate.mean()), float(t.strong.pass_rate.mean()), t.source)
             for k, t in tables.items()
         },
-        "label_notes": notes,
-        "label_params": params,
-        "training": {r.name: r.training for r in runs if r.training},
-        "results": rows,
-        "comparisons": comparisons,
-        "wall_seconds_before_report": round(wall, 1),
-    }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        label_notes=notes,
+        label_params=params,
+        training={r.name: r.training for r in runs if r.training},
+        results=rows,
+        comparisons=comparisons,
+        wall_seconds_before_report=round(wall, 1),
+    )
+    (out / "results.json").write_text(json.dumps(results.to_json(), indent=2) + "\n")
     if cfg.plots:
         report.write_plots(runs, tables, out, n_boot=cfg.n_boot)
     wall = time.perf_counter() - start

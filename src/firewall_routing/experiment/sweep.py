@@ -35,25 +35,37 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from firewall_routing import metrics
+from firewall_routing.designs import DesignName, GreedyApprox, as_design, is_design
 from firewall_routing.errors import InputError
-from firewall_routing.experiment.report import short
-from firewall_routing.experiment.run import (
+from firewall_routing.experiment.config import (
+    CEILING_PREFIX,
+    CEILING_PW,
     DATASET_FILES,
+    ORACLE,
+    RANDOM,
     TRAIN_FILE,
     ExperimentConfig,
-    RouterRun,
     check_datasets,
-    default_data_dir,
+)
+from firewall_routing.experiment.report import short
+from firewall_routing.experiment.results import FitRecord, RouterKind, RouterRun
+from firewall_routing.experiment.run import (
     embed_up_front,
     embedding_encoders,
     load_eval_tables,
     score_tables,
-    split_train_val,
     train_and_score,
 )
 from firewall_routing.labels import DESIGNS, Approximations, compute_labels
-from firewall_routing.outcomes import FloatArray, OutcomeTable, load_routerdc, routerdc_models
+from firewall_routing.outcomes import (
+    FloatArray,
+    OutcomeTable,
+    load_routerdc,
+    routerdc_models,
+    split_train_val,
+)
 from firewall_routing.routers import DEFAULT_ROUTER
+from firewall_routing.sampling.datasets import default_data_dir
 
 DEFAULT_BASELINES: tuple[str, ...] = ("mf", "knn")
 """Trained baselines beside the designs (random is always added as its expected line)."""
@@ -67,12 +79,6 @@ GAIN = "gain"
 predicted difference orders queries by E[pr_s − pr_w]; as a label in [0, 1] with high = weak
 is enough, (1 − (pr_s − pr_w)) / 2 (the oracle's score, predicted). kNN averages labels
 linearly, so kNN on this label *is* kNN predicting both models' pass rates."""
-
-RANDOM = "random"
-ORACLE = "oracle"
-CEILING_PW = "ceiling:weak-pass-rate"
-CEILING_PREFIX = "ceiling:"
-PLOT_ROUTERS: tuple[str, ...] = ("soft-block", "weak-pass-rate", "mf", "knn")
 
 
 class SweepConfig(BaseModel):
@@ -92,7 +98,7 @@ class SweepConfig(BaseModel):
     boot_seed: int = 0
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     split_seed: int = 0
-    greedy_approx: str = "majority"
+    greedy_approx: GreedyApprox = "majority"
     max_pairs: int | None = Field(default=None, ge=1)
     data_dir: Path | None = None
     plots: bool = True
@@ -102,17 +108,10 @@ class SweepConfig(BaseModel):
     def _known_datasets(cls, v: list[str]) -> list[str]:
         return check_datasets(v)
 
-    @field_validator("greedy_approx")
-    @classmethod
-    def _known_approx(cls, v: str) -> str:
-        if v not in ("none", "majority"):
-            raise ValueError(f"must be 'none' or 'majority', got '{v}'")
-        return v
-
     @field_validator("knn_label")
     @classmethod
     def _known_label(cls, v: str) -> str:
-        if v != GAIN and v not in DESIGNS:
+        if v != GAIN and not is_design(v):
             raise ValueError(f"'{v}' is neither '{GAIN}' nor a label design ({', '.join(DESIGNS)})")
         return v
 
@@ -195,13 +194,13 @@ def select_pairs(train_file: Path, min_gap: float) -> list[Pair]:
 # --------------------------------------------------------------------------- one pair
 
 
-def _run(name: str, kind: str, scores: dict[str, FloatArray]) -> RouterRun:
+def _run(name: str, kind: RouterKind, scores: dict[str, FloatArray]) -> RouterRun:
     return RouterRun(name, kind, {k: [v] for k, v in scores.items()})
 
 
 def extra_runs(
     tables: dict[str, OutcomeTable],
-    designs: Sequence[str],
+    designs: Sequence[DesignName],
     approx: Approximations,
     label_params: dict[str, dict[str, float]],
 ) -> list[RouterRun]:
@@ -230,7 +229,7 @@ def target_labels(table: OutcomeTable, target: str, approx: Approximations) -> F
     """Training labels of a label-trained baseline: ``gain`` or any label design."""
     if target == GAIN:
         return (1.0 - (table.strong.pass_rate - table.weak.pass_rate)) / 2.0
-    return compute_labels(table, target, approx).values
+    return compute_labels(table, as_design(target, field="knn_label"), approx).values
 
 
 def label_baseline_runs(
@@ -249,7 +248,7 @@ def label_baseline_runs(
         router = make_router(name, **cfg.baseline_options.get(name, {}))
         rep = router.fit(train.prompts, y, val=Validation.from_table(val))
         run = _run(name, "baseline", score_tables(router, tables))
-        run.training.append({"seed": 0, "seconds": round(rep.seconds, 3), "label": cfg.knn_label})
+        run.training.append(FitRecord(0, None, None, round(rep.seconds, 3), label=cfg.knn_label))
         runs.append(run)
     return runs
 
@@ -385,7 +384,10 @@ def _progress_note(i: int, n: int, pair: Pair) -> str:
 
 
 def identical_designs(
-    train: OutcomeTable, designs: Sequence[str], approx: Approximations, params: dict[str, dict[str, float]]
+    train: OutcomeTable,
+    designs: Sequence[DesignName],
+    approx: Approximations,
+    params: dict[str, dict[str, float]],
 ) -> dict[str, str]:
     """Design → the first earlier design with the same training labels (so the same router),
     the rule ``train_and_score`` uses to train once; tables list such designs once."""
@@ -450,7 +452,7 @@ def sweep_pair(
         "same_as": same_as,
         "label_params": params,
         "training_seconds": {
-            r.name: round(sum(x.get("seconds", 0.0) for x in r.training), 3) for r in runs if r.training
+            r.name: round(sum(x.seconds for x in r.training), 3) for r in runs if r.training
         },
         "datasets": evaluate_pair(runs, tables, cfg.n_boot, cfg.boot_seed, cfg.min_test_gap),
     }
@@ -476,7 +478,7 @@ def run(cfg: SweepConfig, out: Path) -> dict[str, Any]:
         f"{cfg.seeds} seed(s), {cfg.n_boot} bootstrap draws",
         flush=True,
     )
-    approx = Approximations(greedy=cfg.greedy_approx)  # type: ignore[arg-type]
+    approx = Approximations(greedy=cfg.greedy_approx)
     first = cfg.experiment(pairs[0].weak, pairs[0].strong)
     label_baselines = {n: cfg.baseline_options.get(n, {}) for n in cfg.label_baselines()}
     encoders = embedding_encoders(first, label_baselines)

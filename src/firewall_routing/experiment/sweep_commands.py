@@ -18,20 +18,6 @@ def _names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def _json(text: str, option: str) -> dict[str, Any]:
-    import json
-
-    from firewall_routing.errors import InputError
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{option} is not valid JSON: {e.msg} at column {e.colno}") from None
-    if not isinstance(value, dict):
-        raise InputError(f"{option} must be a JSON object")
-    return value
-
-
 def sweep(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/sweep"),
     min_gap: Annotated[
@@ -90,15 +76,16 @@ def sweep(
     Writes results.json, summary.md and plots/sweep-apgr.png into --out.
     """
     from firewall_routing.experiment.sweep import SweepConfig, run
+    from firewall_routing.files import json_object
 
     fields: dict[str, Any] = {
         "min_gap": min_gap,
         "min_test_gap": min_test_gap,
         "knn_label": knn_label,
-        "router_options": _json(router_options, "--router-options"),
+        "router_options": json_object(router_options, "--router-options"),
         "designs": designs,
         "baselines": _names(baselines),
-        "baseline_options": _json(baseline_options, "--baseline-options"),
+        "baseline_options": json_object(baseline_options, "--baseline-options"),
         "datasets": _names(datasets),
         "seeds": seeds,
         "n_boot": bootstrap,

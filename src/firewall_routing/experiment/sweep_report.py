@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from firewall_routing.experiment.sweep import CEILING_PREFIX, CEILING_PW, ORACLE, PLOT_ROUTERS, RANDOM
+from firewall_routing.experiment.config import CEILING_PREFIX, CEILING_PW, ORACLE, PLOT_ROUTERS, RANDOM
 
 OPPONENTS: tuple[str, ...] = (RANDOM, "mf", "knn", "weak-pass-rate", "soft-block")
 """Columns of the console's win table: the baselines the issue asks about, and soft-block."""

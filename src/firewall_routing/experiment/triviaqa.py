@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from firewall_routing.designs import is_design
 from firewall_routing.experiment.holdout import (
     DEFAULT_BASELINES,
     HoldoutResult,
@@ -95,7 +96,7 @@ def triviaqa_markdown(res: HoldoutResult, path: Path) -> str:
         ours = f"{row.apgr:.2f} / " + " / ".join(
             f"{row.pass_rate_at[a] * 100:.2f}" for a in sorted(row.pass_rate_at)
         )
-        label = DESIGN_TITLES.get(name, name)
+        label = DESIGN_TITLES[name] if is_design(name) else name
         lines.append(
             f"| {label} | {ours} | {paper[0]:.2f} / {paper[1]:.2f} / {paper[2]:.2f} / {paper[3]:.2f} |"
         )
@@ -127,7 +128,7 @@ def triviaqa_json(res: HoldoutResult, path: Path) -> dict[str, Any]:
                 "apgr": r.apgr,
                 "apgr_ci": list(r.apgr_ci),
                 "pass_rate_at": {str(int(a * 100)): v for a, v in r.pass_rate_at.items()},
-                "pass_rate_ci": {str(int(a * 100)): list(v) for a, v in r.pass_rate_ci.items()},
+                "pass_rate_ci": {str(int(a * 100)): list(r.pass_rate_ci(a)) for a in r.pass_rate_at},
                 "f1_quality_drop": {str(int(c * 100)): v for c, v in r.quality_drop.items()},
                 "same_labels_as": r.same_as,
                 "labels_on_f1": r.uses_quality,

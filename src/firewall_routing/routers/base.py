@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firewall_routing.embeddings import get_encoder
-from firewall_routing.errors import InputError
+from firewall_routing.errors import InputError, validation_problems
 from firewall_routing.outcomes import FloatArray, OutcomeTable
 
 CONFIG_FILE = "router.json"
@@ -114,11 +114,10 @@ def parse_options(name: str, options_cls: type[RouterOptions], raw: dict[str, An
     try:
         return options_cls.model_validate(raw)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            where = ".".join(str(x) for x in err["loc"]) or "options"
-            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}: {msg.removeprefix('Value error, ')}")
+        problems = [
+            f"{where or 'options'}: {msg}"
+            for where, msg in validation_problems(e, missing="Field required", extra="unknown option")
+        ]
         valid = ", ".join(options_cls.model_fields) or "none"
         raise InputError(
             f"router '{name}': {'; '.join(problems)} (valid options: {valid})", field="router options"

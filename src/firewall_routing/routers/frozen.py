@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from firewall_routing import metrics
-from firewall_routing.embeddings import DEFAULT_ENCODER
+from firewall_routing.embeddings import DEFAULT_ENCODER, ENCODER_HELP
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation
@@ -30,7 +30,7 @@ from firewall_routing.routers.base import FitReport, Router, RouterOptions, Vali
 class FrozenOptions(RouterOptions):
     """Options every frozen-embedding router has (defaults: ``embedding-head``'s)."""
 
-    encoder: str = Field(default=DEFAULT_ENCODER, description="sentence encoder (cached embeddings)")
+    encoder: str = Field(default=DEFAULT_ENCODER, description=ENCODER_HELP)
     epochs: int = Field(default=40, ge=1, description="passes over the training set")
     lr: float = Field(default=1e-3, gt=0, description="learning rate")
     weight_decay: float = Field(default=1e-2, ge=0, description="L2 / AdamW weight decay")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from firewall_routing.embeddings import DEFAULT_ENCODER
+from firewall_routing.embeddings import DEFAULT_ENCODER, ENCODER_HELP
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation, check_labels
@@ -76,7 +76,7 @@ def knn_scores(
 
 class KNNOptions(RouterOptions):
     k: int = Field(default=100, ge=1, description="neighbours averaged (more than the training set = all)")
-    encoder: str = Field(default=DEFAULT_ENCODER, description="sentence encoder (cached embeddings)")
+    encoder: str = Field(default=DEFAULT_ENCODER, description=ENCODER_HELP)
     weighted: bool = Field(default=False, description="weight neighbours by cosine similarity (clipped at 0)")
 
 

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from firewall_routing.embeddings import DEFAULT_ENCODER
+from firewall_routing.embeddings import DEFAULT_ENCODER, ENCODER_HELP
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation, check_labels
@@ -251,7 +251,7 @@ def fit_solution_prior(
 
 
 def gsm8k_prior_file() -> Path:
-    from firewall_routing.experiment.run import default_data_dir
+    from firewall_routing.sampling.datasets import default_data_dir
 
     return default_data_dir() / "gsm8k" / "train.jsonl"
 
@@ -324,7 +324,7 @@ def squash(z: FloatArray) -> FloatArray:
 
 
 class RidgeOptions(RouterOptions):
-    encoder: str = Field(default=DEFAULT_ENCODER, description="sentence encoder (cached embeddings)")
+    encoder: str = Field(default=DEFAULT_ENCODER, description=ENCODER_HELP)
     features: bool = Field(default=True, description="add the hand-made prompt features")
     prior: Literal["gsm8k", "none"] = Field(
         default="gsm8k", description="add the GSM8K solution prior (needs data/gsm8k/train.jsonl to train)"

@@ -41,6 +41,7 @@ import httpx
 
 from firewall_routing.errors import InputError
 from firewall_routing.sampling.store import SampleKey, SampleStore, StoredSample
+from firewall_routing.upstreams import UpstreamError
 
 Template = Literal["chat", "completion"]
 
@@ -50,10 +51,6 @@ response gives no per-choice token count; marked ``estimate`` in the store."""
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
 """Retried besides every 5xx: timeouts, conflicts and rate limits are transient."""
-
-
-class UpstreamError(InputError):
-    """The upstream refused or kept failing (bad URL, key, model name, or an outage)."""
 
 
 class MissingSamples(Exception):
@@ -94,15 +91,19 @@ class SamplingParams:
     max_tokens: int
     template: Template = "chat"
     top_logprobs: int = 0
+    stop: tuple[str, ...] = ()
 
     def key(self) -> dict[str, Any]:
-        return {
+        key: dict[str, Any] = {
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
             "template": self.template,
             "top_logprobs": self.top_logprobs,
         }
+        if self.stop:  # only when set, so stores written before stop sequences existed still match
+            key["stop"] = list(self.stop)
+        return key
 
     def greedy(self, top_logprobs: int = 0) -> SamplingParams:
         """Temperature 0 (top-p 1: irrelevant at T=0, fixed so the key does not vary)."""
@@ -116,6 +117,8 @@ class SamplingParams:
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
         }
+        if self.stop:
+            body["stop"] = list(self.stop)
         if self.template == "chat":
             body["messages"] = [{"role": "user", "content": prompt}]
             if self.top_logprobs:
@@ -234,7 +237,7 @@ def parse_choices(data: Any, url: str) -> list[StoredSample]:
     """Samples of one response, ordered by choice ``index`` (when given)."""
     choices = data.get("choices") if isinstance(data, Mapping) else None
     if not isinstance(choices, list):
-        raise UpstreamError(f"{url}: response has no 'choices' list")
+        raise UpstreamError(502, "invalid", f"{url}: response has no 'choices' list")
     valid = [c for c in choices if isinstance(c, Mapping)]
     valid.sort(key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)
     usage = data.get("usage") if isinstance(data.get("usage"), Mapping) else None
@@ -398,7 +401,7 @@ class Sampler:
             self._caps[cap_key] = min(e.cap, self._caps.get(cap_key, e.cap))
             return
         if not samples:
-            raise UpstreamError(f"{upstream.url(params.template)}: response has no choices")
+            raise UpstreamError(502, "invalid", f"{upstream.url(params.template)}: response has no choices")
         if len(samples) < len(indices):
             self._caps[cap_key] = min(len(samples), self._caps.get(cap_key, len(samples)))
         for idx, s in zip(indices, samples, strict=False):
@@ -433,12 +436,14 @@ class Sampler:
                     if cap is not None:
                         raise _NCap(cap)
                     if resp.status_code < 500 and resp.status_code not in RETRY_STATUSES:
-                        raise UpstreamError(f"{url} answered {resp.status_code}: {msg}")
+                        raise UpstreamError(502, "status", f"{url} answered {resp.status_code}: {msg}")
                     err = f"HTTP {resp.status_code}: {msg}"
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
             if attempt < self.retry.max_attempts:
                 await self._sleep(self.retry.delay(attempt, retry_after, self._rng))
-        raise UpstreamError(f"{url}: gave up after {self.retry.max_attempts} attempts ({err})")
+        raise UpstreamError(
+            502, "unavailable", f"{url}: gave up after {self.retry.max_attempts} attempts ({err})"
+        )
 
     def _note_served(self, upstream: Upstream, data: Any) -> None:
         """Store the model name the endpoint says it served (for the provenance file):
@@ -453,4 +458,4 @@ def _json(resp: httpx.Response, url: str) -> Any:
     try:
         return resp.json()
     except ValueError:
-        raise UpstreamError(f"{url}: response is not JSON: {resp.text[:200]!r}") from None
+        raise UpstreamError(502, "invalid", f"{url}: response is not JSON: {resp.text[:200]!r}") from None

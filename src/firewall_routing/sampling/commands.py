@@ -71,6 +71,27 @@ _Template = Annotated[
         "'completion' (raw prompt). Default chat."
     ),
 ]
+_Stop = Annotated[
+    list[str] | None,
+    _run(
+        "Stop sequence (repeat for several, at most 4); the completion ends before it. "
+        "In bash, a newline is --stop $'\\n'. Part of the store key."
+    ),
+]
+_Grader = Annotated[
+    str | None,
+    _run(
+        "Grade every item with this grader instead of its dataset's default (e.g. triviaqa-em "
+        "for short answers). TriviaQA graders also write token-F1 quality columns."
+    ),
+]
+_TablePrompt = Annotated[
+    str | None,
+    _run(
+        "'prompt' (the text sent; default) or 'question' (the item's question: for few-shot "
+        "prompts, whose shared shots would swamp a router's embedding) in the table's prompt column."
+    ),
+]
 _Concurrency = Annotated[
     int | None, _run("Requests in flight per upstream (default 4; about the server's slots / n).")
 ]
@@ -121,6 +142,9 @@ def sample(
     top_p: _TopP = None,
     max_tokens: _MaxTokens = None,
     template: _Template = None,
+    stop: _Stop = None,
+    grader: _Grader = None,
+    table_prompt: _TablePrompt = None,
     concurrency: _Concurrency = None,
     timeout: _Timeout = None,
     store: _Store = None,
@@ -131,14 +155,15 @@ def sample(
     """Sample the weak and strong model on a benchmark and write a graded outcome table."""
     import asyncio
 
-    from firewall_routing.outcomes import write_generic
     from firewall_routing.sampling import provenance
     from firewall_routing.sampling.run import (
+        build_quality,
         build_table,
         load_config_file,
         load_items,
         make_config,
         sample_run,
+        write_table,
     )
     from firewall_routing.sampling.store import SampleStore
 
@@ -168,6 +193,9 @@ def sample(
             "top_p": top_p,
             "max_tokens": max_tokens,
             "template": template,
+            "stop": stop or None,
+            "grader": grader,
+            "table_prompt": table_prompt,
             "concurrency": concurrency,
             "timeout": timeout,
             "store": store,
@@ -193,9 +221,16 @@ def sample(
             raise  # the CLI's main() exits 130 on KeyboardInterrupt
         finally:
             st.end_session(session, status, st.count() - before, requests)
-        table = build_table(results, cfg.weak.display_name, cfg.strong.display_name, source=str(cfg.output))
-        write_generic(table, cfg.output)
-        record = provenance.build(cfg, items, table, cfg.output, st, stats, offline=offline)
+        table = build_table(
+            results,
+            cfg.weak.display_name,
+            cfg.strong.display_name,
+            source=str(cfg.output),
+            table_prompt=cfg.table_prompt,
+        )
+        quality = build_quality(results)
+        write_table(table, quality, cfg.output)
+        record = provenance.build(cfg, items, table, cfg.output, st, stats, offline=offline, quality=quality)
     prov_path = provenance.write(record, cfg.output)
     for line in provenance.served_warnings(record):
         typer.echo(line, err=True)

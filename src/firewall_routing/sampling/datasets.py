@@ -15,17 +15,16 @@ outcome files cover the same questions in the same order, equal the ids
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firewall_routing.datadir import find_data_dir
 from firewall_routing.errors import InputError
 from firewall_routing.files import iter_jsonl, parse_jsonl, read_text
 
-DATA_ENV = "FIREWALL_ROUTING_DATA"
 PAPER_PROMPT = "Question: {question}\nAnswer: "
 """The prompt format of the Firewall Routing paper."""
 
@@ -48,25 +47,15 @@ def paper_prompt(question: str) -> str:
 
 
 def data_dir() -> Path:
-    """The folder holding the shipped data.
+    """The folder holding the shipped data (the rule of :mod:`firewall_routing.datadir`)."""
+    return find_data_dir()
 
-    ``$FIREWALL_ROUTING_DATA`` if set (and then it must exist: a wrong explicit setting is
-    an error, not a reason to silently read other data); else the repository's ``data/``
-    (found from this file in an editable install); else ``./data``.
-    """
-    env = os.environ.get(DATA_ENV)
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_dir():
-            raise InputError(f"${DATA_ENV} is not a directory", path=path)
-        return path
-    for path in (Path(__file__).resolve().parents[3] / "data", Path.cwd() / "data"):
-        if path.is_dir():
-            return path
-    raise InputError(
-        f"cannot find the data folder: set ${DATA_ENV} to the repository's data/ folder "
-        "or run from the repository root"
-    )
+
+def default_data_dir() -> Path:
+    """The data folder with the shipped RouterDC outcome files (``routerdc/``), for
+    ``reproduce``, ``sweep`` and the ridge router's GSM8K prior (the rule of
+    :mod:`firewall_routing.datadir`)."""
+    return find_data_dir("routerdc")
 
 
 # ----------------------------------------------------------------------------- built-ins

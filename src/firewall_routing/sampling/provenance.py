@@ -61,6 +61,7 @@ def run_identity(cfg: RunConfig) -> dict[str, Any]:
         "top_p": cfg.top_p,
         "max_tokens": cfg.max_tokens,
         "template": cfg.template,
+        **({"stop": cfg.stop} if cfg.stop else {}),
     }
 
 
@@ -113,6 +114,7 @@ def build(
     *,
     offline: bool,
     argv: Sequence[str] | None = None,
+    quality: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The provenance record of ``table`` (just written to ``table_path``)."""
     from firewall_routing.sampling.run import MARGIN_TOP_LOGPROBS
@@ -156,13 +158,39 @@ def build(
             "greedy": {"temperature": 0.0, "top_p": 1.0, "weak_top_logprobs": MARGIN_TOP_LOGPROBS},
             "template": cfg.template,
             "template_means": TEMPLATES[cfg.template],
+            "stop": cfg.stop,
+            "table_prompt": cfg.table_prompt,
             "prompt_format": _prompt_formats(items),
             "prompts_sha256": prompts.hexdigest(),
         },
         "data": {"datasets": cfg.dataset, "split": cfg.split, "limit": cfg.limit},
+        "grading": _grading(items, quality),
         "store": {"path": str(cfg.store), "samples": store.count()},
         "sessions": sessions,
     }
+
+
+def _grading(items: Sequence[BenchmarkItem], quality: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Which graders decided correctness, and the quality columns' function and means."""
+    from firewall_routing.sampling.graders import GRADERS, QUALITIES
+
+    graders = sorted({it.grader for it in items})
+    out: dict[str, Any] = {
+        "graders": {g: f"firewall_routing.sampling.graders.{GRADERS[g].__name__}" for g in graders},
+        "quality": None,
+    }
+    if quality:
+        means = {
+            k: float(
+                sum(sum(r[k]) / len(r[k]) if isinstance(r[k], list) else r[k] for r in quality) / len(quality)
+            )
+            for k in quality[0]
+        }
+        out["quality"] = {
+            "functions": {g: f"firewall_routing.sampling.graders.{QUALITIES[g].__name__}" for g in graders},
+            "means": means,
+        }
+    return out
 
 
 def write(record: Mapping[str, Any], table_path: Path) -> Path:

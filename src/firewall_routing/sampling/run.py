@@ -15,9 +15,7 @@ table of the items the store already completes without sending any request.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from firewall_routing.errors import InputError
+from firewall_routing.configfiles import read_mapping
+from firewall_routing.errors import InputError, input_error_from
+from firewall_routing.upstreams import UpstreamConfig, resolve_api_key, warn_literal_keys
 
 if TYPE_CHECKING:
     from firewall_routing.outcomes import OutcomeTable
@@ -35,29 +35,6 @@ if TYPE_CHECKING:
     from firewall_routing.sampling.store import SampleStore, StoredSample
 
 MARGIN_TOP_LOGPROBS = 2
-
-
-class UpstreamConfig(BaseModel):
-    """One model endpoint. The API key is read from the environment variable named here,
-    so config files can be committed without secrets."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str
-    model: str
-    api_key_env: str | None = None
-    name: str | None = Field(default=None, description="Name written to the table.")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {v!r}")
-        return v.rstrip("/")
-
-    @property
-    def display_name(self) -> str:
-        return self.name or self.model
 
 
 class RunConfig(BaseModel):
@@ -75,6 +52,17 @@ class RunConfig(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=512, ge=1)
     template: Literal["chat", "completion"] = "chat"
+    stop: list[str] = Field(
+        default_factory=list, max_length=4, description="Stop sequences (OpenAI allows up to 4)."
+    )
+    grader: str | None = Field(
+        default=None, description="Grade every item with this grader instead of its dataset's default."
+    )
+    table_prompt: Literal["prompt", "question"] = Field(
+        default="prompt",
+        description="What the table's prompt column holds: the text sent, or the item's question "
+        "(for few-shot prompts, whose shared shots would swamp a router's embedding).",
+    )
     concurrency: int = Field(default=4, ge=1, le=1024, description="Per upstream.")
     timeout: float = Field(default=600.0, gt=0.0, description="Seconds per request.")
     store: Path = Path("samples.sqlite")
@@ -85,36 +73,23 @@ class RunConfig(BaseModel):
     def _listify(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
+    @field_validator("weak", "strong")
+    @classmethod
+    def _openai_only(cls, v: UpstreamConfig) -> UpstreamConfig:
+        """The sampler speaks the OpenAI HTTP API itself (n, logprobs, retries), and the
+        upstream's serve-only settings would be silently ignored here."""
+        if v.provider != "openai":
+            raise ValueError("sample needs an OpenAI-compatible base_url (provider 'openai')")
+        ignored = sorted({"timeout", "keepalive_expiry"} & v.model_fields_set)
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)}: serve-only settings (sample's is the run's 'timeout')")
+        return v
+
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """Raw mapping from a ``.yaml``/``.yml``/``.toml`` file (validated later, merged with
     CLI options first so either can supply any field)."""
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml"):
-        raise InputError(f"config must be .yaml, .yml or .toml, got '{suffix}'", path=path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("config file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read config: {e}", path=path) from None
-    if suffix == ".toml":
-        try:
-            data: Any = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise InputError(f"invalid TOML: {e}", path=path) from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            row = mark.line + 1 if mark is not None else None
-            raise InputError(f"invalid YAML: {getattr(e, 'problem', e)}", path=path, row=row) from None
-    if not isinstance(data, dict):
-        raise InputError("config must be a mapping of option names to values", path=path)
-    return data
+    return read_mapping(path)
 
 
 def make_config(
@@ -134,30 +109,23 @@ def make_config(
         else:
             merged[k] = v
     try:
-        return RunConfig.model_validate(merged)
+        cfg = RunConfig.model_validate(merged)
     except ValidationError as e:
-        err = e.errors()[0]
-        fld = ".".join(str(x) for x in err["loc"]) or None
-        msg = (
-            "required (in the config file or as an option)"
-            if err["type"] == "missing"
-            else err["msg"].removeprefix("Value error, ")
-        )
-        raise InputError(msg, path=path, field=fld) from None
+        raise input_error_from(
+            e, path=path, missing="required (in the config file or as an option)"
+        ) from None
+    if path is not None:
+        warn_literal_keys(merged, str(path))
+    return cfg
 
 
 def upstream_of(cfg: UpstreamConfig, side: str) -> Upstream:
-    """The client's Upstream, with the API key read from the environment now."""
+    """The client's Upstream, with the API key read from the environment now (the rule of
+    :mod:`firewall_routing.upstreams`)."""
     from firewall_routing.sampling.client import Upstream
 
-    key = None
-    if cfg.api_key_env:
-        key = os.environ.get(cfg.api_key_env)
-        if not key:
-            raise InputError(
-                f"environment variable {cfg.api_key_env} is not set", field=f"{side}.api_key_env"
-            )
-    return Upstream(cfg.base_url, cfg.model, key)
+    assert cfg.base_url is not None  # RunConfig admits provider 'openai' only, which requires it
+    return Upstream(cfg.base_url, cfg.model, resolve_api_key(cfg, side))
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -196,7 +164,7 @@ class RunStats:
 def run_params(cfg: RunConfig) -> SamplingParams:
     from firewall_routing.sampling.client import SamplingParams
 
-    return SamplingParams(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.template)
+    return SamplingParams(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.template, stop=tuple(cfg.stop))
 
 
 def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
@@ -205,6 +173,13 @@ def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
     items = [it for d in cfg.dataset for it in load_benchmark(d, cfg.split, cfg.limit)]
     if not items:
         raise InputError("the datasets have no items", field="dataset")
+    if cfg.grader is not None:
+        from dataclasses import replace
+
+        from firewall_routing.sampling.graders import get_grader
+
+        get_grader(cfg.grader)  # an unknown name fails here, listing the known ones
+        items = [replace(it, grader=cfg.grader) for it in items]
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
         raise InputError("the same item appears twice: list each dataset once", field="dataset")
@@ -332,7 +307,11 @@ def _tty() -> bool:
 
 
 def build_table(
-    results: Sequence[ItemResult], weak_name: str, strong_name: str, source: str = ""
+    results: Sequence[ItemResult],
+    weak_name: str,
+    strong_name: str,
+    source: str = "",
+    table_prompt: Literal["prompt", "question"] = "prompt",
 ) -> OutcomeTable:
     """Grade every stored completion and assemble the OutcomeTable (generic-format ready)."""
     from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
@@ -368,10 +347,77 @@ def build_table(
     margins = [margin(r.weak.greedy.top_logprobs) for r in results]
     return OutcomeTable(
         ids=tuple(r.item.id for r in results),
-        prompts=tuple(r.item.prompt for r in results),
+        prompts=tuple(getattr(r.item, table_prompt) for r in results),
         weak=side(weak_name, "weak"),
         strong=side(strong_name, "strong"),
         margin=np.array([np.nan if m is None else m for m in margins]),
         benchmark=tuple(r.item.benchmark for r in results),
         source=source,
     )
+
+
+# ------------------------------------------------------------------------------ quality
+
+QUALITY_FIELDS = ("weak_quality", "strong_quality", "weak_greedy_quality", "strong_greedy_quality")
+
+
+def build_quality(results: Sequence[ItemResult]) -> list[dict[str, Any]] | None:
+    """Real-valued quality of every stored completion, one dict of ``QUALITY_FIELDS`` per row.
+
+    Only when every item's grader has a quality function (``graders.QUALITIES``, e.g. token
+    F1 for TriviaQA); otherwise None and the table keeps 0/1 correctness only. Computed from
+    the stored completions, so rerunning the command re-grades without requesting anything.
+    """
+    from firewall_routing.sampling.graders import QUALITIES
+
+    if not results or any(r.item.grader not in QUALITIES for r in results):
+        return None
+    rows = []
+    for r in results:
+        q = QUALITIES[r.item.grader]
+        row: dict[str, Any] = {}
+        for side in ("weak", "strong"):
+            sr: SideResult = getattr(r, side)
+            row[f"{side}_quality"] = [q(s.completion, r.item.reference) for s in sr.samples]
+            row[f"{side}_greedy_quality"] = q(sr.greedy.completion, r.item.reference)
+        rows.append(row)
+    return rows
+
+
+def write_table(table: OutcomeTable, quality: Sequence[dict[str, Any]] | None, path: Path) -> None:
+    """``write_generic`` plus the per-row quality columns (same row order) when there are any.
+
+    JSONL rows get the lists as JSON arrays; CSV rows get them ``;``-joined like the 0/1
+    sample columns.
+    """
+    import csv
+    import json
+
+    from firewall_routing.outcomes import write_generic
+
+    write_generic(table, path)
+    if quality is None:
+        return
+    if len(quality) != len(table):
+        raise ValueError("one quality row per table row")
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        cols = list(rows[0]) + list(QUALITY_FIELDS)
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            for row, qual in zip(rows, quality, strict=True):
+                w.writerow(
+                    {
+                        **row,
+                        **{k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in qual.items()},
+                    }
+                )
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        with tmp.open("w", encoding="utf-8") as f:
+            for line, qual in zip(lines, quality, strict=True):
+                f.write(json.dumps({**json.loads(line), **qual}, ensure_ascii=False) + "\n")
+    tmp.replace(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -44,10 +44,10 @@ def calibrate(
         ),
     ],
     backend: Annotated[
-        str,
+        Literal["onnx", "torch", "static"],  # serve.scoring.Backend, spelt here so --help imports no numpy
         typer.Option(
-            help="Scoring backend for embedding-head routers: onnx or torch. Use the one the "
-            "server will use (its default is onnx)."
+            help="Scoring backend for embedding routers: onnx, torch or static (routers "
+            "trained with encoder static). Use the one the server will use (its default is onnx)."
         ),
     ] = "onnx",
     weak: Annotated[str | None, typer.Option("--weak", help="Weak model (RouterDC files).")] = None,
@@ -78,15 +78,13 @@ def calibrate(
     from firewall_routing.routers import load_router
     from firewall_routing.serve.scoring import make_scorer
 
-    if backend not in ("onnx", "torch"):
-        raise InputError(f"--backend must be 'onnx' or 'torch', got '{backend}'")
     target = calibration_path(out if out is not None else router)
     if target.exists() and not force:  # checked before scoring: fail in a second, not minutes
         raise InputError("calibration file already exists: pass --force to replace it", path=target)
     texts = read_prompts(prompts, weak, strong)
     check_enough_prompts(len(texts))
     r = load_router(router)
-    scorer = make_scorer(r, backend)  # type: ignore[arg-type]
+    scorer = make_scorer(r, backend)
     # torch: router.score uses the on-disk embedding cache, same vectors as the server's.
     scores = r.score(texts) if scorer.backend == "torch" else scorer(texts, progress=True)
     cal = compute(

@@ -1,11 +1,9 @@
 """Server configuration: one YAML or TOML file, validated by pydantic, secrets from the env.
 
-Secrets can stay out of the file (and out of version control): these environment variables
-override the file when set —
-
-* ``FIREWALL_ROUTING_WEAK_API_KEY``  → ``weak.api_key``
-* ``FIREWALL_ROUTING_STRONG_API_KEY`` → ``strong.api_key``
-* ``FIREWALL_ROUTING_AUTH_KEYS``      → ``auth_keys`` (comma-separated bearer tokens)
+API keys follow the rule of :mod:`firewall_routing.upstreams` (``api_key_env`` names the
+variable; ``FIREWALL_ROUTING_WEAK_API_KEY`` / ``FIREWALL_ROUTING_STRONG_API_KEY`` are read
+when it is not set), resolved once when the config is loaded. Client bearer tokens can stay
+out of the file too: ``FIREWALL_ROUTING_AUTH_KEYS`` (comma-separated) overrides ``auth_keys``.
 
 Relative paths in the file are relative to the file, so a config travels with its router.
 """
@@ -13,8 +11,7 @@ Relative paths in the file are relative to the file, so a config travels with it
 from __future__ import annotations
 
 import os
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,36 +25,21 @@ from pydantic import (
     model_validator,
 )
 
-from firewall_routing.errors import InputError
+from firewall_routing.configfiles import read_mapping
+from firewall_routing.errors import InputError, Loc, input_error_from
+from firewall_routing.upstreams import (
+    SIDES,
+    UpstreamConfig,
+    default_key_env,
+    warn_literal_keys,
+    with_api_key,
+)
 
-ENV_WEAK_KEY = "FIREWALL_ROUTING_WEAK_API_KEY"
-ENV_STRONG_KEY = "FIREWALL_ROUTING_STRONG_API_KEY"
+__all__ = ["ENV_AUTH_KEYS", "ENV_STRONG_KEY", "ENV_WEAK_KEY", "ServeConfig", "UpstreamConfig", "load_config"]
+
+ENV_WEAK_KEY = default_key_env("weak")
+ENV_STRONG_KEY = default_key_env("strong")
 ENV_AUTH_KEYS = "FIREWALL_ROUTING_AUTH_KEYS"
-
-
-class UpstreamConfig(BaseModel):
-    """One OpenAI-compatible endpoint; ``model`` replaces the client's model name."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base_url: str = Field(description="e.g. http://127.0.0.1:8080/v1 (the /v1 root).")
-    model: str = Field(min_length=1)
-    api_key: SecretStr | None = None
-    timeout: float = Field(default=60.0, gt=0, description="Seconds per connect/read.")
-    keepalive_expiry: float = Field(
-        default=2.0,
-        ge=0,
-        description="Seconds an idle pooled connection to this upstream is kept. Must stay "
-        "below the upstream server's idle timeout (uvicorn and llama.cpp close after 5 s): "
-        "a connection reused just as the server closes it fails the request.",
-    )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return v.rstrip("/")
 
 
 class ServeConfig(BaseModel):
@@ -79,7 +61,11 @@ class ServeConfig(BaseModel):
     )
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     fallback: bool = False
-    backend: Literal["onnx", "torch"] = "onnx"
+    backend: Literal["onnx", "torch", "static"] = Field(
+        default="onnx",
+        description="Encoder for embedding routers: onnx (int8 MiniLM), torch (MiniLM as "
+        "trained), static (model2vec distilled from MiniLM; routers trained with encoder static).",
+    )
     context_tokens: int = Field(default=256, gt=0)
     scoring_threads: int = Field(
         default=2,
@@ -132,35 +118,10 @@ class ServeConfig(BaseModel):
         return [k.get_secret_value() for k in self.auth_keys]
 
 
-def _read_mapping(path: Path) -> dict[str, Any]:
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml"):
-        raise InputError("config must be .yaml, .yml or .toml", path=path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("config file not found", path=path) from None
-    try:
-        data = tomllib.loads(text) if suffix == ".toml" else _yaml(text)
-    except Exception as e:  # TOMLDecodeError / yaml.YAMLError: report, never a traceback
-        raise InputError(f"cannot parse: {e}", path=path) from None
-    if not isinstance(data, dict):
-        raise InputError("config must be a mapping of settings", path=path)
-    return data
-
-
-def _yaml(text: str) -> Any:
-    import yaml
-
-    return yaml.safe_load(text)
-
-
 def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay the secret environment variables on the raw config mapping."""
+    """Overlay ``FIREWALL_ROUTING_AUTH_KEYS`` on the raw config mapping (upstream keys are
+    resolved after validation, by :func:`firewall_routing.upstreams.with_api_key`)."""
     out = dict(data)
-    for side, var in (("weak", ENV_WEAK_KEY), ("strong", ENV_STRONG_KEY)):
-        if env.get(var) and isinstance(out.get(side), dict):
-            out[side] = {**out[side], "api_key": env[var]}
     if env.get(ENV_AUTH_KEYS):
         out["auth_keys"] = [k.strip() for k in env[ENV_AUTH_KEYS].split(",") if k.strip()]
     return out
@@ -182,39 +143,33 @@ def config_from_mapping(
     env: Mapping[str, str] | None = None,
     source: str = "",
 ) -> ServeConfig:
-    """Validate a config mapping (env overrides applied); InputError names the bad field."""
-    raw = apply_env(dict(data), os.environ if env is None else env)
+    """Validate a config mapping (env overrides applied, upstream keys resolved from the
+    environment); InputError names the bad field."""
+    env = os.environ if env is None else env
+    raw = apply_env(dict(data), env)
     if base is not None:
         raw = _resolve_paths(raw, base)
     try:
-        return ServeConfig.model_validate(raw)
+        cfg = ServeConfig.model_validate(raw)
     except ValidationError as e:
-        raise _input_error(e, source) from None
+        raise input_error_from(e, path=source, missing="required setting is missing") from None
+    if source:  # a key passed in Python code is fine; in a file it is deprecated
+        warn_literal_keys(raw, source)
+    try:
+        for side in SIDES:
+            if getattr(cfg, side).provider == "litellm":
+                from firewall_routing.serve.litellm_upstream import require_litellm
+
+                require_litellm(f"{side}.provider")
+        keyed: dict[str, Any] = {side: with_api_key(getattr(cfg, side), side, env) for side in SIDES}
+    except InputError as e:
+        raise InputError(e.message, path=source or None, field=e.field) from None
+    return cfg.model_copy(update=keyed)
 
 
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(x) for x in loc)
-
-
-def _option(loc: tuple[int | str, ...]) -> str:
+def _option(loc: Loc) -> str:
     """A setting as the command-line option that overrides it (``--port``)."""
     return "--" + "-".join(str(x) for x in loc).replace("_", "-")
-
-
-def _input_error(
-    e: ValidationError, source: str, name: Callable[[tuple[int | str, ...]], str] = _dotted
-) -> InputError:
-    """Every bad setting in one line: a user fixing a config should not discover them one run at a time."""
-    found = []
-    for err in e.errors():
-        fld = name(err["loc"]) or None
-        msg = "required setting is missing" if err["type"] == "missing" else err["msg"]
-        found.append((fld, msg.removeprefix("Value error, ")))
-    if len(found) == 1:
-        fld, msg = found[0]
-        return InputError(msg, path=source or None, field=fld)
-    listed = "; ".join(f"field '{f}': {m}" if f else m for f, m in found)
-    return InputError(f"{len(found)} bad settings: {listed}", path=source or None)
 
 
 def with_overrides(config: ServeConfig, **overrides: Any) -> ServeConfig:
@@ -229,10 +184,10 @@ def with_overrides(config: ServeConfig, **overrides: Any) -> ServeConfig:
     try:
         return ServeConfig.model_validate({**dict(config), **changes})
     except ValidationError as e:
-        raise _input_error(e, "", name=_option) from None
+        raise input_error_from(e, name=_option, missing="required setting is missing") from None
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> ServeConfig:
     """Read and validate a YAML/TOML config file."""
     p = Path(path)
-    return config_from_mapping(_read_mapping(p), base=p.resolve().parent, env=env, source=str(p))
+    return config_from_mapping(read_mapping(p), base=p.resolve().parent, env=env, source=str(p))

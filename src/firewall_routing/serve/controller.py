@@ -7,7 +7,7 @@ For applications that do not want an extra HTTP hop::
     ctl = Controller(router="runs/r1", calibration="runs/r1/calibration.json",
                      weak={"base_url": "http://127.0.0.1:8080/v1", "model": "small"},
                      strong={"base_url": "https://api.example.com/v1", "model": "big",
-                             "api_key": "sk-..."})
+                             "api_key_env": "MY_PROVIDER_KEY"})
     ctl.route(messages, operating_point="firewall@30%")          # -> Decision
     ctl.chat.completions.create(model="firewall@30%", messages=messages, stream=True)
 
@@ -23,21 +23,32 @@ from pathlib import Path
 from typing import Any
 
 from firewall_routing.calibration import Calibration
+from firewall_routing.errors import InputError
 from firewall_routing.routers.base import Router
-from firewall_routing.serve.config import ServeConfig, UpstreamConfig
+from firewall_routing.serve.config import ServeConfig
 from firewall_routing.serve.routing import FIREWALL, Decider, Decision, build_decider
 from firewall_routing.serve.scoring import Backend, completion_prompt_text
+from firewall_routing.upstreams import UpstreamConfig, with_api_key
 
 Upstream = UpstreamConfig | Mapping[str, Any]
 
 
-def _upstream(cfg: Upstream) -> UpstreamConfig:
-    return cfg if isinstance(cfg, UpstreamConfig) else UpstreamConfig.model_validate(dict(cfg))
+def _upstream(cfg: Upstream, side: str) -> UpstreamConfig:
+    """Validated, with the API key resolved like ``serve`` does (api_key_env, then
+    FIREWALL_ROUTING_<SIDE>_API_KEY, then a key passed here)."""
+    up = cfg if isinstance(cfg, UpstreamConfig) else UpstreamConfig.model_validate(dict(cfg))
+    return with_api_key(up, side)
 
 
 def _client(cfg: UpstreamConfig) -> Any:
     import openai
 
+    if cfg.provider != "openai" or cfg.base_url is None:
+        raise InputError(
+            "the Python Controller calls OpenAI-compatible endpoints only: use `serve` for provider "
+            "'litellm'",
+            field="provider",
+        )
     key = cfg.api_key.get_secret_value() if cfg.api_key is not None else "not-needed"
     return openai.OpenAI(base_url=cfg.base_url, api_key=key, timeout=cfg.timeout)
 
@@ -109,7 +120,7 @@ class Controller:
             context_tokens=context_tokens,
             threads=encoder_threads,
         )
-        self._upstreams = {"weak": _upstream(weak), "strong": _upstream(strong)}
+        self._upstreams = {"weak": _upstream(weak, "weak"), "strong": _upstream(strong, "strong")}
         self._clients = {side: _client(cfg) for side, cfg in self._upstreams.items()}
         self.chat = _Chat(self)
         self.completions = _Completions(self)

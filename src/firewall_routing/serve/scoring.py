@@ -7,8 +7,9 @@ Two questions live here because both decide the number the threshold is compared
   are added newest first while the total stays within a token budget (MiniLM tokens, the
   unit the encoder truncates in). The newest turn comes *first* in the scored text, so when
   the encoder truncates at 256 tokens it drops old context, never the current question.
-* **the backend**: ``onnx`` (int8 MiniLM, fast) or ``torch`` (the exact training-time
-  encoder), both feeding the router's own head via ``score_embeddings(emb, texts)`` so the
+* **the backend**: ``onnx`` (int8 MiniLM, fast), ``torch`` (the exact training-time
+  encoder) or ``static`` (model2vec vectors distilled from MiniLM, ~0.1 ms; only for routers
+  trained with ``encoder: static``, whose vectors are not MiniLM's), all feeding the router's own head via ``score_embeddings(emb, texts)`` so the
   saved router format is unchanged; routers that also read the text (``ridge``: prompt
   features, solution prior) get it beside the vectors. Routers that do not declare
   ``scores_embeddings`` use ``router.score``.
@@ -25,7 +26,8 @@ from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import Router
 
-Backend = Literal["onnx", "torch"]
+Backend = Literal["onnx", "torch", "static"]
+BACKENDS: tuple[str, ...] = ("onnx", "torch", "static")
 TokenCounter = Callable[[str], int]
 SEPARATOR = "\n\n"
 
@@ -72,18 +74,25 @@ class RouterScorer:
 
 
 def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> Scorer:
-    """The scorer for ``router``: ONNX or torch MiniLM for ``scores_embeddings`` routers.
+    """The scorer for ``router``: ONNX or torch MiniLM, or the static encoder, for
+    ``scores_embeddings`` routers.
 
     ``threads`` is the encoder's intra-op thread count (ONNX session; for torch the
     encoder's own per-encode setting and the process-wide ``torch.set_num_threads``).
+    A router is scored only with vectors of the encoder it was trained on: the static
+    backend serves exactly the routers trained with ``encoder: static``, and those need it.
     """
-    from firewall_routing.embeddings import DEFAULT_ENCODER
+    from firewall_routing.embeddings import DEFAULT_ENCODER, STATIC_ENCODER
 
-    if backend not in ("onnx", "torch"):
-        raise InputError(f"scoring backend must be 'onnx' or 'torch', got '{backend}'", field="backend")
+    if backend not in BACKENDS:
+        raise InputError(
+            f"scoring backend must be one of {', '.join(BACKENDS)}, got '{backend}'", field="backend"
+        )
     if not router.scores_embeddings:
         return RouterScorer(router)
     model = router.encoder
+    if backend == "static" or model == STATIC_ENCODER:
+        return _static_scorer(router, backend)
     if backend == "torch":
         import torch
 
@@ -111,6 +120,32 @@ def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> 
             field="backend",
         ) from None
     return EmbeddingScorer(router, encoder, "onnx")
+
+
+def _static_scorer(router: Router, backend: Backend) -> Scorer:
+    """The static encoder for a router trained on it; a clear error for any mismatch.
+
+    Static vectors (256-d token means) and MiniLM's (384-d) are different spaces: a head
+    trained on one gives meaningless scores on the other, so this fails at start-up.
+    """
+    from firewall_routing.embeddings import STATIC_ENCODER
+    from firewall_routing.static_encoder import StaticEncoder
+
+    if router.encoder != STATIC_ENCODER:
+        raise InputError(
+            f"backend static needs a router trained on the static encoder, but this "
+            f"'{router.name}' router was trained on '{router.encoder}' embeddings: retrain it with "
+            '--router-options \'{"encoder": "static"}\' or set backend to onnx',
+            field="backend",
+        )
+    if backend != "static":
+        raise InputError(
+            f"this '{router.name}' router was trained on the static encoder: set backend to static",
+            field="backend",
+        )
+    encoder = StaticEncoder()
+    encoder.load()  # distil now (once per cache), not on the first request
+    return EmbeddingScorer(router, encoder, "static")
 
 
 def minilm_token_counter(cap: int | None = None) -> TokenCounter:

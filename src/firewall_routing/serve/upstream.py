@@ -16,34 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 
 import httpx
 
-from firewall_routing.serve.config import UpstreamConfig
+from firewall_routing.upstreams import UpstreamConfig
+from firewall_routing.upstreams import UpstreamError as UpstreamError
 
 _EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
-
-
-@dataclass
-class UpstreamError(Exception):
-    """An upstream failure mapped to the status our client sees (502 or 504)."""
-
-    status: int
-    kind: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-    def body(self) -> dict[str, dict[str, str]]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": "upstream_error",
-                "code": f"upstream_{self.kind}",
-            }
-        }
 
 
 def make_client(cfg: UpstreamConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -53,6 +32,11 @@ def make_client(cfg: UpstreamConfig, transport: httpx.AsyncBaseTransport | None 
     after which uvicorn and llama.cpp close them: reusing one the server is closing would
     fail the request with a ReadError.
     """
+    if cfg.provider == "litellm":  # same client surface, LiteLLM behind it (optional extra)
+        from firewall_routing.serve.litellm_upstream import make_litellm_client
+
+        return make_litellm_client(cfg)
+    assert cfg.base_url is not None  # required for provider 'openai'
     headers = {"content-type": "application/json"}
     if cfg.api_key is not None:
         headers["authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
