@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from firewall_routing.experiment.triviaqa import (
     PAPER_TRIVIAQA,
     TEST_ROWS,
@@ -14,6 +16,7 @@ from firewall_routing.experiment.triviaqa import (
 )
 from firewall_routing.labels import DESIGNS
 
+from ..conftest import ToyEncoder
 from .triviaqa_table import write_triviaqa_table
 
 
@@ -40,3 +43,72 @@ def test_section_every_design_split_and_paper_column(tmp_path: Path) -> None:
     js = triviaqa_json(res, p)
     assert js["split"] == f"last {TEST_ROWS} rows = test" and len(js["rows"]) == len(res.rows)
     assert js["rows"][0]["apgr_ci"][0] <= js["rows"][0]["apgr"] <= js["rows"][0]["apgr_ci"][1]
+
+
+def _data_dir(tmp_path: Path, with_table: bool) -> Path:
+    from ..conftest import DATA
+
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "routerdc").symlink_to(DATA / "routerdc")
+    if with_table:
+        write_triviaqa_table(d / "local" / "triviaqa-weak-vs-strong.jsonl", n=340)
+    return d
+
+
+def test_reproduce_has_the_triviaqa_section(tmp_path: Path, toy_encoder: ToyEncoder) -> None:
+    import json
+
+    from firewall_routing.experiment.config import ExperimentConfig
+    from firewall_routing.experiment.run import run
+
+    cfg = ExperimentConfig(
+        router="ridge",
+        router_options={"encoder": "toy", "prior": "none"},
+        designs="soft-block,hybrid-prob,hybrid-trans",
+        datasets=["humaneval"],
+        baselines=["random", "oracle"],
+        seeds=1,
+        n_boot=20,
+        plots=False,
+        data_dir=_data_dir(tmp_path, with_table=True),
+    )
+    out = run(cfg, tmp_path / "out")
+    report = (out / "report.md").read_text()
+    assert "## TriviaQA (our sampled table)" in report
+    assert "triviaqa-weak-vs-strong.jsonl" in report and "Hybrid LLM r_trans ‡" in report
+    tq = json.loads((out / "results.json").read_text())["triviaqa"]
+    assert (tq["n_train"], tq["n_test"]) == (40, TEST_ROWS)
+    assert [r["router"] for r in tq["rows"]] == [
+        "soft-block",
+        "hybrid-prob",
+        "hybrid-trans",
+        "random",
+        "oracle",
+    ]
+    assert tq["t_star"] is not None and tq["rows"][2]["labels_on_f1"]
+
+
+def test_reproduce_without_table_skips_the_section(
+    tmp_path: Path, toy_encoder: ToyEncoder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from firewall_routing.experiment.config import ExperimentConfig
+    from firewall_routing.experiment.run import run
+
+    cfg = ExperimentConfig(
+        router="ridge",
+        router_options={"encoder": "toy", "prior": "none"},
+        designs="soft-block",
+        datasets=["humaneval"],
+        baselines=["random"],
+        seeds=1,
+        n_boot=0,
+        plots=False,
+        data_dir=_data_dir(tmp_path, with_table=False),
+    )
+    out = run(cfg, tmp_path / "out")
+    assert "TriviaQA section skipped" in capsys.readouterr().out
+    assert "## TriviaQA" not in (out / "report.md").read_text()
+    assert "triviaqa" not in json.loads((out / "results.json").read_text())
