@@ -54,6 +54,8 @@ EXPERIMENT_ORDER: tuple[str, ...] = (
     "conclusion",
     "results",
     "evaluation",
+    "holdout",
+    "triviaqa",
     "report",
     "rundir",
     "run",

@@ -344,3 +344,23 @@ def test_report_marks_undefined_apgr_instead_of_printing_nan() -> None:
     ev = RouterEvaluation([s, s, s], s, s, BootstrapCI((nan, nan), {}), {})
     assert report._apgr_cell(ResultRow("x", "design", "main", "toy", ev)) == "undefined"
     assert report._gap_metric(nan) == "undefined" and report._gap_metric(12.345) == "12.35"
+
+
+def test_quality_cost_curve_real_valued_by_hand() -> None:
+    # BARTScore-like (negative) quality. All-strong Q_s = (-2 - 2 - 3)/3 = -7/3.
+    scores = np.array([0.9, 0.1, 0.5])
+    q_w = np.array([-3.0, -5.0, -4.0])
+    q_s = np.array([-2.0, -2.0, -3.0])
+    qc = M.quality_cost_curve(scores, q_w, q_s, np.array([0.0, 1 / 3, 2 / 3, 1.0]))
+    # 1/3 to weak: the top score (0.9) -> Q = (-3 - 2 - 3)/3 = -8/3; drop (1/3)/(7/3) = 100/7 %
+    # 2/3: also 0.5 -> Q = (-3 - 2 - 4)/3 = -3; drop (2/3)/(7/3) = 200/7 %
+    # all weak: Q = -4; drop (5/3)/(7/3) = 500/7 %
+    np.testing.assert_allclose(qc.quality_drop, [0.0, 100 / 7, 200 / 7, 500 / 7], atol=1e-9)
+    assert qc.strong_quality == pytest.approx(-7 / 3) and qc.weak_quality == pytest.approx(-4.0)
+    # halfway between grid points the curve is linear (fractional routing of the next query)
+    assert qc.at(0.5) == pytest.approx(150 / 7)
+
+
+def test_quality_drop_undefined_at_zero_quality() -> None:
+    with pytest.raises(MetricError):
+        M.quality_cost_curve(np.array([0.1, 0.2]), np.array([0.0, 0.0]), np.array([0.0, 0.0]))

@@ -19,6 +19,9 @@ from firewall_routing.errors import InputError, MetricError, validation_problems
 from firewall_routing.files import json_object
 from firewall_routing.routers import DEFAULT_ROUTER
 
+if TYPE_CHECKING:
+    from firewall_routing.outcomes import OutcomeTable
+
 app = typer.Typer(
     name="firewall-routing",
     help="Route LLM queries between a weak and a strong model (Firewall Routing, EMNLP 2025).",
@@ -44,6 +47,28 @@ GreedyOpt = Annotated[
         help="Where greedy answers are missing: 'majority' (1[pass rate ≥ 0.5], reported) or 'none' (fail).",
     ),
 ]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Outcome file format: auto (by suffix), routerdc, routellm, generic, or mixinstruct "
+        "(LLM-Blender's MixInstruct: instruction + candidates with scores; needs --weak/--strong).",
+    ),
+]
+MetricOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metric", help="--format mixinstruct: the candidate score used as quality (default bartscore)."
+    ),
+]
+QualityThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        "--quality-threshold",
+        help="Where a file has quality scores but no correctness, a sample counts as correct "
+        "when its quality is ≥ this (pass rates, APGR); reported whenever used.",
+    ),
+]
 PairingOpt = Annotated[
     PairingApprox,
     typer.Option(
@@ -60,6 +85,25 @@ def _approx(greedy: GreedyApprox, pairing: PairingApprox) -> Approximations:
     return Approximations(greedy=greedy, pairing=pairing)
 
 
+def _load(
+    outcomes: Path, weak: str | None, strong: str | None, fmt: str, metric: str | None, threshold: float
+) -> OutcomeTable:
+    """Load an outcome file with the shared format options; say how pass rates were made."""
+    from firewall_routing.outcomes import load_table
+
+    table = load_table(outcomes, weak, strong, fmt=fmt, metric=metric, quality_threshold=threshold)  # type: ignore[arg-type]
+    for note in table.notes:
+        typer.echo(f"note: {note}", err=True)
+    return table
+
+
+def _say_quality(table: OutcomeTable, design: str) -> None:
+    from firewall_routing.labels import uses_quality
+
+    if uses_quality(table, design):
+        typer.echo(f"note: {design} compares real-valued quality (weak_quality/strong_quality)", err=True)
+
+
 @app.command(epilog=DESIGNS_EPILOG)
 def labels(
     outcomes: Annotated[
@@ -72,18 +116,20 @@ def labels(
     greedy_approx: GreedyOpt = "majority",
     pairing_approx: PairingOpt = "independent",
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    fmt: FormatOpt = "auto",
+    metric: MetricOpt = None,
+    quality_threshold: QualityThresholdOpt = 0.5,
 ) -> None:
     """Write the labels of one design for every query of an outcome file (to train elsewhere)."""
     import json
 
     from firewall_routing.labels import compute_labels
-    from firewall_routing.outcomes import load_table
 
     if out.exists() and not force:
         raise InputError("already exists; pass --force to overwrite it, or choose another --out", path=out)
     if out.is_dir():
         raise InputError("is a directory; --out names the JSONL file to write", path=out)
-    table = load_table(outcomes, weak, strong)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
     lab = compute_labels(table, as_design(design), _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")  # a failed write never leaves half a file at --out
@@ -93,8 +139,13 @@ def labels(
     tmp.replace(out)
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
+    _say_quality(table, design)
     if lab.params:
         typer.echo(f"parameters: {lab.params}", err=True)
+    if design == "hybrid-trans":
+        typer.echo(
+            f"t* = {lab.params['t']:g} (Hybrid LLM r_trans: the t whose labels differ most between queries)"
+        )
     typer.echo(f"wrote {len(table)} labels ({design}, mean {lab.values.mean():.3f}) to {out}")
 
 
@@ -119,6 +170,9 @@ def train(
     ] = "{}",
     greedy_approx: GreedyOpt = "majority",
     pairing_approx: PairingOpt = "independent",
+    fmt: FormatOpt = "auto",
+    metric: MetricOpt = None,
+    quality_threshold: QualityThresholdOpt = 0.5,
 ) -> None:
     """Train a router on an outcome file with one label design and save it.
 
@@ -126,7 +180,7 @@ def train(
     be passed to `evaluate` and `serve` as a directory.
     """
     from firewall_routing.labels import compute_labels
-    from firewall_routing.outcomes import load_table, split_train_val
+    from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
 
     if router_options.strip() == "help":
@@ -136,7 +190,7 @@ def train(
     r = make_router(
         router, **({"seed": seed} if cls.seeded() else {}) | json_object(router_options, "--router-options")
     )
-    table = load_table(outcomes, weak, strong)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
         r.save(out, RouterMetadata(weak=weak_name, strong=strong_name))
@@ -153,8 +207,75 @@ def train(
     )
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
+    _say_quality(table, design)
+    if design == "hybrid-trans":
+        typer.echo(f"t* = {lab.params['t']:g} (Hybrid LLM r_trans, searched on the training split)")
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""
     typer.echo(f"trained {router} on {len(tr)} queries ({design}){best} in {rep.seconds:.1f}s → {out}")
+
+
+@app.command("hybrid-llm")
+def hybrid_llm(
+    outcomes: Annotated[
+        Path,
+        typer.Argument(help="Outcome file with the training queries (and the test ones without --test)."),
+    ],
+    test: Annotated[Path | None, typer.Option(help="Separate test file (same format and pair).")] = None,
+    test_last: Annotated[
+        int | None,
+        typer.Option(min=1, help="Without --test: the last N rows are the test split (default: last 25 %)."),
+    ] = None,
+    designs: Annotated[
+        str, typer.Option(help="Comma-separated label designs.")
+    ] = "hybrid-det,hybrid-prob,hybrid-trans,soft-block",
+    baselines: Annotated[
+        str, typer.Option(help="Comma-separated baselines ('' for none).")
+    ] = "random,mf,oracle",
+    router: Annotated[str, typer.Option(help="Router trained per design.")] = DEFAULT_ROUTER,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per seeded router (averaged).")] = 1,
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+    ] = 1000,
+    weak: WeakOpt = None,
+    strong: StrongOpt = None,
+    fmt: FormatOpt = "auto",
+    metric: MetricOpt = None,
+    quality_threshold: QualityThresholdOpt = 0.5,
+    greedy_approx: GreedyOpt = "majority",
+    pairing_approx: PairingOpt = "independent",
+    report: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
+) -> None:
+    """Hybrid LLM's experiment: train a router per label design on one split, report APGR
+    [95 % CI], pass rate @20/50/80 % and, on real-valued quality, the quality drop at
+    10/20/40 % cost advantage on the other split (e.g. MixInstruct with --format mixinstruct).
+    """
+    from firewall_routing.experiment.holdout import holdout_markdown, run_holdout, split_last
+
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
+    if test is not None:
+        if test_last is not None:
+            raise InputError("--test and --test-last both choose the test split: pass one")
+        train_t, test_t = table, _load(test, weak, strong, fmt, metric, quality_threshold)
+        if (test_t.weak.name, test_t.strong.name) != (train_t.weak.name, train_t.strong.name):
+            raise InputError("the test file holds another model pair than the training file", path=test)
+    else:
+        train_t, test_t = split_last(table, test_last or max(1, len(table) // 4))
+    res = run_holdout(
+        train_t,
+        test_t,
+        [d.strip() for d in designs.split(",") if d.strip()],
+        [b.strip() for b in baselines.split(",") if b.strip()],
+        router=router,
+        seeds=seeds,
+        n_boot=bootstrap,
+        approx=_approx(greedy_approx, pairing_approx),
+        progress=lambda msg: typer.echo(msg, err=True),
+    )
+    text = holdout_markdown(res, f"Hybrid LLM experiment: {outcomes.name}")
+    typer.echo(text)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(text, encoding="utf-8")
 
 
 @app.command()
@@ -177,17 +298,23 @@ def evaluate(
         int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
     ] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
+    fmt: FormatOpt = "auto",
+    metric: MetricOpt = None,
+    quality_threshold: QualityThresholdOpt = 0.5,
 ) -> None:
-    """Score a router on an outcome file and print the metrics table."""
+    """Score a router on an outcome file and print the metrics table.
+
+    On a file with real-valued quality it also prints Hybrid LLM's own metric: the quality
+    drop (%) vs. all-strong at 10/20/40 % cost advantage, on the mean sampled quality.
+    """
     from dataclasses import replace
 
     from firewall_routing.experiment.evaluation import evaluate_router
     from firewall_routing.experiment.report import format_evaluation
     from firewall_routing.metrics import require_gap
-    from firewall_routing.outcomes import load_table
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
-    table = load_table(outcomes, weak, strong)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
     # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
     p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
     require_gap(p_w, p_s, table.weak.name, table.strong.name)
@@ -204,10 +331,22 @@ def evaluate(
     if r.metadata != RouterMetadata():
         result = replace(result, router_metadata=r.metadata.model_dump(mode="json"))
     typer.echo(format_evaluation(result))
+    extra: dict[str, object] = {"notes": list(table.notes)} if table.notes else {}
+    if table.weak.has_quality and table.strong.has_quality:
+        from firewall_routing.metrics import COST_ADVANTAGES, quality_cost_curve
+
+        qc = quality_cost_curve(r.score_table(table), table.weak.mean_quality(), table.strong.mean_quality())
+        drops = {f"quality_drop@cost_adv{int(c * 100)}": qc.at(c) for c in COST_ADVANTAGES}
+        extra["real_valued_quality"] = {"weak": qc.weak_quality, "strong": qc.strong_quality, **drops}
+        typer.echo(
+            f"Hybrid LLM metric on real-valued quality (mean per query; all-weak {qc.weak_quality:.4g}, "
+            f"all-strong {qc.strong_quality:.4g}): quality drop "
+            + ", ".join(f"{qc.at(c):.2f} % at {int(c * 100)} % cost advantage" for c in COST_ADVANTAGES)
+        )
     if json_out is not None:
         import json
 
-        json_out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        json_out.write_text(json.dumps(result.to_json() | extra, indent=2) + "\n")
 
 
 # Commands of later pipeline stages register themselves here (each module keeps its heavy

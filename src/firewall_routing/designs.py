@@ -55,8 +55,8 @@ DESIGN_FORMULAS: dict[DesignName, str] = {
     "hard-block": "1 if pr_s ≤ pr_w, else pr_w (Eq. 4–5)",
     "hard-block-greedy": "1 if g_s = 0, else pr_w (Eq. 6, w/o SMS)",
     "soft-block": "1 − (1 − pr_w)·pr_s (Eq. 7)",
-    "hybrid-det": "1[g_w ≥ g_s − t], t = 0 (r_det)",
-    "hybrid-prob": "P(w_i ≥ s_j − t) over sample pairs, t = 0 (r_prob)",
+    "hybrid-det": "1[q_w ≥ q_s − t], t = 0, greedy answers (r_det)",
+    "hybrid-prob": "P(q_w,i ≥ q_s,j − t) over sample pairs, t = 0 (r_prob)",
     "hybrid-trans": "hybrid-prob at the t that spreads labels most (r_trans)",
 }
 """Design name → formula. A label is the probability that the weak model is enough."""
@@ -64,7 +64,8 @@ DESIGN_FORMULAS: dict[DesignName, str] = {
 DESIGNS_EPILOG = (
     "Label designs (label = probability that the weak model is enough; pr = pass rate, "
     "g = greedy correctness, w/s = samples of the weak/strong model; r_det, r_prob, "
-    "r_trans are Hybrid LLM's labels):\n\n\b\n"
+    "r_trans are Hybrid LLM's labels, on the file's *_quality scores when it has them, "
+    "else on 0/1 correctness q):\n\n\b\n"
     + "\n".join(f"  {name:<18} {formula}" for name, formula in DESIGN_FORMULAS.items())
 )
 """The list as a help epilog; ``\\b`` keeps one design per line when click wraps text."""

@@ -9,6 +9,21 @@ approximation it had to make, so reports can print them.
 Correctness is binary (δ ∈ {0, 1}), so expectations over independent samples are exact
 functions of the pass rates: e.g. the all-pairs Hybrid LLM label
 (1/n²) Σ_{i,j} 1[w_i ≥ s_j − t] needs only the counts of correct samples.
+
+Hybrid LLM (Ding et al., ICLR 2024, arXiv:2404.14618, §3) defines its three labels on a
+real-valued quality q (BARTScore there), with H(x) = q(small) − q(large):
+
+* r_det (§3.1): y = 1[q(W(x)) ≥ q(S(x))] on one response of each model;
+* r_prob (§3.2): y = Pr[H(x) ≥ 0], estimated over all pairs of sampled responses,
+  (1/(n_w·n_s)) Σ_{i,j} 1[q(w_i) ≥ q(s_j)];
+* r_trans (§3.3): y(t) = Pr[H(x) ≥ −t], the same estimate with the comparison relaxed by t,
+  at t* = argmax_t (1/N²) Σ_{i,i'} |y_i(t) − y_i'(t)| — the t whose labels differ most on
+  average between queries (the paper grid-searches t).
+
+When an :class:`~firewall_routing.outcomes.OutcomeTable` carries per-sample quality, the
+``hybrid-*`` designs use it (:func:`hybrid_det`, :func:`hybrid_prob_samples`,
+:func:`hybrid_t_star_samples`); without it they fall back to 0/1 correctness, where
+they equal the pass-rate forms (tested), i.e. what they always computed.
 """
 
 from __future__ import annotations
@@ -81,7 +96,8 @@ def soft_block(pr_w: FloatArray, pr_s: FloatArray) -> FloatArray:
 
 
 def hybrid_det(q_w: FloatArray, q_s: FloatArray, t: float = 0.0) -> FloatArray:
-    """Hybrid LLM deterministic label 1[q_w ≥ q_s − t] on one (greedy) answer each."""
+    """Hybrid LLM r_det (§3.1): 1[q_w ≥ q_s − t] on one answer each (the greedy one here);
+    q is 0/1 correctness or any real-valued quality. The paper's r_det has t = 0."""
     return (q_w >= q_s - t).astype(np.float64)
 
 
@@ -101,12 +117,70 @@ def hybrid_prob(pr_w: FloatArray, pr_s: FloatArray, t: float = 0.0) -> FloatArra
 def hybrid_prob_samples(
     w_samples: Sequence[FloatArray], s_samples: Sequence[FloatArray], t: float = 0.0
 ) -> FloatArray:
-    """The same label from explicit per-sample quality scores (any real-valued quality)."""
+    """Hybrid LLM r_prob (§3.2) and, with t > 0, r_trans's y(t) (§3.3) on real-valued quality:
+    the fraction of all sample pairs (i, j) with q(w_i) ≥ q(s_j) − t. Rows may have different
+    sample counts (each row averages over its own n_w·n_s pairs)."""
     return np.array(
         [
             float(np.mean(np.asarray(w)[:, None] >= np.asarray(s)[None, :] - t))
             for w, s in zip(w_samples, s_samples, strict=True)
         ]
+    )
+
+
+def pair_differences(w_samples: Sequence[FloatArray], s_samples: Sequence[FloatArray]) -> FloatArray:
+    """Every q(w_i) − q(s_j) of every row, one row per query, NaN-padded to the longest row.
+
+    The r_trans search evaluates y(t) for a whole grid of t; with the differences computed
+    once, y(t) = #(d ≥ −t) / #pairs per row (NaN compares False, so padding never counts).
+    """
+    diffs = [
+        (np.asarray(w, dtype=np.float64)[:, None] - np.asarray(s, dtype=np.float64)[None, :]).ravel()
+        for w, s in zip(w_samples, s_samples, strict=True)
+    ]
+    width = max((len(d) for d in diffs), default=0)
+    out = np.full((len(diffs), width), np.nan)
+    for i, d in enumerate(diffs):
+        out[i, : len(d)] = d
+    return out
+
+
+def _labels_from_differences(d: FloatArray, t: float) -> FloatArray:
+    counts = np.sum(~np.isnan(d), axis=1)
+    with np.errstate(invalid="ignore"):
+        hits = np.sum(d >= -t, axis=1)
+    out: FloatArray = (hits / counts).astype(np.float64)
+    return out
+
+
+def hybrid_t_grid(max_gap: float, grid: FloatArray = HYBRID_T_GRID) -> FloatArray:
+    """The t grid for real-valued quality: ``grid`` (81 points over [−1, 1]) scaled by the
+    largest |q(w_i) − q(s_j)| in the data, because beyond ±max_gap every label is constant.
+    On 0/1 correctness max_gap is 1 (when any pair disagrees), so the grid is the pass-rate one."""
+    return np.round(grid * max_gap, 12) if max_gap > 0 else np.zeros(1)
+
+
+def _argmax_spread(candidates: Sequence[float], spread: Callable[[float], float]) -> float:
+    """The t of largest label spread; ties go to the t closest to 0, then the smaller t."""
+    best_t, best_v = 0.0, -1.0
+    for t in sorted(candidates, key=lambda x: (abs(x), x)):
+        v = spread(float(t))
+        if v > best_v + 1e-12:
+            best_t, best_v = float(t), v
+    return best_t
+
+
+def hybrid_t_star_samples(
+    w_samples: Sequence[FloatArray], s_samples: Sequence[FloatArray], grid: FloatArray = HYBRID_T_GRID
+) -> float:
+    """Hybrid LLM r_trans's t* (§3.3) on real-valued quality: argmax over the scaled grid
+    (:func:`hybrid_t_grid`) of the mean pairwise difference of y(t) between queries
+    (:func:`mean_pairwise_difference`; the paper's (1/N²) Σ_{i,i'} has the same argmax)."""
+    d = pair_differences(w_samples, s_samples)
+    max_gap = float(np.nanmax(np.abs(d))) if d.size else 0.0
+    return _argmax_spread(
+        list(hybrid_t_grid(max_gap, grid)),
+        lambda t: mean_pairwise_difference(_labels_from_differences(d, t)),
     )
 
 
@@ -121,17 +195,13 @@ def mean_pairwise_difference(labels: FloatArray) -> float:
 
 
 def hybrid_t_star(pr_w: FloatArray, pr_s: FloatArray, grid: FloatArray = HYBRID_T_GRID) -> float:
-    """Hybrid LLM's r_trans: t* = argmax_t mean pairwise |label_i − label_j|.
+    """Hybrid LLM's r_trans (§3.3) on 0/1 correctness: t* = argmax_t mean pairwise
+    |label_i − label_j|.
 
     Ties (flat stretches of the objective) go to the t closest to 0, then the smaller t, so
     the choice does not depend on how the grid is ordered.
     """
-    best_t, best_v = 0.0, -1.0
-    for t in sorted(grid, key=lambda x: (abs(x), x)):
-        v = mean_pairwise_difference(hybrid_prob(pr_w, pr_s, float(t)))
-        if v > best_v + 1e-12:
-            best_t, best_v = float(t), v
-    return best_t
+    return _argmax_spread(list(grid), lambda t: mean_pairwise_difference(hybrid_prob(pr_w, pr_s, t)))
 
 
 def hybrid_trans(pr_w: FloatArray, pr_s: FloatArray, t: float | None = None) -> FloatArray:
@@ -201,11 +271,60 @@ def _win_rate(table: OutcomeTable, approx: Approximations, notes: list[str]) -> 
 LabelFn = Callable[[OutcomeTable, Approximations, list[str], dict[str, float]], FloatArray]
 
 
+def uses_quality(table: OutcomeTable, design: str) -> bool:
+    """Whether ``design`` reads the table's real-valued quality (else 0/1 correctness)."""
+    return design.startswith("hybrid-") and _quality(table) is not None
+
+
+def _quality(table: OutcomeTable) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]] | None:
+    """Both models' per-sample quality, or None when the table has only correctness."""
+    wq, sq = table.weak.quality, table.strong.quality
+    return None if wq is None or sq is None else (wq, sq)
+
+
+def _one_answer_quality(
+    table: OutcomeTable, side: str, approx: Approximations, notes: list[str]
+) -> FloatArray:
+    """r_det's "one response": the greedy answer's quality, else the first sample's (reported)."""
+    m = table.weak if side == "weak" else table.strong
+    assert m.quality is not None
+    first = np.array([float(q[0]) for q in m.quality])
+    gq = m.greedy_quality
+    if gq is not None and not np.isnan(gq).any():
+        return gq
+    if approx.greedy == "none":
+        raise InputError(
+            f"hybrid-det needs {side}_greedy_quality and {table.source or 'the table'} lacks it; "
+            "add it or allow --greedy-approx majority (uses the first sample's quality)",
+            field=f"{side}_greedy_quality",
+        )
+    notes.append(
+        f"hybrid-det: {side} greedy quality approximated by the first sample's quality (one response)"
+    )
+    return first if gq is None else np.where(np.isnan(gq), first, gq)
+
+
 def _hybrid_det(t: OutcomeTable, a: Approximations, n: list[str], p: dict[str, float]) -> FloatArray:
+    if _quality(t) is not None:
+        return hybrid_det(
+            _one_answer_quality(t, "weak", a, n), _one_answer_quality(t, "strong", a, n), p.get("t", 0.0)
+        )
     return hybrid_det(_greedy(t, "weak", a, n), _greedy(t, "strong", a, n), p.get("t", 0.0))
 
 
+def _hybrid_prob(t: OutcomeTable, a: Approximations, n: list[str], p: dict[str, float]) -> FloatArray:
+    q = _quality(t)
+    if q is not None:
+        return hybrid_prob_samples(q[0], q[1], p.get("t", 0.0))
+    return hybrid_prob(t.weak.pass_rate, t.strong.pass_rate, p.get("t", 0.0))
+
+
 def _hybrid_trans(t: OutcomeTable, a: Approximations, n: list[str], p: dict[str, float]) -> FloatArray:
+    q = _quality(t)
+    if q is not None:
+        if "t" not in p:
+            p["t"] = hybrid_t_star_samples(q[0], q[1])
+        return hybrid_prob_samples(q[0], q[1], p["t"])
     if "t" not in p:
         p["t"] = hybrid_t_star(t.weak.pass_rate, t.strong.pass_rate)
     return hybrid_prob(t.weak.pass_rate, t.strong.pass_rate, p["t"])
@@ -220,7 +339,7 @@ DESIGNS: dict[DesignName, LabelFn] = {
     "hard-block-greedy": lambda t, a, n, p: hard_block_greedy(t.weak.pass_rate, _greedy(t, "strong", a, n)),
     "soft-block": lambda t, a, n, p: soft_block(t.weak.pass_rate, t.strong.pass_rate),
     "hybrid-det": _hybrid_det,
-    "hybrid-prob": lambda t, a, n, p: hybrid_prob(t.weak.pass_rate, t.strong.pass_rate, p.get("t", 0.0)),
+    "hybrid-prob": _hybrid_prob,
     "hybrid-trans": _hybrid_trans,
 }
 """Label design name → function. Order is the report's row order."""

@@ -160,12 +160,49 @@ def cpt(curve: Curve, target: float) -> float:
 
 
 def quality_drop(curve: Curve, cost_advantage: float) -> float:
-    """Hybrid LLM's metric: % drop in pass rate vs. all-strong when routing ``cost_advantage``
-    of the queries to the weak model."""
-    if curve.strong_pass_rate <= 0:
-        raise MetricError("all-strong pass rate is 0: relative quality drop undefined")
+    """Hybrid LLM's metric (Ding et al. 2024, §4): % drop in quality vs. all-strong when
+    routing ``cost_advantage`` of the queries (the highest scores) to the weak model.
+
+    drop(c) = (Q_s − Q(1 − c)) / |Q_s| · 100, Q = mean quality (pass rate, or any real-valued
+    quality such as F1 or BARTScore, which is negative: hence |Q_s|, so a worse system is
+    always a positive drop).
+    """
+    if curve.strong_pass_rate == 0:
+        raise MetricError("all-strong quality is 0: relative quality drop undefined")
     p = float(curve.at(1.0 - cost_advantage))
-    return (curve.strong_pass_rate - p) / curve.strong_pass_rate * 100.0
+    return (curve.strong_pass_rate - p) / abs(curve.strong_pass_rate) * 100.0
+
+
+COST_ADVANTAGE_GRID: FloatArray = np.linspace(0.0, 1.0, 21)
+"""Cost advantages (share of queries sent to the weak model) of the quality-drop curve."""
+
+
+@dataclass(frozen=True)
+class QualityCost:
+    """Hybrid LLM's curve on real-valued quality: quality drop (%) vs. cost advantage."""
+
+    cost_advantage: FloatArray
+    quality_drop: FloatArray
+    weak_quality: float  # mean quality, everything to the weak model
+    strong_quality: float  # everything to the strong model
+
+    def at(self, cost_advantage: float) -> float:
+        return float(np.interp(cost_advantage, self.cost_advantage, self.quality_drop))
+
+
+def quality_cost_curve(
+    scores: FloatArray, q_w: FloatArray, q_s: FloatArray, grid: FloatArray = COST_ADVANTAGE_GRID
+) -> QualityCost:
+    """Quality drop at each cost advantage in ``grid`` for one router's scores.
+
+    ``q_w``/``q_s`` are per-query expected qualities (mean over samples); queries leave the
+    strong model in descending score order, with ties and fractions handled as in
+    :func:`deferral_curve` (the same curve, read from the other end).
+    """
+    c = deferral_curve(scores, q_w, q_s)
+    g = np.asarray(grid, dtype=np.float64)
+    drops = np.array([quality_drop(c, float(x)) for x in g])
+    return QualityCost(g, drops, c.weak_pass_rate, c.strong_pass_rate)
 
 
 def strong_weights(scores: FloatArray, alpha: float) -> FloatArray:

@@ -11,7 +11,11 @@ Formats:
   per model (the RouterDC release); pick the weak and strong model by name.
 * **RouteLLM response CSV** – ``prompt,<model_a>,<model_b>,...`` with greedy True/False.
 * **Generic** JSONL or CSV (the format users fill from their own logs and the one
-  ``firewall-routing sample`` writes), one row per query – see :class:`GenericRow`.
+  ``firewall-routing sample`` writes), one row per query – see :class:`GenericRow`. Beside
+  0/1 correctness it may carry real-valued per-sample quality (F1, BARTScore, a judge score),
+  which Hybrid LLM's labels compare directly.
+* **MixInstruct** JSON/JSONL (LLM-Blender's release, the data set of Hybrid LLM) – see
+  :func:`load_mixinstruct`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ ROUTERDC_SAMPLES = 10
 MAX_SAMPLES = 1_000_000_000
 """Upper bound on weak_n/strong_n: larger counts are typos, and would overflow int64 arrays."""
 
+DEFAULT_QUALITY_THRESHOLD = 0.5
+"""When a generic row has quality scores but no correctness, a sample counts as correct when
+its quality is ≥ this (token F1 ≥ 0.5 for TriviaQA-style answers). Every table built this way
+says so in its notes; ``--quality-threshold`` changes it (e.g. −3.5 for BARTScore)."""
+
 ROUTELLM_DEFAULT_WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 ROUTELLM_DEFAULT_STRONG = "gpt-4-1106-preview"
 
@@ -48,7 +57,9 @@ class ModelOutcomes:
 
     ``greedy`` holds 0/1 correctness of the temperature-0 answer, NaN where unknown.
     ``samples`` holds per-sample 0/1 correctness vectors (may differ in length per row) or
-    is None when only pass rates are known.
+    is None when only pass rates are known. ``quality`` holds per-sample real-valued quality
+    scores (None when the data has none) and ``greedy_quality`` the quality of the
+    temperature-0 answer (None, or NaN where unknown): Hybrid LLM's labels compare these.
     """
 
     name: str
@@ -56,14 +67,40 @@ class ModelOutcomes:
     n: np.ndarray[Any, np.dtype[np.int64]]
     greedy: FloatArray
     samples: tuple[FloatArray, ...] | None = None
+    quality: tuple[FloatArray, ...] | None = None
+    greedy_quality: FloatArray | None = None
 
     def take(self, idx: np.ndarray[Any, np.dtype[np.int64]]) -> ModelOutcomes:
         samples = None if self.samples is None else tuple(self.samples[i] for i in idx)
-        return ModelOutcomes(self.name, self.pass_rate[idx], self.n[idx], self.greedy[idx], samples)
+        quality = None if self.quality is None else tuple(self.quality[i] for i in idx)
+        gq = None if self.greedy_quality is None else self.greedy_quality[idx]
+        return ModelOutcomes(
+            self.name, self.pass_rate[idx], self.n[idx], self.greedy[idx], samples, quality, gq
+        )
 
     @property
     def has_greedy(self) -> bool:
         return bool(len(self.greedy)) and not bool(np.isnan(self.greedy).any())
+
+    @property
+    def has_quality(self) -> bool:
+        """Per-sample real-valued quality on every row (what r_prob / r_trans need)."""
+        return self.quality is not None
+
+    @property
+    def has_greedy_quality(self) -> bool:
+        gq = self.greedy_quality
+        return gq is not None and bool(len(gq)) and not bool(np.isnan(gq).any())
+
+    def mean_quality(self) -> FloatArray:
+        """Expected quality of one answer per row: the mean of the sampled qualities, else the
+        greedy answer's quality (the real-valued counterpart of the pass rate)."""
+        if self.quality is not None:
+            return np.array([float(np.mean(q)) for q in self.quality])
+        if self.has_greedy_quality:
+            assert self.greedy_quality is not None
+            return self.greedy_quality.astype(np.float64, copy=True)
+        raise ValueError(f"model {self.name!r} has no quality scores")
 
 
 @dataclass(frozen=True)
@@ -128,12 +165,22 @@ def concat(tables: Sequence[OutcomeTable], source: str = "") -> OutcomeTable:
         samples: tuple[FloatArray, ...] | None = None
         if all(p.samples is not None for p in parts):
             samples = tuple(s for p in parts for s in p.samples)
+        quality: tuple[FloatArray, ...] | None = None
+        if all(p.quality is not None for p in parts):
+            quality = tuple(q for p in parts for q in p.quality)
+        gq = None
+        if any(p.greedy_quality is not None for p in parts):
+            gq = np.concatenate(
+                [_nan(len(p.pass_rate)) if p.greedy_quality is None else p.greedy_quality for p in parts]
+            )
         return ModelOutcomes(
             parts[0].name,
             np.concatenate([p.pass_rate for p in parts]),
             np.concatenate([p.n for p in parts]),
             np.concatenate([p.greedy for p in parts]),
             samples,
+            quality,
+            gq,
         )
 
     return OutcomeTable(
@@ -146,6 +193,10 @@ def concat(tables: Sequence[OutcomeTable], source: str = "") -> OutcomeTable:
         source=source or " + ".join(t.source for t in tables),
         notes=tuple(dict.fromkeys(n for t in tables for n in t.notes)),
     )
+
+
+def _or_nan(v: float | None) -> float:
+    return np.nan if v is None else float(v)
 
 
 def _nan(n: int) -> FloatArray:
@@ -318,19 +369,24 @@ def _read_csv(p: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
 class GenericRow(BaseModel):
     """One query of the generic outcome format (JSONL object or CSV row).
 
-    Required: ``prompt``, ``weak_pass_rate``, ``strong_pass_rate`` (in [0, 1]).
+    Required: ``prompt`` and, for each model, its correctness or its quality: ``weak_pass_rate``/
+    ``strong_pass_rate`` (in [0, 1]), or ``*_samples``, or ``*_quality``.
     Optional: ``id``, ``benchmark``, ``weak_n``/``strong_n`` (samples behind each pass rate),
     ``weak_greedy``/``strong_greedy`` (0/1 correctness of the temperature-0 answer),
     ``margin`` (weak model, first token, p(top1) − p(top2)), ``weak_samples``/
     ``strong_samples`` (per-sample 0/1 correctness; in CSV as ``1;0;1``), ``weak_model``/
-    ``strong_model`` (names). Other columns are ignored so logs can carry extra metadata.
+    ``strong_model`` (names), ``weak_quality``/``strong_quality`` (per-sample real-valued
+    quality, any finite scale, same length as ``*_samples`` when both are given; CSV
+    ``0.5;0.25``) and ``weak_greedy_quality``/``strong_greedy_quality`` (quality of the
+    temperature-0 answer). Without correctness, pass rates come from quality ≥ a threshold
+    (:func:`load_generic`). Other columns are ignored so logs can carry extra metadata.
     """
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
     prompt: str
-    weak_pass_rate: float
-    strong_pass_rate: float
+    weak_pass_rate: float | None = None
+    strong_pass_rate: float | None = None
     id: str | None = None
     benchmark: str | None = None
     weak_n: int | None = None
@@ -342,6 +398,10 @@ class GenericRow(BaseModel):
     strong_samples: list[float] | None = None
     weak_model: str | None = None
     strong_model: str | None = None
+    weak_quality: list[float] | None = None
+    strong_quality: list[float] | None = None
+    weak_greedy_quality: float | None = None
+    strong_greedy_quality: float | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -374,32 +434,58 @@ class GenericRow(BaseModel):
                 raise ValueError("samples must be 0/1 correctness values")
         return v
 
+    @field_validator("weak_quality", "strong_quality")
+    @classmethod
+    def _finite_list(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("quality list is empty")
+            bad = next((x for x in v if not math.isfinite(x)), None)
+            if bad is not None:
+                raise ValueError(f"quality scores must be finite numbers, got {bad}")
+        return v
+
+    @field_validator("weak_greedy_quality", "strong_greedy_quality")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"quality must be a finite number, got {v}")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> GenericRow:
         for side in ("weak", "strong"):
             samples = getattr(self, f"{side}_samples")
-            if samples is None:
-                continue
+            quality = getattr(self, f"{side}_quality")
             rate = getattr(self, f"{side}_pass_rate")
-            if abs(sum(samples) / len(samples) - rate) > 1e-6:
+            n = getattr(self, f"{side}_n")
+            if rate is None and samples is None and quality is None:
+                raise ValueError(f"{side}_pass_rate is missing: give it, {side}_samples or {side}_quality")
+            if samples is not None and rate is not None and abs(sum(samples) / len(samples) - rate) > 1e-6:
                 raise ValueError(
                     f"{side}_pass_rate {rate} ≠ mean of {side}_samples ({sum(samples)}/{len(samples)})"
                 )
-            n = getattr(self, f"{side}_n")
-            if n is not None and n != len(samples):
+            if samples is not None and n is not None and n != len(samples):
                 raise ValueError(f"{side}_n={n} but {len(samples)} {side}_samples")
+            if quality is not None and samples is not None and len(quality) != len(samples):
+                raise ValueError(f"{len(quality)} {side}_quality scores but {len(samples)} {side}_samples")
+            if quality is not None and n is not None and n != len(quality):
+                raise ValueError(f"{side}_n={n} but {len(quality)} {side}_quality scores")
         return self
 
 
-_CSV_LIST_FIELDS = ("weak_samples", "strong_samples")
+_CSV_LIST_FIELDS = ("weak_samples", "strong_samples", "weak_quality", "strong_quality")
+_SIDE_COLUMNS = ("pass_rate", "samples", "quality")
 
 
 def _iter_generic_records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if p.suffix.lower() == ".csv":
         header, rows = _read_csv(p)
-        for req in ("prompt", "weak_pass_rate", "strong_pass_rate"):
-            if req not in header:
-                raise InputError(_missing_column(header), path=p, row=1, field=req)
+        if "prompt" not in header:
+            raise InputError(_missing_column(header), path=p, row=1, field="prompt")
+        for side in ("weak", "strong"):
+            if not any(f"{side}_{c}" in header for c in _SIDE_COLUMNS):
+                raise InputError(_missing_column(header), path=p, row=1, field=f"{side}_pass_rate")
         for line, r in rows:
             rec: dict[str, Any] = {}
             for k, v in r.items():
@@ -414,15 +500,69 @@ def _iter_generic_records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     yield from iter_jsonl(p)
 
 
-def load_generic(path: str | Path, benchmark: str = "") -> OutcomeTable:
-    """Read the generic JSONL/CSV format (see :class:`GenericRow`)."""
+def _check_quality_threshold(threshold: float) -> float:
+    if isinstance(threshold, bool) or not math.isfinite(float(threshold)):
+        raise InputError(f"--quality-threshold must be a finite number, got {threshold!r}")
+    return float(threshold)
+
+
+def _all_or_none(rows: Sequence[GenericRow], lines: Sequence[int], fld: str, p: Path) -> bool:
+    """True if every row has ``fld``, False if none does; a mix is a one-line error.
+
+    A quality column present on some rows only is almost always a broken export; filling the
+    gaps (or silently dropping the column) would change which labels can be computed.
+    """
+    have = [getattr(r, fld) is not None for r in rows]
+    if all(have) or not any(have):
+        return all(have)
+    first = have.index(True)
+    missing = have.index(False)
+    raise InputError(
+        f"{fld} is missing here but given on line {lines[first]}: give it on every row or on none",
+        path=p,
+        row=lines[missing],
+        field=fld,
+    )
+
+
+def load_generic(
+    path: str | Path, benchmark: str = "", quality_threshold: float = DEFAULT_QUALITY_THRESHOLD
+) -> OutcomeTable:
+    """Read the generic JSONL/CSV format (see :class:`GenericRow`).
+
+    Pass rates come from correctness (``*_pass_rate``, else the mean of ``*_samples``); a row
+    with quality only counts a sample as correct when its quality is ≥ ``quality_threshold``
+    (greedy correctness likewise from greedy quality). The table's notes say which was used.
+    """
     p = Path(path)
+    return table_from_records(_iter_generic_records(p), p, benchmark, quality_threshold)
+
+
+def table_from_records(
+    records: Iterable[tuple[int, dict[str, Any]]],
+    p: Path,
+    benchmark: str = "",
+    quality_threshold: float = DEFAULT_QUALITY_THRESHOLD,
+) -> OutcomeTable:
+    """Validate generic-format records (line number, object) into a table: the one place
+    rows are checked, so converters of other formats (MixInstruct) get the same errors."""
+    threshold = _check_quality_threshold(quality_threshold)
     rows: list[GenericRow] = []
-    for line, rec in _iter_generic_records(p):
+    lines: list[int] = []
+    for line, rec in records:
+        for who in ("weak", "strong") if isinstance(rec, dict) else ():
+            if all(rec.get(f"{who}_{c}") is None for c in _SIDE_COLUMNS):
+                raise InputError(
+                    f"required field is missing (or give {who}_samples or {who}_quality)",
+                    path=p,
+                    row=line,
+                    field=f"{who}_pass_rate",
+                )
         try:
             rows.append(GenericRow.model_validate(rec))
         except ValidationError as e:
             raise input_error_from(e, path=p, row=line) from None
+        lines.append(line)
     if not rows:
         raise InputError("file has no rows", path=p)
     bench = benchmark or p.stem
@@ -430,39 +570,88 @@ def load_generic(path: str | Path, benchmark: str = "") -> OutcomeTable:
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise InputError(f"duplicate id '{dup}'", path=p, field="id")
+    notes: list[str] = []
 
     def side(name: Literal["weak", "strong"]) -> ModelOutcomes:
         names = {getattr(r, f"{name}_model") for r in rows} - {None}
         if len(names) > 1:
             raise InputError(f"rows name different models: {sorted(names)}", path=p, field=f"{name}_model")
-        rates = np.array([getattr(r, f"{name}_pass_rate") for r in rows])
-        samples_list = [getattr(r, f"{name}_samples") for r in rows]
+        has_quality = _all_or_none(rows, lines, f"{name}_quality", p)
+        # greedy quality may be missing on some rows (NaN there), like greedy correctness
+        has_gq = any(getattr(r, f"{name}_greedy_quality") is not None for r in rows)
+        rates: list[float] = []
+        samples_list: list[list[float] | None] = []
+        greedy: list[float] = []
+        derived_rate = derived_greedy = 0
+        for r in rows:
+            rate, samples = getattr(r, f"{name}_pass_rate"), getattr(r, f"{name}_samples")
+            quality = getattr(r, f"{name}_quality")
+            if samples is None and rate is None and quality is not None:
+                samples = [float(q >= threshold) for q in quality]
+                derived_rate += 1
+            if rate is None:
+                assert samples is not None  # GenericRow requires rate, samples or quality
+                rate = sum(samples) / len(samples)
+            rates.append(rate)
+            samples_list.append(samples)
+            g, gq = getattr(r, f"{name}_greedy"), getattr(r, f"{name}_greedy_quality")
+            if g is None and gq is not None:
+                g = gq >= threshold
+                derived_greedy += 1
+            greedy.append(np.nan if g is None else float(g))
+        if derived_rate:
+            notes.append(
+                f"{name} pass rate from quality ≥ {threshold:g} on {derived_rate} of {len(rows)} rows "
+                f"(no {name}_pass_rate or {name}_samples there)"
+            )
+        if derived_greedy:
+            notes.append(
+                f"{name} greedy correctness from greedy quality ≥ {threshold:g} on {derived_greedy} rows"
+            )
         samples = None
         if all(s is not None for s in samples_list):
             samples = tuple(np.asarray(s, dtype=np.float64) for s in samples_list)
         n = np.array(
             [
-                getattr(r, f"{name}_n") or (len(s) if s is not None else 0)
+                getattr(r, f"{name}_n")
+                or (len(s) if s is not None else 0)
+                or len(getattr(r, f"{name}_quality") or [])
                 for r, s in zip(rows, samples_list, strict=True)
             ],
             dtype=np.int64,
         )
-        greedy = np.array(
-            [
-                np.nan if getattr(r, f"{name}_greedy") is None else float(getattr(r, f"{name}_greedy"))
-                for r in rows
-            ]
+        quality_t = (
+            tuple(np.asarray(getattr(r, f"{name}_quality"), dtype=np.float64) for r in rows)
+            if has_quality
+            else None
         )
-        return ModelOutcomes(names.pop() if names else name, rates, n, greedy, samples)
+        gq_arr = (
+            np.array([_or_nan(getattr(r, f"{name}_greedy_quality")) for r in rows], dtype=np.float64)
+            if has_gq
+            else None
+        )
+        return ModelOutcomes(
+            names.pop() if names else name, np.array(rates), n, np.array(greedy), samples, quality_t, gq_arr
+        )
 
+    weak, strong = side("weak"), side("strong")
+    if weak.has_quality != strong.has_quality:
+        have, lack = ("weak", "strong") if weak.has_quality else ("strong", "weak")
+        raise InputError(
+            f"{have}_quality is given but {lack}_quality is not: quality compares the two models, "
+            "so give both or neither",
+            path=p,
+            field=f"{lack}_quality",
+        )
     return OutcomeTable(
         ids=ids,
         prompts=tuple(r.prompt for r in rows),
-        weak=side("weak"),
-        strong=side("strong"),
+        weak=weak,
+        strong=strong,
         margin=np.array([np.nan if r.margin is None else r.margin for r in rows]),
         benchmark=tuple(r.benchmark or bench for r in rows),
         source=str(p),
+        notes=tuple(notes),
     )
 
 
@@ -483,6 +672,10 @@ def generic_records(table: OutcomeTable) -> Iterable[dict[str, Any]]:
                 rec[f"{side}_greedy"] = bool(m.greedy[i])
             if m.samples is not None:
                 rec[f"{side}_samples"] = [int(x) for x in m.samples[i]]
+            if m.quality is not None:
+                rec[f"{side}_quality"] = [float(x) for x in m.quality[i]]
+            if m.greedy_quality is not None and not np.isnan(m.greedy_quality[i]):
+                rec[f"{side}_greedy_quality"] = float(m.greedy_quality[i])
         if not np.isnan(table.margin[i]):
             rec["margin"] = float(table.margin[i])
         yield rec
@@ -508,9 +701,128 @@ def write_generic(table: OutcomeTable, path: str | Path) -> None:
     tmp.replace(p)
 
 
+# --------------------------------------------------------------------------- MixInstruct
+
+# MixInstruct-shaped data (LLM-Blender's release; the data set of Hybrid LLM, Ding et al. 2024).
+#
+# Each item is ``{"id", "instruction", "input", "output", "candidates": [{"model",
+# "decoding_method", "text", "scores": {"bartscore": ..., "bertscore": ..., "rouge1": ...}}]}``
+# (a JSON list in ``.json`` files, one item per line in ``.jsonl``). A pair of models and one
+# metric turn it into an :class:`OutcomeTable` with real-valued
+# quality, so Hybrid LLM's labels (r_det, r_prob, r_trans) compare exactly what the paper
+# compared: the metric of each model's responses.
+#
+# * prompt = ``instruction`` and ``input`` joined by a newline (the empty one left out);
+# * a model's sampled qualities = the metric of its candidates whose ``decoding_method`` is not
+#   ``greedy`` (the release has one ``top_p_sampling`` candidate per model; Hybrid LLM sampled
+#   10 — both load); its greedy quality = its first ``greedy`` candidate, if any (when it has
+#   only greedy candidates, those are its samples too);
+# * correctness (for the pass-rate designs and APGR) = metric ≥ ``quality_threshold``, as for
+#   any generic file with quality only; the table's notes say so.
+#
+# The conversion produces generic-format records, so every row is validated by the same code
+# (:func:`table_from_records`) and fails with the same one-line errors.
+
+MIXINSTRUCT_METRIC = "bartscore"
+"""Hybrid LLM trains and evaluates on BARTScore (its §4)."""
+
+
+def _mixinstruct_items(p: Path) -> Iterator[tuple[int, Any]]:
+    """(row, item): line numbers for JSONL, 1-based item positions for a JSON list."""
+    if p.suffix.lower() == ".jsonl":
+        yield from iter_jsonl(p)
+        return
+    data = _read_json(p)
+    if not isinstance(data, list):
+        raise InputError("expected a JSON list of MixInstruct items (or a .jsonl file)", path=p)
+    yield from enumerate(data, start=1)
+
+
+def _finite_score(v: Any, p: Path, row: int, fld: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(float(v)):
+        raise InputError(f"score must be a finite number, got {v!r}", path=p, row=row, field=fld)
+    return float(v)
+
+
+def mixinstruct_records(
+    path: str | Path, weak: str, strong: str, metric: str = MIXINSTRUCT_METRIC
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Generic-format records (weak/strong quality = ``metric`` of each model's candidates)."""
+    p = Path(path)
+    for row, item in _mixinstruct_items(p):
+        if not isinstance(item, dict):
+            raise InputError("item is not a JSON object", path=p, row=row)
+        parts = [item.get("instruction"), item.get("input")]
+        if any(x is not None and not isinstance(x, str) for x in parts):
+            raise InputError("instruction and input must be strings", path=p, row=row, field="input")
+        prompt = "\n".join(x for x in parts if isinstance(x, str) and x.strip())
+        cands = item.get("candidates")
+        if not isinstance(cands, list):
+            raise InputError("missing candidates list", path=p, row=row, field="candidates")
+        rec: dict[str, Any] = {"prompt": prompt, "weak_model": weak, "strong_model": strong}
+        if item.get("id") is not None:
+            rec["id"] = str(item["id"])
+        for side, model in (("weak", weak), ("strong", strong)):
+            sampled: list[float] = []
+            greedy: list[float] = []
+            for k, c in enumerate(cands):
+                if not isinstance(c, dict):
+                    raise InputError("candidate is not an object", path=p, row=row, field=f"candidates[{k}]")
+                if c.get("model") != model:
+                    continue
+                scores = c.get("scores")
+                if not isinstance(scores, dict) or metric not in scores:
+                    keys = ", ".join(map(repr, sorted(scores))) if isinstance(scores, dict) else "none"
+                    raise InputError(
+                        f"no score {metric!r} for model {model!r}; scores here: {keys} (choose with --metric)",
+                        path=p,
+                        row=row,
+                        field=f"candidates[{k}].scores.{metric}",
+                    )
+                q = _finite_score(scores[metric], p, row, f"candidates[{k}].scores.{metric}")
+                (greedy if c.get("decoding_method") == "greedy" else sampled).append(q)
+            if not sampled and not greedy:
+                models = sorted({c.get("model") for c in cands if isinstance(c, dict)} - {None}, key=str)
+                raise InputError(
+                    f"no candidate of model {model!r}; models here: {', '.join(map(repr, models))}",
+                    path=p,
+                    row=row,
+                    field="candidates",
+                )
+            rec[f"{side}_quality"] = sampled or greedy
+            if greedy:
+                rec[f"{side}_greedy_quality"] = greedy[0]
+        yield row, rec
+
+
+def mixinstruct_models(path: str | Path) -> list[str]:
+    """Model names of the first item (for error messages)."""
+    for _, item in _mixinstruct_items(Path(path)):
+        if isinstance(item, dict) and isinstance(item.get("candidates"), list):
+            return sorted({str(c.get("model")) for c in item["candidates"] if isinstance(c, dict)})
+        break
+    return []
+
+
+def load_mixinstruct(
+    path: str | Path,
+    weak: str,
+    strong: str,
+    metric: str = MIXINSTRUCT_METRIC,
+    benchmark: str = "",
+    quality_threshold: float = DEFAULT_QUALITY_THRESHOLD,
+) -> OutcomeTable:
+    """A MixInstruct file as an outcome table for one weak/strong pair and one metric."""
+    p = Path(path)
+    return table_from_records(
+        mixinstruct_records(p, weak, strong, metric), p, benchmark or p.stem, quality_threshold
+    )
+
+
 # --------------------------------------------------------------------------- dispatch
 
-Format = Literal["auto", "routerdc", "routellm", "generic"]
+Format = Literal["auto", "routerdc", "routellm", "generic", "mixinstruct"]
+FORMATS: tuple[str, ...] = ("auto", "routerdc", "routellm", "generic", "mixinstruct")
 
 
 def detect_format(path: Path) -> Format:
@@ -522,7 +834,8 @@ def detect_format(path: Path) -> Format:
     if suffix == ".csv":
         with path.open(encoding="utf-8", errors="replace") as f:
             header = next(csv.reader([f.readline()]), [])
-        return "generic" if "weak_pass_rate" in header else "routellm"
+        generic = {f"weak_{c}" for c in _SIDE_COLUMNS}
+        return "generic" if generic & set(header) else "routellm"
     raise InputError(
         f"cannot tell the format from suffix '{suffix or '(none)'}': outcome files must be .json "
         "(RouterDC), .jsonl or .csv (generic), or .csv (RouteLLM); convert the file (e.g. a "
@@ -537,14 +850,31 @@ def load_table(
     strong: str | None = None,
     fmt: Format = "auto",
     benchmark: str = "",
+    quality_threshold: float = DEFAULT_QUALITY_THRESHOLD,
+    metric: str | None = None,
 ) -> OutcomeTable:
-    """Load any supported outcome file; ``weak``/``strong`` pick models where a file has many."""
+    """Load any supported outcome file; ``weak``/``strong`` pick models where a file has many.
+
+    ``quality_threshold`` turns quality into correctness where a file has no correctness
+    (generic rows with quality only, MixInstruct); ``metric`` picks MixInstruct's score.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError("file not found", path=p)
     if p.is_dir():
         raise InputError("is a directory, expected an outcome file", path=p)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}", field="format")
     kind = detect_format(p) if fmt == "auto" else fmt
+    if metric is not None and kind != "mixinstruct":
+        raise InputError("--metric picks a MixInstruct score: it needs --format mixinstruct", path=p)
+    if kind == "mixinstruct":
+        if weak is None or strong is None:
+            models = ", ".join(repr(m) for m in mixinstruct_models(p))
+            raise InputError(
+                f"MixInstruct files hold several models: pass --weak and --strong (one of: {models})", path=p
+            )
+        return load_mixinstruct(p, weak, strong, metric or MIXINSTRUCT_METRIC, benchmark, quality_threshold)
     if kind == "routerdc":
         if weak is None or strong is None:
             models = ", ".join(repr(m) for m in routerdc_models(p))
@@ -556,7 +886,7 @@ def load_table(
         return load_routellm_csv(
             p, weak or ROUTELLM_DEFAULT_WEAK, strong or ROUTELLM_DEFAULT_STRONG, benchmark
         )
-    return _check_named_pair(load_generic(p, benchmark), weak, strong)
+    return _check_named_pair(load_generic(p, benchmark, quality_threshold), weak, strong)
 
 
 def _check_named_pair(table: OutcomeTable, weak: str | None, strong: str | None) -> OutcomeTable:

@@ -94,10 +94,21 @@ def reproduce(
         bool,
         typer.Option("--force", help="Replace a non-empty --out, once the new run has succeeded."),
     ] = False,
+    triviaqa: Annotated[
+        bool,
+        typer.Option(
+            "--triviaqa/--no-triviaqa",
+            help="The TriviaQA section, when our sampled table <data dir>/local/triviaqa-*-vs-*.jsonl "
+            "is there: every design trained on it (last 300 rows = test), Hybrid LLM rows on "
+            "token-F1 quality, next to the paper's TriviaQA column.",
+        ),
+    ] = True,
 ) -> None:
     """Train one router per label design on RouterDC GSM8K and evaluate in/out of distribution.
 
-    Writes report.md, results.json and PNG plots into the output directory it prints.
+    Writes report.md, results.json and PNG plots into the output directory it prints; with
+    our sampled TriviaQA table in data/local/, also a TriviaQA section (train on it, test on
+    its last 300 rows).
     """
     from firewall_routing.errors import InputError
     from firewall_routing.experiment.config import ExperimentConfig, paper_config
@@ -117,6 +128,7 @@ def reproduce(
         "plots": plots,
         "baselines": [b.strip() for b in baselines.split(",") if b.strip()],
         "resume": resume,
+        "triviaqa": triviaqa,
     }
     tuning = {
         "epochs": epochs,

@@ -81,6 +81,9 @@ class ExperimentConfig(BaseModel):
     paper: bool = False
     resume: bool = False
     plots: bool = True
+    triviaqa: bool = True
+    """The TriviaQA section, when our sampled table is in ``<data dir>/local/`` (see
+    :mod:`firewall_routing.experiment.triviaqa`); skipped, and said so, when it is not."""
 
     @field_validator("datasets")
     @classmethod

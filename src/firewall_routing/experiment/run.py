@@ -319,6 +319,16 @@ def embed_up_front(encoders: list[str], train: OutcomeTable, tables: dict[str, O
         get_encoder(enc).encode(prompts, progress=True)
 
 
+def _triviaqa_table(data_dir: Path) -> Path | None:
+    """Our sampled TriviaQA table, or None (and a line saying the section is skipped)."""
+    from firewall_routing.experiment.triviaqa import TABLE_GLOB, find_table
+
+    path = find_table(data_dir)
+    if path is None:
+        print(f"no {TABLE_GLOB} in {data_dir / 'local'}: TriviaQA section skipped", flush=True)
+    return path
+
+
 def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = None) -> Path:
     """Run the whole experiment; returns the output directory (printed as it starts).
 
@@ -334,6 +344,7 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
     out.mkdir(parents=True, exist_ok=True)
     print(f"firewall-routing reproduce → {(shown or out).resolve()}", flush=True)
 
+    tq_path = _triviaqa_table(data_dir) if cfg.triviaqa else None
     full_train = load_routerdc(data_dir / "routerdc" / TRAIN_FILE, cfg.weak, cfg.strong, "gsm8k-train")
     train, val = split_train_val(full_train, cfg.val_fraction, cfg.split_seed)
     tables = load_eval_tables(cfg, data_dir)
@@ -345,6 +356,22 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
     )
     print("computing metrics" + (" and bootstrap CIs" if cfg.n_boot else ""), flush=True)
     rows, comparisons = evaluate_and_compare(runs, tables, cfg.n_boot)
+    tq = None
+    if tq_path is not None:
+        from firewall_routing.experiment.triviaqa import run_triviaqa
+
+        print(f"TriviaQA section: {tq_path.name}", flush=True)
+        tq = run_triviaqa(
+            tq_path,
+            cfg.design_list(),
+            cfg.baselines,
+            router=cfg.router,
+            router_options=cfg.router_options,
+            seeds=cfg.seeds,
+            n_boot=cfg.n_boot,
+            approx=approx,
+            progress=lambda msg: print(f"  {msg}", flush=True),
+        )
     wall = time.perf_counter() - start
     results = ExperimentResults(
         config=cfg,
@@ -365,12 +392,30 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
         comparisons=comparisons,
         wall_seconds_before_report=round(wall, 1),
     )
-    (out / "results.json").write_text(json.dumps(results.to_json(), indent=2) + "\n")
+    results_json = results.to_json()
+    if tq is not None and tq_path is not None:
+        from firewall_routing.experiment.triviaqa import triviaqa_json
+
+        results_json["triviaqa"] = triviaqa_json(tq, tq_path)
+    (out / "results.json").write_text(json.dumps(results_json, indent=2) + "\n")
     if cfg.plots:
         report.write_plots(runs, tables, out, n_boot=cfg.n_boot)
     wall = time.perf_counter() - start
     report.write_markdown(results, out / "report.md", wall_seconds=wall)
+    if tq is not None and tq_path is not None:
+        from firewall_routing.experiment.triviaqa import triviaqa_markdown
+
+        with (out / "report.md").open("a", encoding="utf-8") as f:
+            f.write("\n## TriviaQA (our sampled table)\n\n" + triviaqa_markdown(tq, tq_path))
     print(report.console_summary(results))
+    if tq is not None:
+        best = max((r for r in tq.rows if r.kind == "design"), key=lambda r: r.apgr, default=None)
+        print(
+            f"TriviaQA ({tq.n_test} test queries): "
+            + (f"best design {best.name} APGR {best.apgr:.2f}; " if best else "")
+            + (f"Hybrid LLM t* on F1 = {tq.t_star:g}; " if tq.t_star is not None else "")
+            + "table in report.md"
+        )
     final = shown or out
     print(f"wrote {final / 'report.md'}, {final / 'results.json'}" + (", plots/*.png" if cfg.plots else ""))
     print(f"wall time: {wall:.1f} s")
