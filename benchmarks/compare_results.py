@@ -3,13 +3,15 @@
 Why: a refactor of the experiment code must not change a single number or key; wall-clock
 fields differ on every run, so they are dropped before comparing. Usage:
 
-    python benchmarks/compare_results.py BEFORE/results.json AFTER/results.json
+    python benchmarks/compare_results.py BEFORE/results.json AFTER/results.json [--ignore KEY ...]
 
-Prints ``identical`` (exit 0) or the first differences as JSON paths (exit 1).
+``--ignore KEY`` drops a top-level section from both files first: for a section that a later
+change added on purpose (e.g. ``triviaqa``), so the rest can still be shown unchanged. Prints ``identical`` (exit 0) or the first differences as JSON paths (exit 1).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -48,20 +50,23 @@ def differences(a: Any, b: Any, path: str = "$") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
-def compare(before: Path, after: Path) -> list[str]:
-    """Differences between two results.json files once timing fields are dropped."""
-    a = without_timing(json.loads(before.read_text()))
-    b = without_timing(json.loads(after.read_text()))
+def compare(before: Path, after: Path, ignore: frozenset[str] = frozenset()) -> list[str]:
+    """Differences between two results.json files once timing fields and ``ignore`` are dropped."""
+    a, b = (without_timing(json.loads(p.read_text())) for p in (before, after))
+    a, b = ({k: v for k, v in d.items() if k not in ignore} for d in (a, b))
     return differences(a, b)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    diffs = compare(Path(argv[0]), Path(argv[1]))
+    parser = argparse.ArgumentParser(description="Compare two reproduce results.json files, timing aside.")
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--ignore", action="append", default=[], metavar="KEY", help="top-level key to drop")
+    args = parser.parse_args(argv)
+    diffs = compare(args.before, args.after, frozenset(args.ignore))
     if not diffs:
-        print("identical (timing fields aside)")
+        aside = "".join(f", {k!r}" for k in args.ignore)
+        print(f"identical (timing fields{aside} aside)")
         return 0
     print(f"{len(diffs)} difference(s):")
     print("\n".join(diffs[:50]))

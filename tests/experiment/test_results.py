@@ -184,3 +184,14 @@ def test_compare_results_ignores_timing_only(tmp_path: Path) -> None:
     assert cmp.compare(tmp_path / "a.json", tmp_path / "b.json") == [
         f"$.results[0].mean.apgr: {a['results'][0]['mean']['apgr']!r} != {b['results'][0]['mean']['apgr']!r}"
     ]
+
+
+def test_compare_results_ignores_named_sections_only(tmp_path: Path) -> None:
+    cmp = _compare_module()
+    a = _results(n_boot=10).to_json()
+    b = {**json.loads(json.dumps(a)), "triviaqa": {"rows": []}}
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    assert cmp.compare(tmp_path / "a.json", tmp_path / "b.json") != []
+    assert cmp.compare(tmp_path / "a.json", tmp_path / "b.json", frozenset({"triviaqa"})) == []
+    assert cmp.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--ignore", "triviaqa"]) == 0
