@@ -120,13 +120,8 @@ def test_a_new_process_reads_vectors_from_disk_and_embeds_duplicates_once(tmp_pa
     np.testing.assert_array_equal(got, ToyEncoder().encode(["c", "a"]).astype(np.float32))
 
 
-def test_commits_come_in_chunks_of_commit_every_texts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """200 new prompts with the time trigger off: commits after 64, 128, 192 and the last 8."""
-    import firewall_routing.embeddings as emb
-
-    monkeypatch.setattr(emb, "COMMIT_EVERY_S", 1e9)
+def record_commit_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets the row count of every non-empty commit of the embedding cache."""
     sizes: list[int] = []
     real = CachedEncoder._save
 
@@ -136,6 +131,17 @@ def test_commits_come_in_chunks_of_commit_every_texts(
         real(self, rows)
 
     monkeypatch.setattr(CachedEncoder, "_save", spy)
+    return sizes
+
+
+def test_commits_come_in_chunks_of_commit_every_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 new prompts with the time trigger off: commits after 64, 128, 192 and the last 8."""
+    import firewall_routing.embeddings as emb
+
+    monkeypatch.setattr(emb, "COMMIT_EVERY_S", 1e9)
+    sizes = record_commit_sizes(monkeypatch)
     CachedEncoder(ToyEncoder(), tmp_path).encode(PROMPTS)
     assert sizes == [COMMIT_EVERY_TEXTS] * 3 + [200 - 3 * COMMIT_EVERY_TEXTS]
     assert _rows(tmp_path) == 200
@@ -146,14 +152,6 @@ def test_commits_also_after_commit_every_seconds(tmp_path: Path, monkeypatch: py
     import firewall_routing.embeddings as emb
 
     monkeypatch.setattr(emb, "COMMIT_EVERY_S", 0.0)
-    sizes: list[int] = []
-    real = CachedEncoder._save
-
-    def spy(self: CachedEncoder, rows: list[tuple[str, bytes]]) -> None:
-        if rows:
-            sizes.append(len(rows))
-        real(self, rows)
-
-    monkeypatch.setattr(CachedEncoder, "_save", spy)
+    sizes = record_commit_sizes(monkeypatch)
     CachedEncoder(ToyEncoder(), tmp_path).encode(PROMPTS[:5])
     assert sizes == [1] * 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import re
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,10 +59,14 @@ def test_workers_setting_is_validated(tmp_path: Path) -> None:
         with_overrides(cfg, workers=0)
 
 
-def test_two_workers_metrics_count_every_request(tmp_path: Path) -> None:
-    """K requests spread over 2 workers: every /metrics answer reports all K, not one worker's."""
+def spawn_serve(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """The installed CLI serving a random router with ``workers`` processes; (process, port, log).
+
+    Both upstreams point at a port nothing listens on, so every request is a counted 502 and
+    no upstream is needed.
+    """
     RandomRouter(seed=0).save(tmp_path / "r")
-    down = free_port()  # nothing listens: every request is a counted 502, no upstream needed
+    down = free_port()
     (tmp_path / "c.yaml").write_text(
         f"router: r\nweak: {{base_url: 'http://{HOST}:{down}/v1', model: w}}\n"
         f"strong: {{base_url: 'http://{HOST}:{down}/v1', model: s}}\n"
@@ -70,7 +75,12 @@ def test_two_workers_metrics_count_every_request(tmp_path: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "firewall_routing.cli", "serve", "--config", str(tmp_path / "c.yaml")]
     log = tmp_path / "serve.log"
-    proc = spawn_process([*cmd, "--port", str(port), "--workers", "2"], log)
+    return spawn_process([*cmd, "--port", str(port), "--workers", str(workers)], log), port, log
+
+
+def test_two_workers_metrics_count_every_request(tmp_path: Path) -> None:
+    """K requests spread over 2 workers: every /metrics answer reports all K, not one worker's."""
+    proc, port, log = spawn_serve(tmp_path, workers=2)
     base = f"http://{HOST}:{port}"
     body = {"model": "firewall", "messages": [{"role": "user", "content": "hi"}]}
     sent = 0
@@ -128,17 +138,7 @@ def test_one_worker_needs_no_metrics_directory(tmp_path: Path, monkeypatch: Any)
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_logs_one_line_per_request_with_any_worker_count(tmp_path: Path, workers: int) -> None:
     """uvicorn's logging set-up closes existing handlers: the request lines must survive it."""
-    RandomRouter(seed=0).save(tmp_path / "r")
-    down = free_port()
-    (tmp_path / "c.yaml").write_text(
-        f"router: r\nweak: {{base_url: 'http://{HOST}:{down}/v1', model: w}}\n"
-        f"strong: {{base_url: 'http://{HOST}:{down}/v1', model: s}}\n"
-        "default_model: firewall@t=0.5\n"
-    )
-    port = free_port()
-    cmd = [sys.executable, "-m", "firewall_routing.cli", "serve", "--config", str(tmp_path / "c.yaml")]
-    log = tmp_path / "serve.log"
-    proc = spawn_process([*cmd, "--port", str(port), "--workers", str(workers)], log)
+    proc, port, log = spawn_serve(tmp_path, workers)
     body = {"model": "firewall", "messages": [{"role": "user", "content": "hi"}]}
     try:
         wait_http(f"http://{HOST}:{port}/healthz", proc, 120)
