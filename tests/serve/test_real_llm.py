@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -90,6 +91,20 @@ QUESTION: list[ChatCompletionMessageParam] = [
 ]
 
 
+def request_lines(proxy: Proc, expected: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The JSON request lines of the proxy's log, once ``expected`` are there (or ``timeout``).
+
+    The server writes them from a background thread every 50 ms, so a line can land just
+    after the response did.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [json.loads(x) for x in proxy.log.read_text().splitlines() if x.startswith("{")]
+        if len(lines) >= expected or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 def test_chat_non_streaming_through_router(smollm2: LocalServer, serve: Serve) -> None:
     proxy = serve(smollm2.base_url, smollm2.base_url)
     c = client(proxy)
@@ -104,7 +119,7 @@ def test_chat_non_streaming_through_router(smollm2: LocalServer, serve: Serve) -
         score, threshold = float(raw.headers["x-firewall-score"]), float(raw.headers["x-firewall-threshold"])
         assert 0.0 <= score <= 1.0
         assert route == ("strong" if score < threshold else "weak")
-    lines = [json.loads(x) for x in proxy.log.read_text().splitlines() if x.startswith("{")]
+    lines = request_lines(proxy, 3)
     assert [x["model"] for x in lines] == ["firewall@0%", "firewall@100%", "firewall"]
     assert all(x["status"] == 200 and x["upstream_ms"] > 0 for x in lines)
     assert "HTTP Request:" not in proxy.log.read_text()  # one line per request, no httpx noise
