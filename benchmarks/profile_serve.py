@@ -40,8 +40,9 @@ import asyncio, json, sys
 sys.path.insert(0, {bench_dir!r})
 import bench_serve as b
 from pathlib import Path
+from firewall_routing.processes import wait_http
 url, model, c, warmup, n, flag = {url!r}, {model!r}, {c}, {warmup}, {n}, Path({flag!r})
-b.wait_http(url.replace("/v1/chat/completions", "/healthz"), None, 120)
+wait_http(url.replace("/v1/chat/completions", "/healthz"), None, 120)
 bodies = b.bodies_for(model, b.prompts(b.TEST), False)
 hdr = {{"authorization": "Bearer k", "content-type": "application/json"}}
 asyncio.run(b.load(url, bodies, c, warmup, 60, hdr))
@@ -90,13 +91,19 @@ def main() -> None:
     prof = cProfile.Profile(time.thread_time)
     cpu: list[float] = []
 
-    async def watch() -> None:
-        while not (flag.exists() and flag.read_text() == "go"):
+    async def wait_for(word: str) -> None:
+        """Until the load process writes ``word`` to the flag file; stop if it died instead."""
+        while not (flag.exists() and flag.read_text() == word):
+            if load.poll() is not None:
+                server.should_exit = True
+                raise RuntimeError(f"the load process exited with status {load.returncode}")
             await asyncio.sleep(0.02)
+
+    async def watch() -> None:
+        await wait_for("go")
         cpu.append(time.process_time())
         prof.enable()
-        while flag.read_text() != "stop":
-            await asyncio.sleep(0.02)
+        await wait_for("stop")
         prof.disable()
         cpu.append(time.process_time())
         server.should_exit = True
