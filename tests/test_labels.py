@@ -184,3 +184,19 @@ def test_soft_block_bounds_hard_block(pr_w: np.ndarray, data: st.DataObject) -> 
     pr_s = data.draw(arrays(np.float64, len(pr_w), elements=st.integers(0, 10).map(lambda k: k / 10)))
     assert np.all(L.soft_block(pr_w, pr_s) >= pr_w - 1e-12)
     assert np.all(L.hard_block(pr_w, pr_s) >= pr_w - 1e-12)
+
+
+def test_pair_forms_from_predicted_success() -> None:
+    """Greedy and paired designs become their expectation under independent answers."""
+    from firewall_routing.labels import PAIR_FORMS, pair_label
+
+    p_w, p_s = np.array([0.2, 1.0]), np.array([0.5, 0.0])
+    soft = np.array([1 - 0.8 * 0.5, 1.0])
+    for design in ("hard", "win-rate", "hard-block-greedy", "soft-block", "hybrid-det"):
+        assert pair_label(design, p_w, p_s) == pytest.approx(soft), design
+    assert pair_label("hard-block", p_w, p_s) == pytest.approx([0.2, 1.0])
+    assert pair_label("weak-pass-rate", p_w, p_s) == pytest.approx([0.2, 1.0])
+    assert pair_label("strong-pass-rate", p_w, p_s) == pytest.approx([0.5, 1.0])
+    # hybrid-prob at t = 0: P(w ≥ s) = 1 − P(w = 0, s = 1), the same expectation
+    assert pair_label("hybrid-prob", p_w, p_s) == pytest.approx(soft)
+    assert set(PAIR_FORMS) == set(L.DESIGNS)

@@ -209,6 +209,39 @@ def hybrid_trans(pr_w: FloatArray, pr_s: FloatArray, t: float | None = None) -> 
     return hybrid_prob(pr_w, pr_s, hybrid_t_star(pr_w, pr_s) if t is None else t)
 
 
+# --------------------------------------------------------------------------- predicted pass rates → pair label
+
+PairForm = Callable[[FloatArray, FloatArray], FloatArray]
+
+PAIR_FORMS: dict[DesignName, PairForm] = {
+    "hard": win_rate_independent,
+    "win-rate": win_rate_independent,
+    "weak-pass-rate": lambda p_w, p_s: weak_pass_rate(p_w),
+    "strong-pass-rate": lambda p_w, p_s: strong_pass_rate(p_s),
+    "hard-block": hard_block,
+    "hard-block-greedy": win_rate_independent,
+    "soft-block": soft_block,
+    "hybrid-det": win_rate_independent,
+    "hybrid-prob": hybrid_prob,
+    "hybrid-trans": hybrid_trans,
+}
+"""Design → its label as a function of the two models' success probabilities only, for
+routers that predict every model's success (``predicts_models``) and route a pair.
+
+The greedy and paired designs take their expectation under independent answers with
+success probabilities p_w, p_s: E 1[g_s ≤ g_w] (hard, hybrid-det) = E (1 if g_s = 0 else
+p_w) (hard-block-greedy) = P(s ≤ w) (win-rate) = 1 − p_s·(1 − p_w), which is soft-block's
+formula; the pass-rate designs read p_w, p_s as pass rates. hybrid-trans searches its t* on
+the predictions it is given (they are all it knows)."""
+
+
+def pair_label(design: DesignName, p_w: FloatArray, p_s: FloatArray) -> FloatArray:
+    """``design``'s label from predicted success probabilities (see :data:`PAIR_FORMS`)."""
+    form = PAIR_FORMS[as_design(design)]
+    out: FloatArray = np.clip(form(np.asarray(p_w, np.float64), np.asarray(p_s, np.float64)), 0.0, 1.0)
+    return out
+
+
 # --------------------------------------------------------------------------- table → labels
 
 

@@ -13,6 +13,12 @@ design, model pair, a hash of the training data) is :class:`RouterMetadata`, pas
 ``score_table`` exists for routers that read the outcome table rather than the prompt
 (``oracle`` knows the outcomes, ``margin`` reads the weak model's logprob margin); prompt-only
 routers inherit the default, which scores the prompts.
+
+Routers that learn every model at once (``predicts_models``) train on a success matrix —
+rows × models, NaN where a model has no outcome — with ``fit_models`` and predict it with
+``predict_models``. Such a router also routes any pair of its models: its pair score is a
+label design computed from its predicted success of the two (:func:`pair_scores`,
+``labels.PAIR_FORMS``), so the two-model harness uses it unchanged.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from firewall_routing.designs import DesignName
 from firewall_routing.embeddings import get_encoder
 from firewall_routing.errors import InputError, validation_problems
+from firewall_routing.labels import pair_label
 from firewall_routing.outcomes import FloatArray, OutcomeTable
 
 CONFIG_FILE = "router.json"
@@ -45,6 +53,15 @@ class Validation:
     @classmethod
     def from_table(cls, table: OutcomeTable) -> Validation:
         return cls(table.prompts, table.weak.pass_rate, table.strong.pass_rate)
+
+
+@dataclass(frozen=True)
+class ModelValidation:
+    """Held-out prompts with every model's success (rows × models, NaN = missing), for
+    ``fit_models`` routers that pick an epoch or a penalty on held-out rows."""
+
+    prompts: Sequence[str]
+    success: FloatArray
 
 
 @dataclass
@@ -77,6 +94,9 @@ class RouterMetadata(BaseModel):
     label_design: str | None = None
     weak: str | None = None
     strong: str | None = None
+    model_names: tuple[str, ...] | None = Field(
+        default=None, description="models whose success a predicts_models router predicts, in column order"
+    )
     train_rows: int | None = None
     train_sha256: str | None = Field(default=None, description="sha256 of the training prompts + labels")
 
@@ -162,6 +182,11 @@ class Router(ABC):
       router's own target (e.g. ``mf`` on RouteLLM battles).
     * ``needs_table``: scores come from the outcome table (``score_table``), not from
       prompts; ``score`` raises (``oracle``, ``margin``).
+    * ``predicts_models``: ``fit_models(prompts, success, models)`` learns every model's
+      success at once from a rows × models matrix in [0, 1] (pass rates, greedy 0/1 or soft
+      labels per model; NaN = no outcome, never a failure), and ``predict_models(prompts)``
+      returns P(success) per model in ``model_names`` order. Its pair score (``score``
+      after ``use_pair``) is a label design of the predicted success of two of the models.
     * ``scores_embeddings``: ``score_embeddings(emb, texts)`` scores the prompts ``texts``
       from their vectors ``emb`` of the sentence encoder named by ``encoder``, so
       ``reproduce`` embeds every prompt once up front and the server may compute the vectors
@@ -179,13 +204,18 @@ class Router(ABC):
     fits_table: ClassVar[bool] = False
     needs_table: ClassVar[bool] = False
     scores_embeddings: ClassVar[bool] = False
+    predicts_models: ClassVar[bool] = False
 
     options: RouterOptions
     metadata: RouterMetadata
+    model_names: tuple[str, ...]
+    """The columns ``predict_models`` returns (``predicts_models`` routers, set by
+    ``fit_models``; saved in ``router.json``'s metadata)."""
 
     def __init__(self, **options: Any) -> None:
         self.options = parse_options(self.name, self.Options, options)
         self.metadata = RouterMetadata()
+        self.model_names = ()
 
     @classmethod
     def seeded(cls) -> bool:
@@ -199,6 +229,42 @@ class Router(ABC):
     def fit_table(self, table: OutcomeTable, *, val: Validation | None = None) -> FitReport:
         """Train on the outcome table with the router's own target (``fits_table`` routers)."""
         raise InputError(f"router '{self.name}' does not train on an outcome table")
+
+    def fit_models(
+        self,
+        prompts: Sequence[str],
+        success: FloatArray,
+        models: Sequence[str],
+        *,
+        val: ModelValidation | None = None,
+    ) -> FitReport:
+        """Learn every model's success at once (``predicts_models`` routers).
+
+        ``success`` is rows × ``len(models)`` in [0, 1], NaN where a model has no outcome on
+        a row (skipped, never read as a failure); see :func:`check_success`. Sets
+        ``model_names``.
+        """
+        raise InputError(f"router '{self.name}' does not learn every model's success (no fit_models)")
+
+    def predict_models(self, prompts: Sequence[str]) -> FloatArray:
+        """P(success) in [0, 1], rows × ``len(model_names)`` (``predicts_models`` routers)."""
+        raise InputError(f"router '{self.name}' does not predict every model's success")
+
+    def use_pair(self, weak: str, strong: str, design: DesignName) -> None:
+        """Make ``score`` route ``weak`` vs ``strong`` by ``design``'s label of the predicted
+        success (``predicts_models`` routers); recorded in the metadata, so it is saved."""
+        if not self.predicts_models:
+            raise InputError(f"router '{self.name}' scores one pair only; it cannot switch pairs")
+        for m in (weak, strong):
+            model_index(self.model_names, m)
+        self.metadata = self.metadata.model_copy(
+            update={"weak": weak, "strong": strong, "label_design": design}
+        )
+
+    def pair_scores(self, prompts: Sequence[str]) -> FloatArray:
+        """The pair score of a ``predicts_models`` router: the metadata's label design of the
+        predicted success of its weak and strong model (set by ``use_pair``)."""
+        return pair_scores_from(self.predict_models(prompts), self.model_names, self.metadata)
 
     @abstractmethod
     def score(self, prompts: Sequence[str]) -> FloatArray:
@@ -236,6 +302,8 @@ class Router(ABC):
         """
         if metadata is not None:
             self.metadata = metadata
+        if self.model_names:
+            self.metadata = self.metadata.model_copy(update={"model_names": tuple(self.model_names)})
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
         doc = {
@@ -266,6 +334,7 @@ class Router(ABC):
             meta.setdefault("label_design", design)
         r = cls(**opts)
         r.metadata = RouterMetadata.model_validate(meta)
+        r.model_names = tuple(r.metadata.model_names or ())
         if path is not None:
             r._load_weights(path)
         return r
@@ -281,6 +350,49 @@ def check_labels(prompts: Sequence[str], labels: FloatArray) -> FloatArray:
     if np.isnan(y).any() or (y < 0).any() or (y > 1).any():
         raise InputError("labels must lie in [0, 1]")
     return y
+
+
+def check_success(prompts: Sequence[str], success: FloatArray, models: Sequence[str]) -> FloatArray:
+    """The success matrix of ``fit_models``: rows × models, each entry in [0, 1] or NaN
+    (missing); model names distinct; every model observed on at least one row."""
+    y = np.asarray(success, dtype=np.float64)
+    if y.ndim != 2 or y.shape != (len(prompts), len(models)):
+        raise ValueError(f"success has shape {y.shape}, expected ({len(prompts)}, {len(models)})")
+    if len(prompts) == 0:
+        raise InputError("no training examples")
+    seen: set[str] = set()
+    for m in models:
+        if m in seen:
+            raise InputError(f"model '{m}' is listed twice", field="models")
+        seen.add(m)
+    known = ~np.isnan(y)
+    if ((y[known] < 0) | (y[known] > 1)).any() or np.isinf(y).any():
+        raise InputError("success values must lie in [0, 1] (NaN = missing)")
+    empty = [m for m, k in zip(models, known.any(axis=0).tolist(), strict=True) if not k]
+    if empty:
+        raise InputError(f"model '{empty[0]}' has no outcome on any training row", field="models")
+    return y
+
+
+def model_index(names: Sequence[str], model: str) -> int:
+    """Column of ``model`` in a ``predicts_models`` router's ``model_names``."""
+    if model not in names:
+        known = ", ".join(names) or "none (not trained)"
+        raise InputError(f"the router has not learned model '{model}'; it knows: {known}", field="model")
+    return list(names).index(model)
+
+
+def pair_scores_from(pred: FloatArray, names: Sequence[str], metadata: RouterMetadata) -> FloatArray:
+    """``metadata``'s label design of the predicted success of its weak and strong model."""
+    if metadata.weak is None or metadata.strong is None:
+        raise InputError(
+            "the router predicts every model: name the pair to route (use_pair / --weak --strong)"
+        )
+    from firewall_routing.designs import as_design
+
+    design = as_design(metadata.label_design or "soft-block")
+    i, j = model_index(names, metadata.weak), model_index(names, metadata.strong)
+    return pair_label(design, pred[:, i], pred[:, j])
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
