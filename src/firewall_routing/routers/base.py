@@ -368,7 +368,7 @@ def check_success(prompts: Sequence[str], success: FloatArray, models: Sequence[
     known = ~np.isnan(y)
     if ((y[known] < 0) | (y[known] > 1)).any() or np.isinf(y).any():
         raise InputError("success values must lie in [0, 1] (NaN = missing)")
-    observed = known.any(axis=0)
+    observed: list[bool] = np.any(known, axis=0).tolist()
     empty = [m for i, m in enumerate(models) if not observed[i]]
     if empty:
         raise InputError(f"model '{empty[0]}' has no outcome on any training row", field="models")
