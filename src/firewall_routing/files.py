@@ -32,15 +32,42 @@ def read_text(path: Path, *, allow_empty: bool = False) -> str:
     return text
 
 
-def parse_jsonl(lines: list[str], path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice (``json`` would silently keep the last value)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"key {key!r} appears twice in one object")
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in obj:
+            raise DuplicateKeyError(k)
+        obj[k] = v
+    return obj
+
+
+def loads(text: str, *, unique_keys: bool = False) -> Any:
+    """``json.loads``; with ``unique_keys`` a key given twice in one object raises
+    :class:`DuplicateKeyError` (outcome files: two entries for one model is a broken export)."""
+    return json.loads(text, object_pairs_hook=_unique_object if unique_keys else None)
+
+
+def parse_jsonl(
+    lines: list[str], path: Path | str, *, unique_keys: bool = False
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(1-based line number, object) for each non-blank line; each line must be an object."""
     for row, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = loads(raw, unique_keys=unique_keys)
         except json.JSONDecodeError as e:
             raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=path, row=row) from None
+        except DuplicateKeyError as e:
+            raise InputError(str(e), path=path, row=row) from None
         except RecursionError:
             raise InputError("JSON nested too deeply", path=path, row=row) from None
         if not isinstance(obj, dict):
@@ -48,9 +75,9 @@ def parse_jsonl(lines: list[str], path: Path | str) -> Iterator[tuple[int, dict[
         yield row, obj
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_jsonl(path: Path, *, unique_keys: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Objects of a JSON Lines file with their line numbers."""
-    return parse_jsonl(read_text(path).splitlines(), path)
+    return parse_jsonl(read_text(path).splitlines(), path, unique_keys=unique_keys)
 
 
 def json_object(text: str, option: str) -> dict[str, Any]:
