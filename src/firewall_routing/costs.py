@@ -22,7 +22,6 @@ a model the outcomes lack or an outcome model the cost table lacks.
 
 from __future__ import annotations
 
-import csv
 import datetime
 import hashlib
 import math
@@ -36,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from firewall_routing.datadir import find_data_dir
 from firewall_routing.errors import InputError, input_error_from
+from firewall_routing.files import read_csv
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 CostKind = Literal["relative", "tokens"]
@@ -229,20 +229,11 @@ def cost_table_from_records(
 def load_costs(path: str | Path) -> CostTable:
     """Read a cost table CSV (see the module docstring)."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError("cost table not found", path=p) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a cost table (.csv)", path=p) from None
+    if p.is_dir():
+        raise InputError("is a directory, expected a cost table (.csv)", path=p)
     if p.suffix.lower() != ".csv":
         raise InputError(f"a cost table is a .csv file, got '{p.suffix or '(none)'}'", path=p)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 text (byte {e.start})", path=p) from None
-    reader = csv.DictReader(text.splitlines(keepends=True))
-    header = list(reader.fieldnames or [])
+    header, rows = read_csv(p)  # a missing file, bad UTF-8, a column named twice: one line
     unknown = [h for h in header if h not in COLUMNS]
     if "model" not in header or unknown:
         raise InputError(
@@ -250,17 +241,12 @@ def load_costs(path: str | Path) -> CostTable:
             path=p,
             row=1,
         )
-    records: list[tuple[int, dict[str, Any]]] = []
-    try:
-        start = reader.line_num + 1
-        for r in reader:
-            if None in r:
-                raise InputError("row has more cells than the header", path=p, row=start)
-            if any((v or "").strip() for v in r.values()):  # blank lines are no rows
-                records.append((start, {k: v.strip() for k, v in r.items() if v is not None and v.strip()}))
-            start = reader.line_num + 1
-    except csv.Error as e:
-        raise InputError(f"malformed CSV: {e}", path=p, row=reader.line_num) from None
+    records = [
+        (line, {k: v.strip() for k, v in r.items() if v and v.strip()})
+        for line, r in rows
+        if any((v or "").strip() for v in r.values())  # a row of empty cells is no row
+    ]
+    raw = p.read_bytes()
     return cost_table_from_records(records, p, hashlib.sha256(raw).hexdigest())
 
 

@@ -7,6 +7,7 @@ are the same wherever the file goes in.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,31 @@ def parse_jsonl(
 def iter_jsonl(path: Path, *, unique_keys: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Objects of a JSON Lines file with their line numbers."""
     return parse_jsonl(read_text(path).splitlines(), path, unique_keys=unique_keys)
+
+
+def read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and rows of a CSV file, each row with the physical line it starts on (so
+    errors point at the file). A column named twice is an error (``csv`` would keep one of
+    them silently), and so is a header without rows; a spreadsheet's UTF-8 BOM is dropped."""
+    text = read_text(path).removeprefix("\ufeff")
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    header = list(reader.fieldnames or [])
+    twice = next((h for i, h in enumerate(header) if h in header[:i]), None)
+    if twice is not None:
+        raise InputError(f"column {twice!r} appears twice in the header", path=path, row=1, field=twice)
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        start = reader.line_num + 1
+        for r in reader:
+            if None in r:
+                raise InputError("row has more cells than the header", path=path, row=start)
+            rows.append((start, r))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise InputError(f"malformed CSV: {e}", path=path, row=reader.line_num) from None
+    if not rows:
+        raise InputError("file has a header but no rows", path=path)
+    return header, rows
 
 
 def json_object(text: str, option: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from firewall_routing.errors import InputError, input_error_from
+from firewall_routing.files import read_csv
 from firewall_routing.outcomes.multi import (
     Binary,
     Count,
@@ -31,7 +32,7 @@ from firewall_routing.outcomes.multi import (
     check_quality_threshold,
     row_ids,
 )
-from firewall_routing.outcomes.readers import missing_column, read_csv, read_jsonl
+from firewall_routing.outcomes.readers import missing_column, read_jsonl
 from firewall_routing.outcomes.table import DEFAULT_QUALITY_THRESHOLD, OutcomeTable
 
 Side = Literal["weak", "strong"]

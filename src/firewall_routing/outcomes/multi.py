@@ -29,7 +29,8 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from firewall_routing.errors import InputError, input_error_from
-from firewall_routing.outcomes.readers import missing_column, read_csv, read_jsonl
+from firewall_routing.files import read_csv
+from firewall_routing.outcomes.readers import missing_column, read_jsonl
 from firewall_routing.outcomes.table import (
     DEFAULT_QUALITY_THRESHOLD,
     MAX_SAMPLES,

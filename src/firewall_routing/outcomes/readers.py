@@ -1,8 +1,9 @@
-"""Reading outcome files: JSON, JSON Lines and CSV with errors naming the file and line.
+"""Reading outcome files: JSON and JSON Lines with errors naming the file and line.
 
-Outcome files are read strictly in one respect the base readers are not: a key or column
-given twice (two entries for one model) is an error, because ``json`` and ``csv`` would
-silently keep one of them.
+Outcome JSON is read strictly: a key given twice (two entries for one model) is an error,
+because ``json`` would silently keep the last one (CSV files go through
+``files.read_csv``, which does the same for a column named twice). Plus the first-row peeks
+format detection needs, and the small cell parsers the loaders share.
 """
 
 from __future__ import annotations
@@ -56,30 +57,6 @@ def missing_column(header: Sequence[str]) -> str:
     """'missing column' plus the columns the file does have, so a misspelling is visible."""
     found = ", ".join(repr(h) for h in header) if header else "none"
     return f"missing column; columns found: {found}"
-
-
-def read_csv(p: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Rows with the physical line number each starts on (so errors point at the file)."""
-    text = read_text(p)
-    lines = text.splitlines(keepends=True)
-    reader = csv.DictReader(lines)
-    header = list(reader.fieldnames or [])
-    twice = next((h for i, h in enumerate(header) if h in header[:i]), None)
-    if twice is not None:
-        raise InputError(f"column {twice!r} appears twice in the header", path=p, row=1, field=twice)
-    rows: list[tuple[int, dict[str, str]]] = []
-    try:
-        start = reader.line_num + 1
-        for r in reader:
-            if None in r:
-                raise InputError("row has more cells than the header", path=p, row=start)
-            rows.append((start, r))
-            start = reader.line_num + 1
-    except csv.Error as e:
-        raise InputError(f"malformed CSV: {e}", path=p, row=reader.line_num) from None
-    if not rows:
-        raise InputError("file has a header but no rows", path=p)
-    return header, rows
 
 
 _TRUE = {"true", "1", "1.0", "yes"}

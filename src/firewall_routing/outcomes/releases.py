@@ -24,8 +24,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from firewall_routing.errors import InputError, input_error_from
+from firewall_routing.files import read_csv
 from firewall_routing.outcomes.multi import table_from_multi_records
-from firewall_routing.outcomes.readers import missing_column, parse_bool, read_csv, read_json, read_jsonl
+from firewall_routing.outcomes.readers import missing_column, parse_bool, read_json, read_jsonl
 from firewall_routing.outcomes.table import DEFAULT_QUALITY_THRESHOLD, OutcomeTable
 
 ROUTERDC_SAMPLES = 10
