@@ -56,7 +56,7 @@ def make_table(prompts: list[str], pr_w: np.ndarray, pr_s: np.ndarray) -> Outcom
     """A pass-rate-only outcome table (10 samples, no greedy, no margin) for router tests."""
     n = len(prompts)
     nan = np.full(n, np.nan)
-    return OutcomeTable(
+    return OutcomeTable.from_pair(
         tuple(map(str, range(n))),
         tuple(prompts),
         ModelOutcomes("w", pr_w, np.full(n, 10), nan),

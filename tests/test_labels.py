@@ -117,7 +117,7 @@ def _table(
     n = len(pr_w)
     nan = np.full(n, np.nan)
     ten = np.full(n, 10)
-    return OutcomeTable(
+    return OutcomeTable.from_pair(
         ids=tuple(str(i) for i in range(n)),
         prompts=tuple(f"q{i}" for i in range(n)),
         weak=ModelOutcomes("w", pr_w, ten, nan if g_w is None else g_w),

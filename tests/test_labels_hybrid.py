@@ -102,7 +102,7 @@ def _table(w: list[list[float]], s: list[list[float]], quality: bool, greedy: bo
             g.copy() if quality and greedy else None,
         )
 
-    return OutcomeTable(
+    return OutcomeTable.from_pair(
         ids=tuple(map(str, range(n))),
         prompts=tuple(f"q{i}" for i in range(n)),
         weak=side("w", ws, gw),

@@ -4,7 +4,8 @@ Every ``import`` in the package counts — module level, inside functions and un
 ``if TYPE_CHECKING:`` — because a type-only import still couples the two modules: a reader
 has to know both to change either. The stages (docs/architecture.md has the map):
 
-    base (errors, files, designs, minilm, configfiles, upstreams, processes, datadir) → outcomes (the table format every stage shares) →
+    base (errors, files, designs, minilm, configfiles, upstreams, processes, datadir) → costs (what a
+    query costs on each model) → outcomes (the table format every stage shares) →
     sampling → labels, static_encoder → embeddings → metrics → routers → calibration → serve
                                                       ↘ experiment (config → … → report → run)
     cli (the command line) on top.
@@ -35,6 +36,7 @@ STAGES: list[tuple[str, ...]] = [
         "processes",
         "datadir",
     ),
+    ("costs",),
     ("outcomes",),
     ("sampling",),
     ("labels", "static_encoder"),

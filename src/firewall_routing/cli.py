@@ -51,8 +51,17 @@ FormatOpt = Annotated[
     str,
     typer.Option(
         "--format",
-        help="Outcome file format: auto (by suffix), routerdc, routellm, generic, or mixinstruct "
+        help="Outcome file format: auto (by suffix and first row), routerdc, routellm, generic "
+        "(weak_/strong_ pair), multi (N models), mmlu-pro, alpacaeval, or mixinstruct "
         "(LLM-Blender's MixInstruct: instruction + candidates with scores; needs --weak/--strong).",
+    ),
+]
+DropIncompleteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--drop-incomplete",
+        help="Leave out the rows where the weak or strong model has no outcome (a note says how "
+        "many); without it such a row is an error, never counted as a failure.",
     ),
 ]
 MetricOpt = Annotated[
@@ -86,12 +95,26 @@ def _approx(greedy: GreedyApprox, pairing: PairingApprox) -> Approximations:
 
 
 def _load(
-    outcomes: Path, weak: str | None, strong: str | None, fmt: str, metric: str | None, threshold: float
+    outcomes: Path,
+    weak: str | None,
+    strong: str | None,
+    fmt: str,
+    metric: str | None,
+    threshold: float,
+    drop_incomplete: bool = False,
 ) -> OutcomeTable:
     """Load an outcome file with the shared format options; say how pass rates were made."""
     from firewall_routing.outcomes import load_table
 
-    table = load_table(outcomes, weak, strong, fmt=fmt, metric=metric, quality_threshold=threshold)  # type: ignore[arg-type]
+    table = load_table(
+        outcomes,
+        weak,
+        strong,
+        fmt=fmt,  # type: ignore[arg-type]
+        metric=metric,
+        quality_threshold=threshold,
+        drop_incomplete=drop_incomplete,
+    )
     for note in table.notes:
         typer.echo(f"note: {note}", err=True)
     return table
@@ -119,6 +142,7 @@ def labels(
     fmt: FormatOpt = "auto",
     metric: MetricOpt = None,
     quality_threshold: QualityThresholdOpt = 0.5,
+    drop_incomplete: DropIncompleteOpt = False,
 ) -> None:
     """Write the labels of one design for every query of an outcome file (to train elsewhere)."""
     import json
@@ -129,7 +153,7 @@ def labels(
         raise InputError("already exists; pass --force to overwrite it, or choose another --out", path=out)
     if out.is_dir():
         raise InputError("is a directory; --out names the JSONL file to write", path=out)
-    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
     lab = compute_labels(table, as_design(design), _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")  # a failed write never leaves half a file at --out
@@ -173,6 +197,7 @@ def train(
     fmt: FormatOpt = "auto",
     metric: MetricOpt = None,
     quality_threshold: QualityThresholdOpt = 0.5,
+    drop_incomplete: DropIncompleteOpt = False,
 ) -> None:
     """Train a router on an outcome file with one label design and save it.
 
@@ -190,7 +215,7 @@ def train(
     r = make_router(
         router, **({"seed": seed} if cls.seeded() else {}) | json_object(router_options, "--router-options")
     )
-    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
         r.save(out, RouterMetadata(weak=weak_name, strong=strong_name))
@@ -244,6 +269,7 @@ def hybrid_llm(
     greedy_approx: GreedyOpt = "majority",
     pairing_approx: PairingOpt = "independent",
     report: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
+    drop_incomplete: DropIncompleteOpt = False,
 ) -> None:
     """Hybrid LLM's experiment: train a router per label design on one split, report APGR
     [95 % CI], pass rate @20/50/80 % and, on real-valued quality, the quality drop at
@@ -251,11 +277,11 @@ def hybrid_llm(
     """
     from firewall_routing.experiment.holdout import holdout_markdown, run_holdout, split_last
 
-    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
     if test is not None:
         if test_last is not None:
             raise InputError("--test and --test-last both choose the test split: pass one")
-        train_t, test_t = table, _load(test, weak, strong, fmt, metric, quality_threshold)
+        train_t, test_t = table, _load(test, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
         if (test_t.weak.name, test_t.strong.name) != (train_t.weak.name, train_t.strong.name):
             raise InputError("the test file holds another model pair than the training file", path=test)
     else:
@@ -286,6 +312,53 @@ def routers() -> None:
     typer.echo("\n\n".join(router_help(name) for name in REGISTRY))
 
 
+@app.command("costs")
+def costs_command(
+    costs: Annotated[
+        str,
+        typer.Argument(help="Cost table CSV, or a shipped one by name: mmlu-pro, routerdc, alpacaeval."),
+    ],
+    outcomes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Outcome file whose models the table must price, exactly; prints their pass rates."
+        ),
+    ] = None,
+    fmt: FormatOpt = "auto",
+    quality_threshold: QualityThresholdOpt = 0.5,
+) -> None:
+    """Check a cost table (and that it prices an outcome file's models) and print it.
+
+    One row per model: a relative cost per query, or prices per 1M input/output tokens,
+    with its source and date (docs: README, "N-model tables").
+    """
+    import numpy as np
+
+    from firewall_routing.costs import SHIPPED, load_costs, shipped_costs
+    from firewall_routing.outcomes import load_table
+
+    table = load_costs(shipped_costs(costs) if costs in SHIPPED else Path(costs))
+    rates: dict[str, str] = {}
+    if outcomes is not None:
+        t = load_table(outcomes, fmt=fmt, quality_threshold=quality_threshold)  # type: ignore[arg-type]
+        table.check_models(t.model_names, str(outcomes))
+        for m in t.models:
+            missing = int(m.missing.sum())
+            rate = f"{np.nanmean(m.pass_rate):.3f}" if missing < len(t) else "n/a"
+            rates[m.name] = rate + (f" ({missing} rows without an outcome)" if missing else "")
+    typer.echo(f"cost table {table.path}: {table.describe()}")
+    width = max(len(c.model) for c in table.costs)
+    for c in table.costs:
+        cost = (
+            f"{c.relative_cost:g}"
+            if c.kind == "relative"
+            else f"${c.input_per_1m:g} in / ${c.output_per_1m:g} out"
+        )
+        rate = f"  pass rate {rates[c.model]}" if rates else ""
+        note = f"  [{c.note}]" if c.note else ""
+        typer.echo(f"  {c.model:<{width}}  {cost:>10}{rate}  ({c.source}, {c.date}){note}")
+
+
 @app.command()
 def evaluate(
     router: Annotated[
@@ -301,6 +374,7 @@ def evaluate(
     fmt: FormatOpt = "auto",
     metric: MetricOpt = None,
     quality_threshold: QualityThresholdOpt = 0.5,
+    drop_incomplete: DropIncompleteOpt = False,
 ) -> None:
     """Score a router on an outcome file and print the metrics table.
 
@@ -314,7 +388,7 @@ def evaluate(
     from firewall_routing.metrics import require_gap
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
-    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold)
+    table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
     # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
     p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
     require_gap(p_w, p_s, table.weak.name, table.strong.name)

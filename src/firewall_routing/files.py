@@ -7,6 +7,7 @@ are the same wherever the file goes in.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,15 +33,42 @@ def read_text(path: Path, *, allow_empty: bool = False) -> str:
     return text
 
 
-def parse_jsonl(lines: list[str], path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice (``json`` would silently keep the last value)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"key {key!r} appears twice in one object")
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in obj:
+            raise DuplicateKeyError(k)
+        obj[k] = v
+    return obj
+
+
+def loads(text: str, *, unique_keys: bool = False) -> Any:
+    """``json.loads``; with ``unique_keys`` a key given twice in one object raises
+    :class:`DuplicateKeyError` (outcome files: two entries for one model is a broken export)."""
+    return json.loads(text, object_pairs_hook=_unique_object if unique_keys else None)
+
+
+def parse_jsonl(
+    lines: list[str], path: Path | str, *, unique_keys: bool = False
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(1-based line number, object) for each non-blank line; each line must be an object."""
     for row, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = loads(raw, unique_keys=unique_keys)
         except json.JSONDecodeError as e:
             raise InputError(f"invalid JSON at column {e.colno}: {e.msg}", path=path, row=row) from None
+        except DuplicateKeyError as e:
+            raise InputError(str(e), path=path, row=row) from None
         except RecursionError:
             raise InputError("JSON nested too deeply", path=path, row=row) from None
         if not isinstance(obj, dict):
@@ -48,9 +76,34 @@ def parse_jsonl(lines: list[str], path: Path | str) -> Iterator[tuple[int, dict[
         yield row, obj
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_jsonl(path: Path, *, unique_keys: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Objects of a JSON Lines file with their line numbers."""
-    return parse_jsonl(read_text(path).splitlines(), path)
+    return parse_jsonl(read_text(path).splitlines(), path, unique_keys=unique_keys)
+
+
+def read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and rows of a CSV file, each row with the physical line it starts on (so
+    errors point at the file). A column named twice is an error (``csv`` would keep one of
+    them silently), and so is a header without rows; a spreadsheet's UTF-8 BOM is dropped."""
+    text = read_text(path).removeprefix("\ufeff")
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    header = list(reader.fieldnames or [])
+    twice = next((h for i, h in enumerate(header) if h in header[:i]), None)
+    if twice is not None:
+        raise InputError(f"column {twice!r} appears twice in the header", path=path, row=1, field=twice)
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        start = reader.line_num + 1
+        for r in reader:
+            if None in r:
+                raise InputError("row has more cells than the header", path=path, row=start)
+            rows.append((start, r))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise InputError(f"malformed CSV: {e}", path=path, row=reader.line_num) from None
+    if not rows:
+        raise InputError("file has a header but no rows", path=path)
+    return header, rows
 
 
 def json_object(text: str, option: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def _table(n: int, quality: bool, seed: int = 0) -> OutcomeTable:
             np.array([x[0] for x in q]) if quality else None,
         )
 
-    return OutcomeTable(
+    return OutcomeTable.from_pair(
         ids=tuple(f"id{i}" for i in range(n)),
         prompts=tuple(f"question {i}" for i in range(n)),
         weak=side("w", wq),

@@ -178,7 +178,7 @@ def test_real_minilm_embeds_on_one_thread_and_restores_the_callers_setting() -> 
 
 def test_margin_router_reads_table_margin(tmp_path: Path) -> None:
     t = make_table(["a", "b", "c"], np.array([0.9, 0.1, 0.5]), np.array([0.9, 0.9, 0.5]))
-    t = type(t)(t.ids, t.prompts, t.weak, t.strong, np.array([0.8, 0.05, 0.4]), t.benchmark)
+    t = type(t).from_pair(t.ids, t.prompts, t.weak, t.strong, np.array([0.8, 0.05, 0.4]), t.benchmark)
     r = make_router("margin")
     assert r.score_table(t).tolist() == [0.8, 0.05, 0.4]  # small margin -> strong first
     r.save(tmp_path / "m")

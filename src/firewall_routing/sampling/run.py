@@ -345,7 +345,7 @@ def build_table(
         )
 
     margins = [margin(r.weak.greedy.top_logprobs) for r in results]
-    return OutcomeTable(
+    return OutcomeTable.from_pair(
         ids=tuple(r.item.id for r in results),
         prompts=tuple(getattr(r.item, table_prompt) for r in results),
         weak=side(weak_name, "weak"),
