@@ -42,7 +42,15 @@ class InputError(Exception):
                 where += f":{self.row}"
         if self.field is not None:
             where += (" " if where else "") + f"field '{self.field}'"
-        return f"{where}: {self.message}" if where else self.message
+        return _one_line(f"{where}: {self.message}" if where else self.message)
+
+
+def _one_line(text: str) -> str:
+    """Escape control characters: a field name or value taken from a user's file may hold a
+    newline, and the CLI promises one line per error."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def dotted(loc: Loc) -> str:
