@@ -14,6 +14,7 @@ import atexit
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import threading
@@ -49,6 +50,7 @@ from firewall_routing.serve.routing import (
     UnknownModel,
     build_decider,
     listed_models,
+    shown_name,
 )
 from firewall_routing.serve.scoring import completion_prompt_text
 from firewall_routing.serve.upstream import (
@@ -373,18 +375,42 @@ async def decide(state: ServerState, op: OperatingPoint, routed: Any) -> Decisio
         ) from None
 
 
-def decision_headers(rec: RequestRecord, decision: Decision) -> dict[str, str]:
+def decision_headers(request_id: str, decision: Decision) -> dict[str, str]:
+    """The ``x-firewall-*`` headers of a decision, checked before the upstream is called.
+
+    A value the HTTP layer refuses (a newline, say) would otherwise fail only when the
+    answer is sent — after the upstream has been called and billed, with no answer for the
+    client and, for streams, an upstream connection left checked out of the pool.
+    """
     headers = {
-        "x-firewall-route": rec.route or decision.route,
+        "x-firewall-route": decision.route,
         "x-firewall-operating-point": decision.operating_point,
-        "x-request-id": rec.request_id,
+        "x-request-id": request_id,
     }
     if decision.score is not None and decision.threshold is not None:
         headers["x-firewall-score"] = f"{decision.score:.6f}"
         headers["x-firewall-threshold"] = repr(decision.threshold)
-    if rec.fallback_from is not None:
-        headers["x-firewall-fallback"] = f"{rec.fallback_from}->{rec.route}"
+    for name, value in headers.items():
+        if not valid_header_value(value):
+            raise RuntimeError(f"response header {name} would be invalid: {value[:80]!r}")
     return headers
+
+
+# What both of uvicorn's HTTP layers accept (h11 and httptools): latin-1, no control
+# characters but tab, no surrounding whitespace.
+_HEADER_VALUE = re.compile(r"(?:[!-~\x80-\xff](?:[ \t!-~\x80-\xff]*[!-~\x80-\xff])?)?")
+
+
+def valid_header_value(value: str) -> bool:
+    return _HEADER_VALUE.fullmatch(value) is not None
+
+
+def answered_headers(headers: dict[str, str], rec: RequestRecord) -> dict[str, str]:
+    """The decision headers updated with the side that answered (fallback included)."""
+    out = {**headers, "x-firewall-route": rec.route or headers["x-firewall-route"]}
+    if rec.fallback_from is not None:
+        out["x-firewall-fallback"] = f"{rec.fallback_from}->{rec.route}"
+    return out
 
 
 def other(route: str) -> Route:
@@ -449,12 +475,28 @@ async def stream_out(
 
 
 class RelayResponse(StreamingResponse):
-    """A StreamingResponse that always closes its generator, so a disconnect is logged.
+    """A StreamingResponse that always closes its generator and the upstream response.
 
     Starlette stops iterating when the client goes away (cancellation, or ``OSError`` from
     ``send``) but leaves the generator suspended until garbage collection; closing it here
-    runs ``stream_out``'s ``finally`` now. A disconnect is the client's doing, not an error.
+    runs ``stream_out``'s ``finally`` now. If sending failed before the first chunk, the
+    generator never started and closing it runs nothing: the upstream response is closed
+    here too (it goes back to the pool — leaking it exhausted the pool after ~256 requests,
+    issue 24) and the request is logged. A disconnect is the client's doing, not an error.
     """
+
+    def __init__(
+        self,
+        state: ServerState,
+        rec: RequestRecord,
+        upstream: httpx.Response,
+        headers: dict[str, str],
+        media_type: str,
+    ) -> None:
+        super().__init__(
+            stream_out(state, rec, upstream), upstream.status_code, headers=headers, media_type=media_type
+        )
+        self.state, self.rec, self.upstream = state, rec, upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body_iterator
@@ -463,8 +505,41 @@ class RelayResponse(StreamingResponse):
         except (ClientDisconnect, OSError):
             pass
         finally:
-            if hasattr(body, "aclose"):
-                await body.aclose()
+            try:
+                if hasattr(body, "aclose"):
+                    await body.aclose()
+            finally:
+                await self.upstream.aclose()
+                if not self.rec.done:
+                    self.rec.error = self.rec.error or DISCONNECTED
+                    self.state.finish(self.rec, CLIENT_CLOSED)
+
+
+async def answer(
+    state: ServerState,
+    rec: RequestRecord,
+    request: Request,
+    upstream: httpx.Response,
+    headers: dict[str, str],
+    stream: bool,
+) -> Response:
+    """The client's response for an opened upstream response, which is always released:
+    handed to a RelayResponse (which closes it), or read and closed here."""
+    media = upstream.headers.get("content-type", "application/json")
+    if stream and media.startswith("text/event-stream"):
+        return RelayResponse(state, rec, upstream, headers, media)
+    try:
+        content = await read_body(upstream, rec.route or "upstream")  # closes it
+    except UpstreamError as e:
+        raise upstream_api_error(e) from None
+    finally:
+        await upstream.aclose()  # also when cancelled before read_body ran
+    if await request.is_disconnected():  # nobody will read the answer
+        rec.error = DISCONNECTED
+        state.finish(rec, CLIENT_CLOSED)
+    else:
+        state.finish(rec, upstream.status_code)
+    return Response(content, upstream.status_code, headers=headers, media_type=media)
 
 
 async def proxy(request: Request, creds: HTTPAuthorizationCredentials | None, endpoint: str) -> Response:
@@ -473,37 +548,20 @@ async def proxy(request: Request, creds: HTTPAuthorizationCredentials | None, en
     try:
         check_auth(state, creds)
         body = await read_json_object(request, state.config.max_body_bytes)
-        rec.model, stream, routed = parse_request(body, endpoint)
-        rec.stream = stream
-        op = resolve(state.decider, rec.model)
+        model, stream, routed = parse_request(body, endpoint)
+        rec.model, rec.stream = shown_name(model), stream  # a 1 MB name is no 2 MB log line
+        op = resolve(state.decider, model)
         decision = await decide(state, op, routed)
         state.metrics.record_decision(decision.route, decision.forced, decision.router_ms / 1000.0)
         rec.operating_point, rec.decision = decision.operating_point, decision.route
         rec.score, rec.threshold = decision.score, decision.threshold
         rec.router_ms = round(decision.router_ms, 3)
+        headers = decision_headers(rec.request_id, decision)
         try:
             upstream = await open_upstream(state, rec, PATHS[endpoint], body, decision.route)
         except UpstreamError as e:
             raise upstream_api_error(e) from None
-        headers = decision_headers(rec, decision)
-        media = upstream.headers.get("content-type", "application/json")
-        if stream and media.startswith("text/event-stream"):
-            return RelayResponse(
-                stream_out(state, rec, upstream),
-                upstream.status_code,
-                headers=headers,
-                media_type=media,
-            )
-        try:
-            content = await read_body(upstream, decision.route)
-        except UpstreamError as e:
-            raise upstream_api_error(e) from None
-        if await request.is_disconnected():  # nobody will read the answer
-            rec.error = DISCONNECTED
-            state.finish(rec, CLIENT_CLOSED)
-        else:
-            state.finish(rec, upstream.status_code)
-        return Response(content, upstream.status_code, headers=headers, media_type=media)
+        return await answer(state, rec, request, upstream, answered_headers(headers, rec), stream)
     except ApiError as e:
         rec.error = rec.error or e.message
         state.finish(rec, e.status)
