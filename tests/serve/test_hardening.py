@@ -113,3 +113,57 @@ def test_stream_whose_start_cannot_be_sent_releases_the_upstream(
         asyncio.run(response(scope, receive, send))
     assert body.closed
     assert [line["status"] for line in request_lines(caplog)] == [499]
+
+
+# --------------------------------------------------------------------------- 4: 400, not 500
+
+
+def raw_post(server: FastServer, body: bytes) -> Any:
+    headers = {"authorization": "Bearer test-key", "content-type": "application/json"}
+    return server.client.post("/v1/chat/completions", content=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "firewall", "messages": [{"role": "user", "content": "\\ud800x"}]}',
+        b'{"model": "firewall", "messages": [{"role": "user", "content": "ok"}], "user": "\\udfff"}',
+        b'{"model": "firewall", "messages": [{"role": "user", "content": "ok"}], "\\ud800": 1}',
+        b'{"model": "firewall", "messages": [{"role": "user", "content": [{"type": "text", "text": "\\udc00"}]}]}',
+        b'{"model": "firewall", "messages": [{"role": "user", "content": "ok"}], "seed": 1' + b"9" * 5000 + b"}",
+        b'{"model": "firewall", "messages": [{"role": "user", "content": "ok"}], "temperature": NaN}',
+        b'{"model": "firewall", "messages": [{"role": "user", "content": "ok"}], "temperature": -Infinity}',
+        b'{"model": "firewall", "messages": [{"role": "user", "content": "ok"}], "temperature": 1e999}',
+    ],
+    ids=["surrogate-content", "surrogate-extra", "surrogate-key", "surrogate-part", "huge-integer", "nan",
+         "infinity", "overflow"],
+)  # fmt: skip
+def test_invalid_unicode_huge_integers_and_non_json_numbers_are_400(
+    make_server: Any, caplog: Any, body: bytes
+) -> None:
+    server: FastServer = make_server(max_body_bytes=65536)
+    caplog.set_level(logging.INFO)
+    r = raw_post(server, body)
+    assert r.status_code == 400, r.text
+    assert (
+        r.json()["error"]["code"] == "invalid_json" and r.json()["error"]["type"] == "invalid_request_error"
+    )
+    assert server.upstream.requests == [] and server.scorer.seen == []
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
+def test_valid_surrogate_pairs_and_escapes_still_pass(make_server: Any) -> None:
+    server: FastServer = make_server()
+    body = b'{"model": "firewall", "messages": [{"role": "user", "content": "easy \\ud83d\\ude00 \\u00e9"}]}'
+    r = raw_post(server, body)
+    assert r.status_code == 200, r.text
+    assert server.scorer.seen == ["easy \U0001f600 \xe9"]
+
+
+@pytest.mark.parametrize("stream", ["yes", 1, "true", None])
+def test_stream_must_be_a_json_boolean(make_server: Any, stream: Any) -> None:
+    """It was coerced (a JSON answer or a stream by truthiness) but forwarded upstream raw."""
+    server: FastServer = make_server()
+    r = server.post("/v1/chat/completions", {"model": "firewall", "messages": CHAT, "stream": stream})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "stream"
+    assert server.upstream.requests == []

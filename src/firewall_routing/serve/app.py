@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -128,6 +129,10 @@ MODEL_DOC = Field(
 )
 
 
+# Strict: "yes" or 1 was coerced to True here but forwarded upstream as sent (issue 24).
+STREAM_DOC = Field(default=False, strict=True)
+
+
 class ChatRequest(BaseModel):
     """Only what routing reads; all other fields are forwarded as sent."""
 
@@ -135,7 +140,7 @@ class ChatRequest(BaseModel):
 
     model: str = MODEL_DOC
     messages: list[Message] = Field(min_length=1)
-    stream: bool = False
+    stream: bool = STREAM_DOC
 
 
 class CompletionRequest(BaseModel):
@@ -143,7 +148,7 @@ class CompletionRequest(BaseModel):
 
     model: str = MODEL_DOC
     prompt: str | list[str]
-    stream: bool = False
+    stream: bool = STREAM_DOC
 
 
 def validation_error(e: ValidationError) -> ApiError:
@@ -165,17 +170,61 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         if size > limit:
             raise ApiError(413, f"request body exceeds {limit} bytes", "request_too_large")
         chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
-        body = json.loads(b"".join(chunks))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"request body is not valid JSON: {e}", "invalid_json") from None
+        body = json.loads(raw, parse_constant=no_constant, parse_float=finite_float)
     except RecursionError:  # the parser recurses per level: `[` x 2000 overflows it
         raise ApiError(400, TOO_DEEP, "invalid_json") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an int past Python's digit limit
+        raise ApiError(400, f"request body is not valid JSON: {str(e)[:200]}", "invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "invalid_json")
     if json_depth(body) > MAX_JSON_DEPTH:  # parsed, but re-encoding it upstream would overflow
         raise ApiError(400, TOO_DEEP, "invalid_json")
+    if b"\\u" in raw and (where := lone_surrogate(body)) is not None:
+        raise ApiError(
+            400,
+            f"request body is not valid JSON: a lone surrogate escape in {where} (not Unicode text)",
+            "invalid_json",
+        )
     return body
+
+
+def no_constant(name: str) -> float:
+    """``NaN``/``Infinity`` are not JSON: Python accepts them, and would send them upstream."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: re-encoding it upstream would write Infinity
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """Where a string (key or value) holds a lone surrogate (``"\\ud800"``), if anywhere.
+
+    JSON's ``\\u`` escapes can spell half a surrogate pair, which is no character: the
+    tokenizer and any UTF-8 encoder fail on it. Only run when the raw body has an escape.
+    """
+    stack: list[tuple[Any, str]] = [(value, "body")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return where
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                name = ascii(k)[1:-1][:40]  # printable whatever the key holds
+                stack.append((k, f"a key of {where}"))
+                stack.append((v, name if where == "body" else f"{where}.{name}"))
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+    return None  # (paths can grow with depth, but depth is capped at MAX_JSON_DEPTH)
 
 
 MAX_JSON_DEPTH = 64  # OpenAI requests (tool schemas included) nest far less
