@@ -167,3 +167,22 @@ def test_stream_must_be_a_json_boolean(make_server: Any, stream: Any) -> None:
     r = server.post("/v1/chat/completions", {"model": "firewall", "messages": CHAT, "stream": stream})
     assert r.status_code == 400 and r.json()["error"]["param"] == "stream"
     assert server.upstream.requests == []
+
+
+def test_upstream_5xx_body_is_logged_not_echoed(make_server: Any, caplog: Any) -> None:
+    server: FastServer = make_server()
+    server.upstream.behaviour["strong"] = "500"  # answers {"error": {"message": "boom"}}
+    caplog.set_level(logging.INFO)
+    r = server.post("/v1/chat/completions", {"model": "firewall", "messages": CHAT})
+    assert r.status_code == 502 and "boom" not in r.text
+    assert r.json()["error"]["message"] == "strong upstream returned HTTP 500"
+    assert any("boom" in rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING)
+
+
+def test_huge_model_name_is_clipped_in_the_error_and_the_log_line(make_server: Any, caplog: Any) -> None:
+    server: FastServer = make_server(max_body_bytes=2_000_000)
+    caplog.set_level(logging.INFO)
+    r = server.post("/v1/chat/completions", {"model": "m" * 1_000_000, "messages": CHAT})
+    assert r.status_code == 404 and len(r.text) < 400
+    (line,) = [rec.getMessage() for rec in caplog.records if rec.name == "firewall_routing.serve.requests"]
+    assert len(line) < 1000
