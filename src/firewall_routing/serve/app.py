@@ -278,6 +278,29 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+class BodyLimitMiddleware:
+    """A declared body over ``max_body_bytes`` is a 413 before anything else runs (auth too).
+
+    Bodies without a ``content-length`` (chunked) are counted while the handler reads them
+    (``read_json_object``), which happens only after the key was checked.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.limit = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    error = ApiError(413, f"request body exceeds {self.limit} bytes", "request_too_large")
+                    response = error.response()
+                    response.headers["connection"] = "close"  # the body is not read
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def request_id_of(request: Request) -> str:
     rid = request.scope.get("state", {}).get("request_id")
     return rid if isinstance(rid, str) else new_request_id()
@@ -820,7 +843,8 @@ def create_app(
         title="firewall-routing", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.firewall = state
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: the 413 carries an id too
     add_routes(app)
     add_error_handlers(app)
     return app
