@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, PairingApprox, as_design
 from firewall_routing.errors import InputError, MetricError, validation_problems
 from firewall_routing.files import json_object
+from firewall_routing.metrics import MAX_BOOTSTRAP
 from firewall_routing.routers import DEFAULT_ROUTER
 
 if TYPE_CHECKING:
@@ -115,6 +116,12 @@ def _load(
         quality_threshold=threshold,
         drop_incomplete=drop_incomplete,
     )
+    if table.has_pair and table.weak.name == table.strong.name:
+        raise InputError(
+            f"the weak and the strong model are both '{table.weak.name}': routing between a model "
+            "and itself means nothing (choose two models with --weak/--strong)",
+            path=outcomes,
+        )
     for note in table.notes:
         typer.echo(f"note: {note}", err=True)
     return table
@@ -147,12 +154,10 @@ def labels(
     """Write the labels of one design for every query of an outcome file (to train elsewhere)."""
     import json
 
+    from firewall_routing.files import check_output_file
     from firewall_routing.labels import compute_labels
 
-    if out.exists() and not force:
-        raise InputError("already exists; pass --force to overwrite it, or choose another --out", path=out)
-    if out.is_dir():
-        raise InputError("is a directory; --out names the JSONL file to write", path=out)
+    check_output_file(out, "--out", force=force)
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
     lab = compute_labels(table, as_design(design), _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -184,6 +189,9 @@ def train(
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     val_fraction: Annotated[float, typer.Option(help="Held-out share for best-epoch selection.")] = 0.1,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing router at --out (all of its files).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for the split and the router (if it takes one).")] = 0,
     router_options: Annotated[
         str,
@@ -204,13 +212,15 @@ def train(
     Train-free routers (random, oracle, margin) are saved as they are, so every router can
     be passed to `evaluate` and `serve` as a directory.
     """
-    from firewall_routing.labels import compute_labels
+    from firewall_routing.files import check_router_out, replace_dir
+    from firewall_routing.labels import compute_labels, require_learnable
     from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
 
     if router_options.strip() == "help":
         typer.echo(router_help(router))
         return
+    check_router_out(out, force)  # before loading and training: fail in a second
     cls = router_class(router)
     r = make_router(
         router, **({"seed": seed} if cls.seeded() else {}) | json_object(router_options, "--router-options")
@@ -218,18 +228,17 @@ def train(
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
-        r.save(out, RouterMetadata(weak=weak_name, strong=strong_name))
+        replace_dir(out, lambda d: r.save(d, RouterMetadata(weak=weak_name, strong=strong_name)))
         typer.echo(f"{router} does not train: saved its options → {out}")
         return
     tr, va = split_train_val(table, val_fraction, seed)
     lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
+    require_learnable(lab.values, design, str(outcomes))
     rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
-    r.save(
-        out,
-        RouterMetadata.for_training(
-            tr.prompts, lab.values, label_design=design, weak=weak_name, strong=strong_name
-        ),
+    meta = RouterMetadata.for_training(
+        tr.prompts, lab.values, label_design=design, weak=weak_name, strong=strong_name
     )
+    replace_dir(out, lambda d: r.save(d, meta))
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
     _say_quality(table, design)
@@ -259,7 +268,7 @@ def hybrid_llm(
     router: Annotated[str, typer.Option(help="Router trained per design.")] = DEFAULT_ROUTER,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per seeded router (averaged).")] = 1,
     bootstrap: Annotated[
-        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+        int, typer.Option(min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for the 95 % CIs (0 = off).")
     ] = 1000,
     weak: WeakOpt = None,
     strong: StrongOpt = None,
@@ -368,7 +377,7 @@ def evaluate(
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     bootstrap: Annotated[
-        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+        int, typer.Option(min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for the 95 % CIs (0 = off).")
     ] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
     fmt: FormatOpt = "auto",
@@ -383,12 +392,16 @@ def evaluate(
     """
     from dataclasses import replace
 
-    from firewall_routing.experiment.evaluation import evaluate_router
+    from firewall_routing.experiment.evaluation import evaluate_router, require_evaluable
     from firewall_routing.experiment.report import format_evaluation
+    from firewall_routing.files import check_output_file
     from firewall_routing.metrics import require_gap
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
+    if json_out is not None:
+        check_output_file(json_out, "--json")  # before the metrics: not a traceback after them
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
+    require_evaluable(table)
     # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
     p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
     require_gap(p_w, p_s, table.weak.name, table.strong.name)
@@ -531,6 +544,12 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except (MemoryError, OSError) as e:  # a file or the machine refused: one line, not a traceback
+        # (commands check their outputs first; this is the net for whatever slips past)
+        where = f"{e.filename}: " if isinstance(e, OSError) and e.filename else ""
+        what = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+        typer.echo(f"error: {where}{_one_line(what)}", err=True)
+        sys.exit(2)
     except _usage_error_types() as e:
         sys.exit(_show_usage_error(e))
     # Without standalone mode, typer returns a command's ``typer.Exit(code)`` as the value.

@@ -80,6 +80,17 @@ def calibrate(
     from firewall_routing.routers import load_router
     from firewall_routing.serve.scoring import make_scorer
 
+    # Inputs first: with a calibration already there, a mistyped prompts file said
+    # "calibration file already exists" instead of naming the missing file.
+    if not router.is_dir():
+        raise InputError(
+            "router not found (a directory saved by `train`)"
+            if not router.exists()
+            else "not a router directory",
+            path=router,
+        )
+    if not prompts.is_file():
+        raise InputError("file not found" if not prompts.exists() else "not a file", path=prompts)
     target = calibration_path(out if out is not None else router)
     if target.exists() and not force:  # checked before scoring: fail in a second, not minutes
         raise InputError("calibration file already exists: pass --force to replace it", path=target)
@@ -126,6 +137,7 @@ def serve(
     from firewall_routing.serve.protocol import http_options
 
     cfg = with_overrides(load_config(config), host=host, port=port, workers=workers)
+    check_port(cfg.host, cfg.port)  # before the router loads: seconds, then 8 lines of uvicorn errors
     options = {
         **http_options(),  # request heads over 64 KiB: 431 before the app (and auth) runs
         "host": cfg.host,
@@ -143,6 +155,31 @@ def serve(
         uvicorn.run(create_app(cfg), **options)  # type: ignore[arg-type]
         return
     serve_workers(cfg, config, options)
+
+
+def check_port(host: str, port: int) -> None:
+    """One line and exit 2 when ``host:port`` cannot be listened on (in use, no such address).
+
+    uvicorn binds with SO_REUSEADDR, so this does too: a port left in TIME_WAIT by an
+    earlier run is usable and is not refused here. Port 0 (the OS picks) is not checked.
+    """
+    import socket
+
+    from firewall_routing.errors import InputError
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror}", field="host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            raise InputError(f"cannot listen on {host}:{port}: {e.strerror}", field="port") from None
 
 
 def serve_workers(cfg: ServeConfig, config: Path, options: dict[str, object]) -> None:
