@@ -38,14 +38,19 @@ def table(path: Path, rows: int, weak: Any = None, strong: Any = 1.0) -> Path:
     with path.open("w") as f:
         for i in range(rows):
             w = (i % 3) / 2 if weak is None else weak
-            f.write(json.dumps({"prompt": f"question {i}", "weak_pass_rate": w, "strong_pass_rate": strong}) + "\n")
+            f.write(
+                json.dumps({"prompt": f"question {i}", "weak_pass_rate": w, "strong_pass_rate": strong})
+                + "\n"
+            )
     return path
 
 
 # --------------------------------------------------------------------------- train --out
 
 
-def test_train_refuses_an_existing_router_dir_without_force(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+def test_train_refuses_an_existing_router_dir_without_force(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
     data = table(tmp_path / "t.jsonl", 30)
     out = tmp_path / "r"
     assert cli(monkeypatch, capsys, "train", str(data), "--out", str(out), "--router", "knn")[0] == 0
@@ -157,6 +162,8 @@ def test_serve_on_a_port_in_use_is_one_line_before_the_router_loads(
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code, err = cli(monkeypatch, capsys, "serve", "--config", str(tmp_path / "c.yaml"), "--port", str(port))
+        code, err = cli(
+            monkeypatch, capsys, "serve", "--config", str(tmp_path / "c.yaml"), "--port", str(port)
+        )
     line = one_error_line(err)
     assert code == 2 and f"127.0.0.1:{port}" in line and "in use" in line  # not "router not found"
