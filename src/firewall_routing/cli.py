@@ -212,10 +212,11 @@ def train(
     Train-free routers (random, oracle, margin) are saved as they are, so every router can
     be passed to `evaluate` and `serve` as a directory.
     """
-    from firewall_routing.files import check_router_out, replace_dir
+    from firewall_routing.files import replace_dir
     from firewall_routing.labels import compute_labels, require_learnable
     from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
+    from firewall_routing.routers.base import check_router_out
 
     if router_options.strip() == "help":
         typer.echo(router_help(router))

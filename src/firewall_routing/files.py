@@ -161,33 +161,6 @@ def check_output_file(path: Path, option: str, *, force: bool | None = None) -> 
     check_writable_dir(path.parent, option)
 
 
-def check_router_out(out: Path, force: bool, option: str = "--out") -> None:
-    """A directory a router can be saved into: new, or (with ``force``) an earlier router.
-
-    Saving over an existing router replaced router.json but kept the old weights and
-    calibration (a mixed directory); an existing file or a non-router directory would be
-    clobbered. ``replace_dir`` does the replacing.
-    """
-    from firewall_routing.routers.base import CONFIG_FILE
-
-    if out.exists() and not out.is_dir():
-        if not force:
-            raise InputError(f"is a file; pass --force to replace it, or choose another {option}", path=out)
-    elif out.is_dir() and any(out.iterdir()):
-        if not (out / CONFIG_FILE).is_file():
-            raise InputError(
-                f"is a directory that holds no saved router ({CONFIG_FILE}): choose another {option}",
-                path=out,
-            )
-        if not force:
-            raise InputError(
-                f"already holds a router; pass --force to replace it (weights, calibration and all) "
-                f"or choose another {option}",
-                path=out,
-            )
-    check_writable_dir(out.parent, option)
-
-
 def replace_dir(out: Path, write: Callable[[Path], object]) -> None:
     """``write`` a directory beside ``out``, then put it in ``out``'s place whole.
 
