@@ -11,6 +11,9 @@ solution still passes.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +153,63 @@ def test_every_layer_keeps_the_tests_from_the_program(layer: sandbox._Layer) -> 
     code = FILE_CHEAT.format(name="min_cost")
     assert not sandbox._run(code, 10, 512, layer=layer, guard=True, tests=MBPP_TESTS).passed
     assert sandbox._run(code + MBPP_TESTS, 10, 512, layer=layer, guard=True).passed  # the old way
+
+
+# --------------------------------------------------------------------------- 8: process-group as root
+
+
+@pytest.fixture
+def no_namespaces(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A machine without namespaces: only the process-group layer works."""
+    monkeypatch.setattr(sandbox, "_works", lambda layer: not layer.namespaces)
+    sandbox._best_layer.cache_clear()
+    yield monkeypatch
+    sandbox._best_layer.cache_clear()
+
+
+def test_process_group_layer_refuses_root_without_opt_in(no_namespaces: Any) -> None:
+    from firewall_routing.errors import InputError
+
+    no_namespaces.setattr(sandbox.os, "geteuid", lambda: 0)
+    no_namespaces.delenv(sandbox.ALLOW_ROOT_ENV, raising=False)
+    with pytest.raises(InputError, match=rf"runs as root.*/tmp.*{sandbox.ALLOW_ROOT_ENV}=1"):
+        sandbox.run_python("assert True\n")
+
+
+def test_process_group_layer_runs_as_root_with_opt_in_and_says_what_is_open(
+    no_namespaces: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    no_namespaces.setattr(sandbox.os, "geteuid", lambda: 0)
+    no_namespaces.setenv(sandbox.ALLOW_ROOT_ENV, "1")
+    assert sandbox.sandbox_isolation() == "process-group"
+    assert any("Not protected" in r.getMessage() and "/dev/shm" in r.getMessage() for r in caplog.records)
+
+
+def test_process_group_layer_as_a_user_warns_what_is_not_protected(
+    no_namespaces: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    no_namespaces.setattr(sandbox.os, "geteuid", lambda: 1000)
+    assert sandbox.sandbox_isolation() == "process-group"
+    assert any("Not protected" in r.getMessage() for r in caplog.records)
+
+
+def test_what_the_process_group_layer_does_not_protect_as_measured(tmp_path: Path) -> None:
+    """The holes the warning names, measured (so the docs' list stays true): a C-level write
+    to the host's /dev/shm and, as root, reading /etc/shadow, both past the guard."""
+    target = Path("/dev/shm") / f"fwr-probe-{os.getpid()}.db"
+    shm = f"import sqlite3\nsqlite3.connect({str(target)!r}).execute('create table t(x)')\n"
+    shadow = "assert open('/etc/shadow').read()\n"
+    try:
+        r = sandbox._run(
+            shm + (shadow if os.geteuid() == 0 else ""), 10, 512, layer=sandbox._PLAIN, guard=True
+        )
+        assert r.passed, r.detail
+        assert target.exists()  # it reached the host
+    finally:
+        target.unlink(missing_ok=True)
+    best = sandbox._best_layer()
+    if best.namespaces:  # the namespace layers do keep it off the host
+        assert sandbox._run(shm, 10, 512, layer=best, guard=True).passed
+        assert not target.exists()
+    if best.as_nobody:
+        assert not sandbox._run(shadow, 10, 512, layer=best, guard=True).passed

@@ -601,15 +601,43 @@ assert sorted(os.listdir("/tmp")) == sorted([os.path.basename(os.path.dirname(os
 """
 
 
+ALLOW_ROOT_ENV = "FIREWALL_ROUTING_SANDBOX_ALLOW_ROOT"
+"""Set to 1 to run generated code as root without namespaces (the ``process-group`` layer)."""
+
+UNPROTECTED = (
+    "writes from C code (sqlite3, …) to any path this user may write (/tmp, /var/tmp, "
+    "/dev/shm, home), reads of every file this user may read, this user's other processes, "
+    "and the network for code that gets past the in-process guard"
+)
+"""What the ``process-group`` layer leaves open (measured: tests/sampling/test_sandbox.py)."""
+
+
 @functools.cache
 def _best_layer() -> _Layer:
-    """The strongest layer that works on this machine (checked once per process)."""
+    """The strongest layer that works on this machine (checked once per process).
+
+    Without namespaces the program runs as the grader's own user behind the in-process
+    guard only. As root that is every file on the machine (``/etc/shadow`` was readable in
+    issue 24's replay), so it is refused unless ``$FIREWALL_ROUTING_SANDBOX_ALLOW_ROOT=1``
+    says the user accepts it; otherwise a warning says what is not protected.
+    """
     _clean_stale()
     best = next((layer for layer in (_NOBODY, _NAMESPACES) if _works(layer)), _PLAIN)
     if best is _PLAIN:
+        if os.geteuid() == 0 and os.environ.get(ALLOW_ROOT_ENV) != "1":
+            from firewall_routing.errors import InputError
+
+            raise InputError(
+                "sandbox: Linux namespaces are not available here and this runs as root, so "
+                f"generated code would run as root with only an in-process guard ({UNPROTECTED} "
+                "stay open): run as an unprivileged user or enable user namespaces, or set "
+                f"{ALLOW_ROOT_ENV}=1 to accept that (docs/sampling.md, 'Sandbox')"
+            )
         logging.getLogger(__name__).warning(
-            "sandbox: Linux namespaces are not available here; generated code runs with the "
-            "in-process guard only (see docs/sampling.md, 'Sandbox')"
+            "sandbox: Linux namespaces are not available here; generated code runs as %s with the "
+            "in-process guard only. Not protected: %s (see docs/sampling.md, 'Sandbox')",
+            "root" if os.geteuid() == 0 else "this user",
+            UNPROTECTED,
         )
     return best
 
