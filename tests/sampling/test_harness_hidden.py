@@ -170,7 +170,7 @@ def no_namespaces(monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_process_group_layer_refuses_root_without_opt_in(no_namespaces: Any) -> None:
     from firewall_routing.errors import InputError
 
-    no_namespaces.setattr(sandbox.os, "geteuid", lambda: 0)
+    no_namespaces.setattr(os, "geteuid", lambda: 0)
     no_namespaces.delenv(sandbox.ALLOW_ROOT_ENV, raising=False)
     with pytest.raises(InputError, match=rf"runs as root.*/tmp.*{sandbox.ALLOW_ROOT_ENV}=1"):
         sandbox.run_python("assert True\n")
@@ -179,7 +179,7 @@ def test_process_group_layer_refuses_root_without_opt_in(no_namespaces: Any) -> 
 def test_process_group_layer_runs_as_root_with_opt_in_and_says_what_is_open(
     no_namespaces: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    no_namespaces.setattr(sandbox.os, "geteuid", lambda: 0)
+    no_namespaces.setattr(os, "geteuid", lambda: 0)
     no_namespaces.setenv(sandbox.ALLOW_ROOT_ENV, "1")
     assert sandbox.sandbox_isolation() == "process-group"
     assert any("Not protected" in r.getMessage() and "/dev/shm" in r.getMessage() for r in caplog.records)
@@ -188,7 +188,7 @@ def test_process_group_layer_runs_as_root_with_opt_in_and_says_what_is_open(
 def test_process_group_layer_as_a_user_warns_what_is_not_protected(
     no_namespaces: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    no_namespaces.setattr(sandbox.os, "geteuid", lambda: 1000)
+    no_namespaces.setattr(os, "geteuid", lambda: 1000)
     assert sandbox.sandbox_isolation() == "process-group"
     assert any("Not protected" in r.getMessage() for r in caplog.records)
 
