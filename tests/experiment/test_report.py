@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from firewall_routing import metrics
-from firewall_routing.experiment import evaluation, report
+from firewall_routing.experiment import evaluation, report, verdict
 from firewall_routing.experiment.conclusion import Difference
 from firewall_routing.experiment.config import ExperimentConfig
 from firewall_routing.experiment.evaluation import evaluate_and_compare
@@ -211,7 +211,7 @@ def test_write_plots_files(tmp_path: Path) -> None:
 
 def test_signed_points_never_print_minus_zero() -> None:
     d = Difference("a", "b", diff=-3.9, lo=-9.94, hi=-0.04, p=0.01)
-    assert report._signed(d) == "-3.9 [-9.9, -0.04]"
+    assert verdict.signed(d) == "-3.9 [-9.9, -0.04]"
 
 
 def test_deterministic_router_is_not_reported_as_seeds_or_best_epoch(tmp_path: Path) -> None:
@@ -270,7 +270,9 @@ def test_markdown_and_console_render_the_numbers_they_are_given(tmp_path: Path) 
     table1 = md.split("## Table 1")[1].split("## Table 3")[0]
     assert "| Soft Block (Eq. 7) | 61.23 [58.0, 65.0] | 50.00 | 60.00 | 70.00 |" in table1
     assert "| Linear Interpolation (random) | 50.00 | 48.00 | 60.00 | 72.00 |" in table1
-    assert "MF" not in table1 and "Hard Label" not in table1  # not Table 1 rows / not in the run
+    assert "| RouteLLM MF" not in table1  # not in the run: no row
+    # every design the run trained is in Table 1 (issue 25), not only the paper's rows
+    assert "| Hard Label (Eq. 1) | undefined | 45.00 | 55.00 | 65.00 |" in table1
     table3 = md.split("## Table 3")[1].split("##")[0]
     assert "| Hard Label (Eq. 1) | undefined | 45.00 | 55.00 | 65.00 |" in table3
     more = md.split("## More metrics")[1].split("##")[0]

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from firewall_routing import metrics
-from firewall_routing.experiment.conclusion import Difference
 from firewall_routing.experiment.evaluation import GRID, RouterLine, bin_pass_rates, curve_band, router_lines
 from firewall_routing.experiment.results import (
     Comparison,
@@ -28,6 +26,12 @@ from firewall_routing.experiment.results import (
     TableInfo,
     percent,
 )
+from firewall_routing.experiment.verdict import is_blocking as _is_blocking
+from firewall_routing.experiment.verdict import is_design as _is_design
+from firewall_routing.experiment.verdict import pairwise as _pairwise
+from firewall_routing.experiment.verdict import set_lines as _set_lines
+from firewall_routing.experiment.verdict import vs_random as _vs_random
+from firewall_routing.experiment.verdict import winner_line
 from firewall_routing.labels import DESIGN_TITLES
 from firewall_routing.outcomes import OutcomeTable
 
@@ -135,9 +139,25 @@ def _apgr_cell(r: ResultRow) -> str:
 
 
 def table1_rows(res: ExperimentResults) -> tuple[str, ...]:
-    """TABLE1_ROWS plus any extra baseline router the run had, before the oracle row."""
+    """TABLE1_ROWS, then every other label design the run trained (issue 25: a table that
+    leaves out designs which beat the paper's rows misleads), then any extra baseline, then
+    the oracle row."""
     extra = [b for b in res.config.baselines if b not in TABLE1_ROWS]
-    return (*TABLE1_ROWS[:-1], *extra, TABLE1_ROWS[-1])
+    designs = [d for d in TABLE3_ROWS if d not in TABLE1_ROWS]
+    return (*TABLE1_ROWS[:-1], *designs, *extra, TABLE1_ROWS[-1])
+
+
+def _winners(res: ExperimentResults, pair: str) -> list[str]:
+    """Under a table: per evaluation set, which router won and whether that is significant."""
+    comps = {k: c for k, c in res.comparisons.items() if k.startswith(pair + "/")}
+    if not comps:
+        return ["", "No bootstrap was run (`--bootstrap 0`): no verdict on which router won."]
+    return [
+        "",
+        "Which won (paired bootstrap over queries, 95 %; details under Conclusion):",
+        "",
+        *(winner_line(k, c) for k, c in comps.items()),
+    ]
 
 
 def _paper_table(res: ExperimentResults, pair: str, rows: Sequence[str]) -> list[str]:
@@ -220,11 +240,14 @@ def write_markdown(res: ExperimentResults, path: Path, wall_seconds: float) -> N
         lines.append(f"| {k} | {t.n} | {t.weak_pass_rate * 100:.2f} | {t.strong_pass_rate * 100:.2f} |")
     lines += ["", "## Table 1 — main pair (in-distribution GSM8K, OOD HumanEval/MBPP)", ""]
     lines += _paper_table(res, "main", table1_rows(res))
+    lines += _winners(res, "main")
     if "gen" in pairs:
         lines += ["", "## Table 2 — generalization pair, same routers", ""]
         lines += _paper_table(res, "gen", table1_rows(res))
+        lines += _winners(res, "gen")
     lines += ["", "## Table 3 — label designs, main pair", ""]
     lines += _paper_table(res, "main", (*TABLE3_ROWS, "random", "oracle"))
+    lines += _winners(res, "main")
     lines += _hybrid_llm(res)
     lines += _more_metrics(res)
     lines += _taxonomy(res)
@@ -383,82 +406,10 @@ def _taxonomy(res: ExperimentResults) -> list[str]:
 
 # --------------------------------------------------------------------------- conclusion
 
-BLOCKING = frozenset({"hard-block", "hard-block-greedy", "soft-block"})
-"""The paper's blocking designs, whose advantage over the other label designs is its claim."""
-
 
 def short(model: str) -> str:
     """``org/name`` → ``name`` (tables and plots need narrow labels)."""
     return model.rsplit("/", 1)[-1]
-
-
-def _pts(v: float) -> str:
-    """APGR points with a sign; a second decimal where one would round to ±0.0."""
-    return f"{v:+.2f}" if abs(v) < 0.05 else f"{v:+.1f}"
-
-
-def _signed(d: Difference) -> str:
-    return f"{_pts(d.diff)} [{_pts(d.lo)}, {_pts(d.hi)}]"
-
-
-def _flip(d: Difference) -> Difference:
-    """b − a instead of a − b (the interval flips too)."""
-    return replace(d, a=d.b, b=d.a, diff=-d.diff, lo=-d.hi, hi=-d.lo)
-
-
-def _members(group: str) -> list[str]:
-    return group.split(" = ")
-
-
-def _is_design(group: str) -> bool:
-    return any(m in DESIGN_TITLES for m in _members(group))
-
-
-def _is_blocking(group: str) -> bool:
-    return any(m in BLOCKING for m in _members(group))
-
-
-def _vs_random(comp: Comparison) -> list[Difference]:
-    return [d for d in comp.differences if d.b == "random"]
-
-
-def _pairwise(comp: Comparison) -> list[Difference]:
-    return [d for d in comp.differences if d.b != "random"]
-
-
-def _listing(items: list[str]) -> str:
-    return ", ".join(items) if items else "none"
-
-
-def _set_lines(key: str, comp: Comparison, n: int) -> list[str]:
-    """Verdict for one evaluation set: vs random, vs the best router, design pairs."""
-    vs_r = _vs_random(comp)
-    better = [f"{d.a} ({_signed(d)})" for d in vs_r if d.separable and d.diff > 0]
-    worse = [f"{d.a} ({_signed(d)})" for d in vs_r if d.separable and d.diff < 0]
-    same = [d.a for d in vs_r if not d.separable]
-    lines = [
-        f"* **{key}** ({n} queries)",
-        f"  * Better than random: {_listing(better)}. Not separable from random: {_listing(same)}. "
-        f"Worse than random: {_listing(worse)}.",
-    ]
-    apgr = {k: v for k, v in comp.apgr.items() if k not in ("random", "oracle")}
-    if len(apgr) > 1:
-        best = max(apgr, key=lambda k: apgr[k])
-        vs_best = [d for d in _pairwise(comp) if d.a == best]
-        below = [f"{d.b} ({_signed(_flip(d))})" for d in vs_best if d.separable]
-        tied = [d.b for d in vs_best if not d.separable]
-        lines.append(
-            f"  * Highest APGR: {best} ({apgr[best]:.2f}). Not separable from it: {_listing(tied)}. "
-            f"Separably below it: {_listing(below)}."
-        )
-    design_pairs = [d for d in _pairwise(comp) if _is_design(d.a) and _is_design(d.b)]
-    if design_pairs:
-        k = sum(d.separable for d in design_pairs)
-        lines.append(
-            f"  * Label designs separable from each other: {k} of {len(design_pairs)} pairs "
-            f"(≈ {0.05 * len(design_pairs):.1f} expected by chance alone)."
-        )
-    return lines
 
 
 def conclusion_lines(comps: dict[str, Comparison], tables: dict[str, TableInfo]) -> list[str]:
