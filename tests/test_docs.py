@@ -20,7 +20,7 @@ def test_serving_quick_start_names_the_default_router() -> None:
 
 
 def test_readme_says_how_long_make_test_takes() -> None:
-    first = (ROOT / "README.md").read_text().split("\n## ", 1)[0]
+    first = "\n".join((ROOT / "README.md").read_text().splitlines()[:60])
     assert re.search(r"`make test`[^\n]*\d+ passed[^\n]*in \d+ s", first.replace("\n", " ")), (
-        "the README's first screen gives make test's measured duration"
+        "the README's first 60 lines give make test's measured duration"
     )
