@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,3 +332,62 @@ def test_no_tracebacks_in_the_server_log(served: Served) -> None:
     text = served.log.read_text(errors="replace")
     assert "Traceback" not in text and "internal error" not in text, text[-3000:]
     assert all(line["status"] < 500 or line["status"] == 502 for line in served.lines())
+
+
+# --------------------------------------------------------------------------- 6: SIGTERM drain
+
+
+@pytest.fixture(scope="module")
+def slow_upstream() -> Iterator[Upstream]:
+    """An upstream that takes 2 s per answer: requests are in flight when SIGTERM comes."""
+    up = Upstream(delay=2.0)
+    server = uvicorn.Server(uvicorn.Config(up.app(), host=HOST, port=up.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield up
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_6_sigterm_drains_in_flight_requests_with_any_worker_count(
+    slow_upstream: Upstream, tmp_path: Path, workers: int
+) -> None:
+    """Was, with 2 workers: 64 in-flight requests reset, 403 answers / 402 log lines, exit 0.
+
+    Now every request that reached the server is answered and logged once, and the exit
+    status is the one of a single worker (killed by the re-raised SIGTERM: 143 in a shell).
+    A client that connects after the listening socket closed is refused (ConnectError):
+    nothing was sent, so it is safe to retry, unlike a reset.
+    """
+    served = spawn_serve(tmp_path, slow_upstream.port, workers=workers)
+    n = 48
+    before = slow_upstream.calls
+
+    def one(_: int) -> str:
+        try:
+            return str(chat(served, {"model": "firewall", "messages": CHAT}).status_code)
+        except httpx.ConnectError:
+            return "refused"
+        except httpx.HTTPError as e:
+            return type(e).__name__
+
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(one, i) for i in range(n)]
+            deadline = time.monotonic() + 30
+            while slow_upstream.calls - before < n // 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.killpg(served.process.pid, signal.SIGTERM)  # as systemd / stop_process do
+            results = [f.result() for f in futures]
+        code = served.process.wait(60)
+    finally:
+        stop_process(served.process, hard=True)
+    answered = results.count("200")
+    assert set(results) <= {"200", "refused"}, results  # no reset, no dropped connection
+    assert answered >= n // 2
+    time.sleep(0.2)
+    assert len(served.lines()) == answered  # one log line per answer
+    assert code == -signal.SIGTERM  # the same for 1 and 2 workers

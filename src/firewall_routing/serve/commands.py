@@ -7,12 +7,15 @@ Heavy imports (torch, onnxruntime, FastAPI, uvicorn) stay inside the command fun
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from firewall_routing.serve.config import ServeConfig
 
 SERVE_EPILOG = """A minimal config (YAML; TOML takes the same keys):
@@ -216,9 +219,49 @@ def serve_workers(cfg: ServeConfig, config: Path, options: dict[str, object]) ->
         logging.getLogger("firewall_routing.serve").info(
             "%d workers; metrics summed across them in %s", cfg.workers, metrics_dir
         )
-        uvicorn.run(
-            "firewall_routing.serve.app:app_from_env",
-            factory=True,
-            workers=cfg.workers,
-            **options,  # type: ignore[arg-type]
+        stopped_by = run_workers(
+            uvicorn.Config(
+                "firewall_routing.serve.app:app_from_env",
+                factory=True,
+                workers=cfg.workers,
+                **options,  # type: ignore[arg-type]
+            )
         )
+    if stopped_by is not None:  # exit as one worker does (143 for SIGTERM), after the clean-up
+        for handler in logging.getLogger().handlers:
+            handler.flush()  # dying of the signal runs no atexit hook
+        signal.signal(stopped_by, signal.SIG_DFL)
+        signal.raise_signal(stopped_by)
+
+
+def run_workers(config: uvicorn.Config) -> int | None:
+    """uvicorn's worker supervisor, draining like one worker does; returns the stop signal.
+
+    The supervisor holds its own copy of the listening socket and, on SIGTERM, only
+    noticed it within 0.5 s and never closed it: the workers closed theirs, and the kernel
+    went on completing connections into the queue of the supervisor's copy, which nobody
+    accepts; they were reset when it exited (issue 24: 64 in-flight requests got
+    ECONNRESET, with one worker all finished). Closing the copy in the signal handler
+    makes a late client's connection refused (safe to retry: nothing was sent), as with
+    one worker, while the workers finish what they accepted.
+    """
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    class Draining(Multiprocess):
+        stop_signal: int | None = None
+
+        def stop(self, sig: int, frame: object) -> None:
+            for sock in self.sockets:
+                sock.close()
+            if self.stop_signal is None:
+                self.stop_signal = sig
+            self.should_exit.set()
+
+    supervisor = Draining(config, sockets=[config.bind_socket()])
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, supervisor.stop)
+    supervisor.run()
+    if supervisor.stop_signal is not None:
+        name = signal.Signals(supervisor.stop_signal).name
+        logging.getLogger("firewall_routing.serve").info("stopped by %s: workers drained", name)
+    return supervisor.stop_signal

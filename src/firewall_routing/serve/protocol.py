@@ -18,6 +18,8 @@ import json
 from typing import Any
 
 MAX_HEADER_BYTES = 64 * 1024
+SHUTDOWN_GRACE = 0.25  # seconds an idle-looking connection keeps reading at shutdown
+HEAD_GRACE = 5.0  # seconds a half-received request head may take to finish at shutdown
 
 _BODY = json.dumps(
     {
@@ -63,12 +65,41 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
     max_head_bytes = MAX_HEADER_BYTES
 
     def connection_made(self, transport: Any) -> None:
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._head_bytes, self._draining = True, 0, False
         super().connection_made(transport)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # answer it, then close
+
+    def shutdown(self) -> None:
+        """Graceful shutdown without dropping a request that is already on its way.
+
+        uvicorn closes at once every connection that has no request in progress, which
+        includes one whose request bytes are in the socket but not read yet, or half read:
+        that client saw the connection drop without an answer (issue 24, SIGTERM). Here a
+        connection that looks idle gets ``SHUTDOWN_GRACE`` seconds for bytes already sent
+        to arrive, one in the middle of a request head up to ``HEAD_GRACE``; a request that
+        starts meanwhile is answered with ``connection: close``.
+        """
+        if self.cycle is not None and not self.cycle.response_complete:
+            super().shutdown()
+            return
+        self._draining = True
+        self.loop.call_later(SHUTDOWN_GRACE, self._close_if_idle, SHUTDOWN_GRACE)
+
+    def _close_if_idle(self, waited: float) -> None:
+        """Close unless a request is being answered (closed after it, keep_alive off) or
+        its head is still arriving (for at most ``HEAD_GRACE`` s: a client that never
+        finishes one must not hold the shutdown)."""
+        if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+            return
+        if self._in_head and self._head_bytes > 0 and waited < HEAD_GRACE:
+            self.loop.call_later(SHUTDOWN_GRACE, self._close_if_idle, waited + SHUTDOWN_GRACE)
+            return
+        self.transport.close()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
