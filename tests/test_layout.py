@@ -58,6 +58,7 @@ EXPERIMENT_ORDER: tuple[str, ...] = (
     "results",
     "evaluation",
     "holdout",
+    "scorer_check",
     "triviaqa",
     "report",
     "rundir",

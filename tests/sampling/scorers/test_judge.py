@@ -53,6 +53,8 @@ def test_parsers_are_strict() -> None:
         and parse_rating("[[11]]") is None
     )
     assert parse_rating("I give it 7 because 2+2=4") is None
+    assert parse_rating("[5]") == 5 and parse_verdict("[B]") == "B"  # what Qwen2.5-0.5B writes
+    assert parse_rating("[5] but maybe [6]") is None
     assert parse_verdict("[[A]]") == "A" and parse_verdict("B") == "B" and parse_verdict("[[C]]") == "C"
     assert parse_verdict("[[A]] no, [[B]]") is None and parse_verdict("A is better") is None
 

@@ -10,7 +10,7 @@ wording is a new version, so cached verdicts of the old one are never mixed in):
   ½ (tie) or 0, quality is their mean. Both orders must parse, else the verdict is missing.
 
 Parsing is strict (``[[7]]``, ``[[A]]``/``[[B]]``/``[[C]]`` for a tie, or a reply that is
-only that token); an unparseable reply is asked again with a reminder, up to
+only that token, bare or in single brackets); an unparseable reply is asked again with a reminder, up to
 ``max_attempts``; a verdict that never parses is recorded as missing, never as 0. An upstream
 that is down or slow is retried with backoff (``upstream_attempts``); if it stays down the
 sample is left unscored and *not cached*, so a rerun asks again and no finished verdict is
@@ -66,9 +66,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
 }
 
 _RATING = re.compile(r"\[\[\s*(10|[1-9])(?:\.0+)?\s*\]\]")
-_BARE_RATING = re.compile(r"^\s*(?:rating\s*:?\s*)?(10|[1-9])\s*\.?\s*$", re.I)
+_BARE_RATING = re.compile(r"^\s*(?:rating\s*:?\s*)?\[?\s*(10|[1-9])\s*\]?\s*\.?\s*$", re.I)
 _VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
-_BARE_VERDICT = re.compile(r"^\s*(?:verdict\s*:?\s*)?([ABC])\s*\.?\s*$")
+_BARE_VERDICT = re.compile(r"^\s*(?:verdict\s*:?\s*)?\[?\s*([ABC])\s*\]?\s*\.?\s*$")
 
 
 def parse_rating(text: str) -> int | None:
