@@ -56,6 +56,7 @@ EXPERIMENT_ORDER: tuple[str, ...] = (
     "config",
     "conclusion",
     "results",
+    "verdict",
     "evaluation",
     "holdout",
     "scorer_check",

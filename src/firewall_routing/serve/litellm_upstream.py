@@ -11,8 +11,18 @@ from firewall_routing.litellm_transport import (
     EXTRA_HINT,
     OFFLINE_ENV,
     LiteLLMTransport,
+    call_options,
+    litellm_module,
     make_litellm_client,
     require_litellm,
 )
 
-__all__ = ["EXTRA_HINT", "OFFLINE_ENV", "LiteLLMTransport", "make_litellm_client", "require_litellm"]
+__all__ = [
+    "EXTRA_HINT",
+    "OFFLINE_ENV",
+    "LiteLLMTransport",
+    "call_options",
+    "litellm_module",
+    "make_litellm_client",
+    "require_litellm",
+]
