@@ -60,8 +60,8 @@ def test_area_and_cost_at_quality_by_hand() -> None:
     ref = reference(SUCCESS, COST)
     assert (ref.best, ref.cheapest, ref.lo, ref.hi, ref.gap) == (2, 0, 1.0, 4.0, 0.5)
     curve = frontier(np.array([1.0, 2.0]), np.array([0.25, 0.75]))  # cheapest + oracle
-    # ∫ (curve − hull) over [1, 4] = 0.125 + 0.25; / (4 − 1) / 0.5
-    assert area_between(curve, ref.hull, 1.0, 4.0, 0.5) == pytest.approx(0.375 / 3 / 0.5)
+    # ∫ (curve − hull) over [1, 4] = 0.125 + 0.25, over a cost range of 3
+    assert area_between(curve, ref.hull, 1.0, 4.0) == pytest.approx(0.375 / 3)
     s = summarize(curve, ref, grid=(0.0, 0.5))
     assert s.cost_at[1.0] == pytest.approx(2.0) and s.cost_fraction_at[1.0] == pytest.approx(0.5)
     assert s.cost_at[0.99] == pytest.approx(1 + (0.99 * 0.75 - 0.25) / 0.5)
@@ -122,3 +122,16 @@ def test_hull_is_concave_and_above_every_mix(success: np.ndarray, data: st.DataO
     if cq[0] == oq[0]:
         assert oc[0] <= cc[0] + 1e-9
     assert oq[0] >= float(hull.at(max(oc[0], hull.cost[0]))) - 1e-9
+
+
+def test_best_model_also_cheapest_leaves_area_undefined_and_measures_gain() -> None:
+    success = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # model 0: 2/3 at cost 1
+    cost = np.tile([1.0, 3.0], (3, 1))
+    ref = reference(success, cost)
+    assert (ref.best, ref.cheapest) == (0, 0)
+    curve = frontier(*points_of([oracle_choice(success, cost), np.zeros(3, int)], success, cost))
+    s = summarize(curve, ref)
+    assert np.isnan(s.area) and s.as_dict()["area"] is None
+    # at cost 1 only model 0 is affordable; the oracle (1.0 at cost 5/3) is past it
+    assert s.gain == pytest.approx(0.0)
+    assert s.cost_at[1.0] == pytest.approx(1.0)

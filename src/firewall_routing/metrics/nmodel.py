@@ -15,9 +15,14 @@ RouterBench's baseline is the frontier of the single models (the *hull*); a rout
 mix exists (NaN); past the best point quality stays flat (extra budget need not be spent).
 
 * ``area``: the mean of (curve − hull) over costs from the cheapest to the best single
-  model, divided by the quality gap between those two models — 0 is "no better than
-  mixing single models", 1 would be a router as good as the best model at the cheapest
-  model's cost everywhere; negative is worse than mixing.
+  model, in quality units (the area between them divided by the width of the cost range):
+  0 is "no better than mixing single models", +0.05 is five accuracy points above the hull
+  on average, negative is worse than mixing. (Dividing also by the quality gap between the
+  two models, as PGR does, made it explode where that gap is tiny, e.g. RouterDC's GSM8K.)
+  Undefined (NaN) when the best single model is also the cheapest (no cost range): then
+  routing can only add quality, which ``gain`` measures.
+* ``gain``: curve − best single model's quality at that model's cost (> 0: the router
+  beats the best model without spending more).
 * ``cost at x %``: the least mean cost at which the curve reaches x % of the best single
   model's quality, also as a fraction of that model's cost (inf when never reached).
 * The **oracle** sends each query to the cheapest model with the row's best quality
@@ -143,8 +148,8 @@ def oracle_choice(success: FloatArray, cost: FloatArray) -> IntArray:
     return out
 
 
-def area_between(curve: Frontier, hull: Frontier, lo: float, hi: float, gap: float) -> float:
-    """Mean of (curve − hull) over costs in [lo, hi], divided by ``gap`` (see module doc).
+def area_between(curve: Frontier, hull: Frontier, lo: float, hi: float) -> float:
+    """Mean of (curve − hull) over costs in [lo, hi] (see module doc).
 
     Exact: both are piecewise linear, so the trapezoid rule over every vertex in [lo, hi]
     integrates their difference without error. A curve undefined somewhere in [lo, hi] (its
@@ -153,14 +158,12 @@ def area_between(curve: Frontier, hull: Frontier, lo: float, hi: float, gap: flo
     """
     if not hi > lo:
         raise MetricError("the cost range is empty: the best single model is also the cheapest")
-    if gap <= 0:
-        raise MetricError("no quality gap between the cheapest and the best single model")
     xs = np.unique(np.concatenate([[lo, hi], curve.cost, hull.cost]))
     xs = xs[(xs >= lo) & (xs <= hi)]
     diff = curve.at(xs) - hull.at(xs)
     if np.isnan(diff).any():
         raise MetricError("the router's curve does not reach the cheapest model's cost")
-    return float(np.trapezoid(diff, xs) / (hi - lo) / gap)
+    return float(np.trapezoid(diff, xs) / (hi - lo))
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,8 @@ def reference(success: FloatArray, cost: FloatArray) -> Reference:
 class CurveSummary:
     """One router's curve against the reference (numbers of :func:`summarize`)."""
 
-    area: float
+    area: float  # NaN when the best single model is also the cheapest
+    gain: float  # curve at the best model's cost − its quality
     cost_at: dict[float, float]  # quality fraction → least mean cost (inf = never)
     cost_fraction_at: dict[float, float]  # the same / the best single model's cost
     quality_at_cost: dict[float, float] = field(default_factory=dict)  # cost fraction of range → curve
@@ -206,7 +210,8 @@ class CurveSummary:
             return None if not np.isfinite(x) else float(x)
 
         return {
-            "area": self.area,
+            "area": num(self.area),
+            "gain": self.gain,
             "cost_at": {f"{k:g}": num(v) for k, v in self.cost_at.items()},
             "cost_fraction_at": {f"{k:g}": num(v) for k, v in self.cost_fraction_at.items()},
             "quality_at_cost": {f"{k:g}": num(v) for k, v in self.quality_at_cost.items()},
@@ -222,7 +227,8 @@ def summarize(
     cost_at = {t: curve.cost_for(t * best_q) for t in targets}
     frac = {t: v / ref.hi if ref.hi > 0 else float("nan") for t, v in cost_at.items()}
     at = {g: float(curve.at(ref.lo + g * (ref.hi - ref.lo))) for g in grid}
-    return CurveSummary(area_between(curve, ref.hull, ref.lo, ref.hi, ref.gap), cost_at, frac, at)
+    area = area_between(curve, ref.hull, ref.lo, ref.hi) if ref.hi > ref.lo else float("nan")
+    return CurveSummary(area, float(curve.at(ref.hi)) - best_q, cost_at, frac, at)
 
 
 def mixed(quality_cost: Sequence[tuple[float, float]], weights: Sequence[float]) -> tuple[float, float]:
@@ -241,11 +247,16 @@ class CurveBootstrap:
     fraction at each target, and curve − hull at each cost-range fraction of ``grid``."""
 
     grid: FloatArray
-    area: FloatArray  # (B,)
+    area: FloatArray  # (B,), NaN in a draw where the best single model is also the cheapest
+    gain: FloatArray  # (B,)
     cost_fraction_at: dict[float, FloatArray]  # target → (B,)
     above_hull: FloatArray  # (B, len(grid))
 
     def ci(self, values: FloatArray, level: float = 0.95) -> tuple[float, float]:
+        """Percentile interval; NaN draws (undefined area) are left out, +inf ones kept."""
+        values = values[~np.isnan(values)]
+        if len(values) == 0:
+            return float("nan"), float("nan")
         finite = values[np.isfinite(values)]
         if len(finite) < len(values):  # a draw that never reaches a target: its cost is +inf
             lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
@@ -281,7 +292,7 @@ def bootstrap_curve(
     chosen_q, chosen_c = s[rows, ch].T, c[rows, ch].T  # rows × K
     g = np.asarray(grid, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    area = np.empty(draws)
+    area, gain = np.empty(draws), np.empty(draws)
     frac = {t: np.empty(draws) for t in targets}
     above = np.empty((draws, len(g)))
     n = len(s)
@@ -291,12 +302,12 @@ def bootstrap_curve(
         ref = _reference_from(sc, sq)
         curve = frontier(w @ chosen_c, w @ chosen_q)
         summ = summarize(curve, ref, targets, ())
-        area[b] = summ.area
+        area[b], gain[b] = summ.area, summ.gain
         for t in targets:
             frac[t][b] = summ.cost_fraction_at[t]
         xs = ref.lo + g * (ref.hi - ref.lo)
         above[b] = curve.at(xs) - ref.hull.at(xs)
-    return CurveBootstrap(g, area, frac, above)
+    return CurveBootstrap(g, area, gain, frac, above)
 
 
 def _reference_from(c: FloatArray, q: FloatArray) -> Reference:
