@@ -30,11 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from firewall_routing.designs import DesignName, GreedyApprox, PairingApprox, as_design
+from firewall_routing.designs import DesignName, GreedyApprox, ModelTarget, PairingApprox, as_design
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray, OutcomeTable
 
@@ -407,7 +407,6 @@ def compute_labels(
 
 # --------------------------------------------------------------------------- every model's target
 
-ModelTarget = Literal["pass-rate", "greedy", "quality"]
 MODEL_TARGETS: tuple[ModelTarget, ...] = ("pass-rate", "greedy", "quality")
 """What a ``predicts_models`` router learns per model: the pass rate (soft, the expected
 correctness of one sampled answer), the greedy answer's 0/1 correctness, or the mean
