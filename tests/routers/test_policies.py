@@ -40,6 +40,13 @@ def test_blocking_sends_hopeless_queries_to_the_cheapest() -> None:
     assert utility_choice(PRED, COST, 0.0, hopeless=0.25).tolist() == [2, 2, 0, 0]
 
 
+def test_blocking_picks_the_likeliest_of_equally_cheap_models() -> None:
+    pred = np.array([[0.05, 0.15, 0.1]])
+    cost = np.array([7.0, 7.0, 8.0])
+    assert threshold_choice(pred, cost, 0.5, hopeless=0.2).tolist() == [1]
+    assert threshold_choice(pred, cost, 0.0).tolist() == [1]
+
+
 def test_utility_trades_success_for_cost() -> None:
     # scaled costs 0.1, 0.5, 1. λ = 0.1: row 0 values 0.89, 0.90, 0.89 → model 1;
     # row 1: 0.29, 0.65, 0.7 → model 2; row 2: 0.04, 0.05, 0.05 → the cheaper of the tie, 1

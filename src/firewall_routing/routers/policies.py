@@ -13,7 +13,8 @@ the server make the same choice from the same numbers.
   the whole cost range for one unit of success probability). λ = 0 is "most likely to
   succeed", a large λ "cheapest".
 * **N-model blocking** (``hopeless`` = β, both policies): a query whose predicted success
-  is below β for *every* model is sent to the cheapest model — paying for a larger model
+  is below β for *every* model is sent to the cheapest model (the likeliest of equally
+  cheap ones) — paying for a larger model
   there buys nothing. This is the N-model form of the paper's firewall: the gain of
   routing lies in the contested queries, not the hopeless ones. β = 0 turns it off.
 
@@ -54,17 +55,17 @@ def _best(value: FloatArray, cost: FloatArray) -> IntArray:
     return out
 
 
-def cheapest(cost: FloatArray) -> IntArray:
-    """Per row, the cheapest model (ties: the earlier column)."""
+def cheapest(cost: FloatArray, pred: FloatArray) -> IntArray:
+    """Per row, the cheapest model; among equally cheap ones the most likely to succeed
+    (RouterDC's seven models cost 7 or 8: the first 7B column is not the one to block to)."""
     c = np.asarray(cost, dtype=np.float64)
-    out: IntArray = np.argmin(c, axis=1).astype(np.int64)
-    return out
+    return _best(-c, -np.asarray(pred, dtype=np.float64))
 
 
 def _block(choice: IntArray, pred: FloatArray, cost: FloatArray, hopeless: float) -> IntArray:
     if hopeless <= 0:
         return choice
-    out: IntArray = np.where(pred.max(axis=1) < hopeless, cheapest(cost), choice)
+    out: IntArray = np.where(pred.max(axis=1) < hopeless, cheapest(cost, pred), choice)
     return out
 
 
