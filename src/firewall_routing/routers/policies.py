@@ -102,13 +102,15 @@ def choose(
 
 def default_knobs(policy: PolicyName, pred: FloatArray, points: int = 101) -> FloatArray:
     """A knob grid that spans the policy's whole range on ``pred``: for ``threshold`` the
-    quantiles of the predictions (plus 0 and just above the maximum), for ``utility`` 0 and a
-    log grid of λ from 10⁻⁴ to 10 (λ > 1 already makes every query go to the cheapest model
-    whose success is predicted at most 1 above another's)."""
+    quantiles of the predictions (plus 0 and just above the maximum), for ``utility`` 0, a
+    log grid of λ from 10⁻⁴ to 10³ and λ = 10⁹, where cost decides alone (two models whose
+    scaled costs differ by 0.005, e.g. 3.8 and 6 against 200, need λ > 200 before a
+    prediction gap of 1 stops mattering), so both ends — most likely and cheapest — are on
+    every curve."""
     if policy == "threshold":
         q = np.quantile(np.asarray(pred, dtype=np.float64), np.linspace(0, 1, points))
         return np.unique(np.concatenate([[0.0], q, [float(np.max(pred)) + 1e-9]]))
-    return np.concatenate([[0.0], np.logspace(-4, 1, points - 1)])
+    return np.concatenate([[0.0], np.logspace(-4, 3, points - 2), [1e9]])
 
 
 def sweep(
