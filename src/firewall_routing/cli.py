@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, PairingApprox, as_design
+from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, ModelTarget, PairingApprox, as_design
 from firewall_routing.errors import InputError, MetricError, validation_problems
 from firewall_routing.files import json_object
 from firewall_routing.routers import DEFAULT_ROUTER
 
 if TYPE_CHECKING:
     from firewall_routing.outcomes import OutcomeTable
+    from firewall_routing.routers import Router
 
 app = typer.Typer(
     name="firewall-routing",
@@ -198,11 +199,24 @@ def train(
     metric: MetricOpt = None,
     quality_threshold: QualityThresholdOpt = 0.5,
     drop_incomplete: DropIncompleteOpt = False,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Learn every model's success instead of one pair: 'all' or comma-separated names "
+            "(routers that predict every model: ridge, knn, mf, embedding-head)."
+        ),
+    ] = None,
+    target: Annotated[
+        ModelTarget,
+        typer.Option(help="With --models: what is learned per model: pass-rate, greedy or quality."),
+    ] = "pass-rate",
 ) -> None:
     """Train a router on an outcome file with one label design and save it.
 
     Train-free routers (random, oracle, margin) are saved as they are, so every router can
-    be passed to `evaluate` and `serve` as a directory.
+    be passed to `evaluate` and `serve` as a directory. With ``--models`` the router learns
+    every named model's success (missing outcomes skipped); `evaluate` then reports the
+    N-model quality–cost table with a cost table (``--costs``).
     """
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import split_train_val
@@ -216,6 +230,9 @@ def train(
         router, **({"seed": seed} if cls.seeded() else {}) | json_object(router_options, "--router-options")
     )
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
+    if models is not None:
+        _train_models(r, table, models, target, val_fraction, seed, greedy_approx, pairing_approx, out)
+        return
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
         r.save(out, RouterMetadata(weak=weak_name, strong=strong_name))
@@ -237,6 +254,58 @@ def train(
         typer.echo(f"t* = {lab.params['t']:g} (Hybrid LLM r_trans, searched on the training split)")
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""
     typer.echo(f"trained {router} on {len(tr)} queries ({design}){best} in {rep.seconds:.1f}s → {out}")
+
+
+def _train_models(
+    r: Router,
+    table: OutcomeTable,
+    models: str,
+    target: ModelTarget,
+    val_fraction: float,
+    seed: int,
+    greedy_approx: GreedyApprox,
+    pairing_approx: PairingApprox,
+    out: Path,
+) -> None:
+    """``train --models``: fit_models on every named model's success (``labels.model_success``)."""
+    from firewall_routing.labels import model_success
+    from firewall_routing.outcomes import split_train_val
+    from firewall_routing.routers.base import ModelValidation, RouterMetadata, training_hash
+
+    if not r.predicts_models:
+        raise InputError(
+            f"router '{r.name}' learns one pair only; --models needs ridge, knn, mf or embedding-head"
+        )
+    names = (
+        list(table.model_names)
+        if models.strip() == "all"
+        else [m.strip() for m in models.split(",") if m.strip()]
+    )
+    for m in names:
+        table.model(m)  # an unknown name is one line listing the file's models
+    tr, va = split_train_val(table, val_fraction, seed)
+    approx = _approx(greedy_approx, pairing_approx)
+    lab = model_success(tr, names, target, approx)
+    val = ModelValidation(va.prompts, model_success(va, names, target, approx).values) if len(va) else None
+    rep = r.fit_models(tr.prompts, lab.values, names, val=val)
+    r.save(
+        out,
+        RouterMetadata(
+            label_design=f"every model: {target}",
+            model_names=tuple(names),
+            train_rows=len(tr),
+            train_sha256=training_hash(tr.prompts, lab.values),
+        ),
+    )
+    for note in lab.notes:
+        typer.echo(f"approximation: {note}", err=True)
+    import numpy as np
+
+    missing = int(np.isnan(lab.values).sum())
+    typer.echo(
+        f"trained {r.name} on {len(tr)} queries × {len(names)} models ({target}; {missing} missing outcomes "
+        f"skipped) in {rep.seconds:.1f}s → {out}"
+    )
 
 
 @app.command("hybrid-llm")
@@ -430,8 +499,28 @@ def evaluate(
     metric: MetricOpt = None,
     quality_threshold: QualityThresholdOpt = 0.5,
     drop_incomplete: DropIncompleteOpt = False,
+    costs: Annotated[
+        str | None,
+        typer.Option(
+            help="Cost table for a router trained on every model (train --models): a .csv or a shipped "
+            "name (mmlu-pro, routerdc, alpacaeval)."
+        ),
+    ] = None,
+    hopeless: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="N-model blocking: a query predicted below this for every model goes to the cheapest.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Score a router on an outcome file and print the metrics table.
+
+    A router trained on every model (``train --models``) without ``--weak/--strong`` gets the
+    N-model table instead: single models, their hull, the oracle, and per policy the area of
+    its quality–cost curve over the hull and the cost at 95/99/100 % of the best model,
+    priced by ``--costs`` (named in the output).
 
     On a file with real-valued quality it also prints Hybrid LLM's own metric: the quality
     drop (%) vs. all-strong at 10/20/40 % cost advantage, on the mean sampled quality.
@@ -444,11 +533,16 @@ def evaluate(
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
+    builtin = router in REGISTRY and not Path(router).exists()
+    r = make_router(router) if builtin else load_router(router)
+    if r.model_names and r.metadata.weak is None:
+        if weak is None and strong is None:
+            _evaluate_models(r, table, costs, hopeless, bootstrap, json_out)
+            return
+        r.use_pair(table.weak.name, table.strong.name, "soft-block")
     # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
     p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
     require_gap(p_w, p_s, table.weak.name, table.strong.name)
-    builtin = router in REGISTRY and not Path(router).exists()
-    r = make_router(router) if builtin else load_router(router)
     result = evaluate_router(r, table, n_boot=bootstrap)
     trained = (r.metadata.weak, r.metadata.strong)
     if None not in trained and trained != (table.weak.name, table.strong.name):
@@ -476,6 +570,39 @@ def evaluate(
         import json
 
         json_out.write_text(json.dumps(result.to_json() | extra, indent=2) + "\n")
+
+
+def _evaluate_models(
+    r: Router, table: OutcomeTable, costs: str | None, hopeless: float, bootstrap: int, json_out: Path | None
+) -> None:
+    """``evaluate`` of a router trained on every model: the N-model quality–cost table."""
+    import json
+
+    from firewall_routing.costs import SHIPPED, load_costs, shipped_costs
+    from firewall_routing.experiment.evaluation import evaluate_models
+    from firewall_routing.experiment.report import format_models_evaluation
+
+    if costs is None:
+        raise InputError(
+            "this router predicts every model: pass --costs (a .csv or one of "
+            f"{', '.join(SHIPPED)}) to price them, or --weak/--strong to route one pair",
+            field="--costs",
+        )
+    cost_table = load_costs(shipped_costs(costs) if costs in SHIPPED else Path(costs))
+    models = list(r.model_names)
+    for m in models:
+        table.model(m)  # a model the router learned but the table lacks: one line
+    cost_table.require(models, str(table.source or "the outcome table"))
+    rows = table.complete(models)
+    pred = r.predict_models(rows.prompts)
+    res = evaluate_models(
+        pred, rows, models, cost_table.query_costs(models, len(rows)), hopeless=hopeless, n_boot=bootstrap
+    )
+    res["costs"] = cost_table.describe()
+    res["cost_provenance"] = cost_table.provenance()
+    typer.echo(format_models_evaluation(res))
+    if json_out is not None:
+        json_out.write_text(json.dumps(res, indent=2) + "\n")
 
 
 # Commands of later pipeline stages register themselves here (each module keeps its heavy
