@@ -2,14 +2,13 @@
 
 Per request: check the bearer key, read the body within the size limit, validate the few
 fields routing needs (everything else passes through untouched), resolve the model name to
-an operating point, score the conversation in a worker thread (the event loop keeps
-streaming other responses meanwhile), forward to the chosen upstream with its model name,
+an operating point, score the conversation in a worker thread, batched with the other
+requests waiting to be scored (the event loop keeps streaming other responses meanwhile), forward to the chosen upstream with its model name,
 and make the decision visible: ``x-firewall-*`` headers, one JSON log line, Prometheus.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import logging
@@ -50,7 +49,7 @@ from firewall_routing.serve.routing import (
     build_decider,
     listed_models,
 )
-from firewall_routing.serve.scoring import completion_prompt_text
+from firewall_routing.serve.scoring import MicroBatcher, completion_prompt_text
 from firewall_routing.serve.upstream import (
     UpstreamError,
     UpstreamPool,
@@ -63,6 +62,7 @@ from firewall_routing.serve.upstream import (
 log = logging.getLogger("firewall_routing.serve")
 request_log = logging.getLogger("firewall_routing.serve.requests")
 CONFIG_ENV = "FIREWALL_ROUTING_SERVE_CONFIG"  # the config file each `serve --workers` process loads
+OVERRIDES_ENV = "FIREWALL_ROUTING_SERVE_OVERRIDES"  # and the command-line overrides (JSON)
 bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
@@ -278,6 +278,16 @@ class ServerState:
         self.transport = transport
         self.clients: dict[str, UpstreamPool] = {}
         self.scoring = ThreadPoolExecutor(1)
+        self.batcher = self._batcher()
+
+    def _batcher(self) -> MicroBatcher[tuple[Any, OperatingPoint], Decision]:
+        return MicroBatcher(
+            self.decider.decide_many,
+            self.scoring,
+            max_batch=self.config.scoring_batch_size,
+            window_s=self.config.scoring_batch_window_ms / 1000.0,
+            max_inflight=self.config.scoring_threads,
+        )
 
     def open(self) -> None:
         """Create the pooled clients and scoring workers inside the serving event loop."""
@@ -287,6 +297,7 @@ class ServerState:
             "strong": UpstreamPool(self.config.strong, self.transport),
         }
         self.scoring = ThreadPoolExecutor(self.config.scoring_threads, "firewall-score")
+        self.batcher = self._batcher()
 
     async def close(self) -> None:
         for client in self.clients.values():
@@ -351,19 +362,16 @@ def resolve(decider: Decider, model: str) -> OperatingPoint:
         raise ApiError(404, str(e), "model_not_found", param="model") from None
 
 
-def score_request(decider: Decider, op: OperatingPoint, routed: Any) -> Decision:
-    """Scored text + decision; runs in a worker thread (token counting included)."""
-    text = routed if isinstance(routed, str) else decider.text_of(routed)
-    return decider.decide(text, op)
-
-
 async def decide(state: ServerState, op: OperatingPoint, routed: Any) -> Decision:
-    """Decide in the worker pool: neither token counting nor the encoder blocks the loop."""
+    """Decide off the loop, micro-batched: neither token counting nor the encoder blocks it.
+
+    Scored requests that wait together are decided in one ``Decider.decide_many`` call (one
+    batched encoder + head pass) in a scoring thread; see ``MicroBatcher``.
+    """
     if op.kind in ("weak", "strong"):
         return state.decider.decide("", op)
-    loop = asyncio.get_running_loop()
     try:
-        return await loop.run_in_executor(state.scoring, score_request, state.decider, op, routed)
+        return await state.batcher.submit((routed, op))
     except ValueError:  # text_of: no user turn with text
         raise ApiError(
             400,
@@ -677,10 +685,11 @@ def app_from_env() -> FastAPI:
     uvicorn starts each worker as a fresh process, so the router, scorer and logging are
     set up again in every one (the parent already validated all of it once).
     """
-    from firewall_routing.serve.config import load_config
+    from firewall_routing.serve.config import load_config, with_overrides
 
     configure_logging()
-    return create_app(load_config(os.environ[CONFIG_ENV]))
+    overrides = json.loads(os.environ.get(OVERRIDES_ENV) or "{}")
+    return create_app(with_overrides(load_config(os.environ[CONFIG_ENV]), **overrides))
 
 
 def create_app(
