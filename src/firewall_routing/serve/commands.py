@@ -149,10 +149,12 @@ def serve(
         "timeout_keep_alive": cfg.keep_alive_timeout,
     }
     if cfg.workers == 1:
-        from firewall_routing.serve.app import configure_logging, create_app
+        from firewall_routing.serve.app import configure_logging, create_app, freeze_startup_objects
 
         configure_logging()
-        uvicorn.run(create_app(cfg), **options)  # type: ignore[arg-type]
+        app = create_app(cfg)
+        freeze_startup_objects()
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
     serve_workers(cfg, config, options, {k: v for k, v in scoring.items() if v is not None})
 
