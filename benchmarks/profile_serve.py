@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,7 @@ def main() -> None:
         try:  # the loop `serve` runs on (uvicorn picks uvloop when it is installed)
             import uvloop
 
-            factory = uvloop.new_event_loop
+            factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
         except ImportError:
             factory = asyncio.new_event_loop
         with asyncio.Runner(loop_factory=factory) as runner:

@@ -767,3 +767,64 @@ def test_batch_options_come_from_config_and_command_line(tmp_path: Any) -> None:
     assert (over.scoring_batch_size, over.scoring_batch_window_ms) == (4, 2.0)
     with pytest.raises(InputError, match="--scoring-batch-window-ms"):
         with_overrides(cfg, scoring_batch_window_ms=500)
+
+
+def test_inline_scoring_answers_each_request_with_its_own_score(tmp_path: Any) -> None:
+    """scoring_inline (the static backend's default): scored on the event loop, batched per
+    loop iteration; every concurrent response carries its own prompt's score."""
+    import asyncio
+
+    import httpx
+
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import Decider
+
+    from .conftest import FakeUpstream, fast_config, word_count
+
+    cfg = fast_config(tmp_path, scoring_inline=True)
+    assert cfg.default_model is not None
+    scorer = BatchRecorder()
+    scorer.release.set()
+    decider = Decider(scorer, None, cfg.default_model, cfg.context_tokens, word_count)
+    app = create_app(cfg, decider=decider, transport=httpx.MockTransport(FakeUpstream().handler))
+    assert app.state.firewall.scoring_inline
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    texts = ["x" * (10 + i) for i in range(20)] + ["explode"]
+
+    async def run() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return list(
+                    await asyncio.gather(*(client.post(CHAT, json=chat(t), headers=headers) for t in texts))
+                )
+
+    responses = asyncio.run(run())
+    for text, r in zip(texts, responses, strict=True):
+        if text == "explode":
+            assert r.status_code == 500
+        else:
+            assert float(r.headers["x-firewall-score"]) == pytest.approx(len(text) / 1000)
+
+
+def test_scoring_inline_defaults_to_the_static_backend_only(tmp_path: Any) -> None:
+    import httpx
+
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import Decider
+
+    from .conftest import KeywordScorer, fast_config, word_count
+
+    for backend, configured, expected in (
+        ("static", None, True),
+        ("fake", None, False),
+        ("static", False, False),
+        ("fake", True, True),
+    ):
+        scorer = KeywordScorer()
+        scorer.backend = backend
+        cfg = fast_config(tmp_path, scoring_inline=configured)
+        assert cfg.default_model is not None
+        decider = Decider(scorer, None, cfg.default_model, cfg.context_tokens, word_count)
+        app = create_app(cfg, decider=decider, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+        assert app.state.firewall.scoring_inline is expected

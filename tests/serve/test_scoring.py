@@ -279,3 +279,39 @@ def test_decide_many_isolates_the_prompt_that_breaks_the_scorer() -> None:
         ("strong", None),
     ]
     assert scorer.seen[:3] == ["easy one", "explode now", "hard chat"]  # first: one batched call
+
+
+def test_inline_batcher_takes_what_queued_in_one_loop_iteration() -> None:
+    """On the loop: requests whose handlers reach scoring in the same iteration go in one
+    call (bounded by max_batch), each gets its own result, a failure stays with its item."""
+    gate = Gate(block_first=False)
+
+    async def body(b: MicroBatcher[Any, Any]) -> list[Any]:
+        tasks = [asyncio.create_task(b.submit(i)) for i in (1, 2, -3, 4, 5)]
+        first = await asyncio.gather(*tasks, return_exceptions=True)
+        alone = await b.submit("alone")
+        return [*first, alone]
+
+    got = run_batcher(gate, body, inline=True, max_batch=4)
+    assert got[:2] == ["r1", "r2"] and got[3:] == ["r4", "r5", "ralone"]
+    assert isinstance(got[2], ValueError)
+    assert gate.batches == [[1, 2, -3, 4], [5], ["alone"]]
+
+
+def test_inline_batcher_fails_only_its_batch_when_run_raises() -> None:
+    calls: list[list[Any]] = []
+
+    def flaky(items: list[Any]) -> list[Any]:
+        calls.append(items)
+        if "bad" in items:
+            raise RuntimeError("boom")
+        return [f"r{x}" for x in items]
+
+    async def main() -> list[Any]:
+        with ThreadPoolExecutor(1) as pool:
+            b: MicroBatcher[Any, Any] = MicroBatcher(flaky, pool, inline=True)
+            first = await asyncio.gather(b.submit("bad"), b.submit("x"), return_exceptions=True)
+            return [*first, await b.submit("y")]
+
+    got = asyncio.run(main())
+    assert [str(x) for x in got] == ["boom", "boom", "ry"]

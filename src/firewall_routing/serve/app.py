@@ -288,7 +288,15 @@ class ServerState:
             max_batch=self.config.scoring_batch_size,
             window_s=self.config.scoring_batch_window_ms / 1000.0,
             max_inflight=self.config.scoring_threads,
+            inline=self.scoring_inline,
         )
+
+    @property
+    def scoring_inline(self) -> bool:
+        """On the event loop: as configured, else for the static backend only."""
+        if self.config.scoring_inline is not None:
+            return self.config.scoring_inline
+        return self.decider.scorer.backend == "static"
 
     def open(self) -> None:
         """Create the pooled clients and scoring workers inside the serving event loop."""

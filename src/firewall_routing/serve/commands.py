@@ -26,7 +26,7 @@ SERVE_EPILOG = """A minimal config (YAML; TOML takes the same keys):
 Clients name the model per request: firewall@N% (about N % strong calls, from the
 calibration), firewall@t=T (raw score threshold), weak or strong. Optional settings:
 calibration, auth_keys, default_model, max_body_bytes, fallback, backend, context_tokens,
-scoring_threads, scoring_batch_size, scoring_batch_window_ms, encoder_threads, keep_alive_timeout, workers, host, port. API keys come from
+scoring_threads, scoring_batch_size, scoring_batch_window_ms, scoring_inline, encoder_threads, keep_alive_timeout, workers, host, port. API keys come from
 FIREWALL_ROUTING_WEAK_API_KEY / FIREWALL_ROUTING_STRONG_API_KEY, client keys from
 FIREWALL_ROUTING_AUTH_KEYS. A config error names every bad setting."""
 

@@ -195,6 +195,13 @@ class MicroBatcher(Generic[T, R]):
     ``run`` gets the batch's items and returns one result or exception per item (in order),
     so a failure stays with its own request. Runs on one event loop (not thread-safe: only
     ``run`` leaves the loop). A request cancelled while queued (client gone) is dropped.
+
+    ``inline=True`` runs ``run`` on the event loop itself, for scorers cheaper than a thread
+    hand-off (static: ~0.2 ms a prompt, 64 in ~9 ms): the first request of a loop iteration
+    schedules one call that takes every request queued by then (the requests whose
+    handlers reached scoring in the same iteration), so nothing waits for a timer and no
+    thread or GIL hand-off is paid. ``executor``, ``max_inflight`` and ``window_s`` then do
+    not apply.
     """
 
     def __init__(
@@ -205,6 +212,7 @@ class MicroBatcher(Generic[T, R]):
         max_batch: int = 64,
         window_s: float = 0.0,
         max_inflight: int = 1,
+        inline: bool = False,
     ) -> None:
         if max_batch < 1 or max_inflight < 1 or window_s < 0:
             raise ValueError("max_batch and max_inflight must be >= 1, window_s >= 0")
@@ -213,6 +221,8 @@ class MicroBatcher(Generic[T, R]):
         self.max_batch = max_batch
         self.window_s = window_s
         self.max_inflight = max_inflight
+        self.inline = inline
+        self._scheduled = False  # inline: a drain is scheduled for this loop iteration
         self._queue: deque[tuple[T, asyncio.Future[R], float]] = deque()
         self._inflight = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -224,8 +234,49 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
         self._queue.append((item, fut, loop.time()))
-        self._dispatch(loop)
+        if self.inline:
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._drain_inline)
+        else:
+            self._dispatch(loop)
         return await fut
+
+    def _drain_inline(self) -> None:
+        self._scheduled = False
+        while self._queue:
+            batch = self._take()
+            if not batch:
+                return
+            try:
+                results: Sequence[R | BaseException] = self._run([item for item, _ in batch])
+            except Exception as e:
+                results = [e] * len(batch)
+            self._deliver(batch, results)
+
+    def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        while self._queue and len(batch) < self.max_batch:
+            item, fut, _ = self._queue.popleft()
+            if not fut.done():  # cancelled while queued: its client is gone
+                batch.append((item, fut))
+        if batch:
+            self.batches += 1
+            self.largest = max(self.largest, len(batch))
+        return batch
+
+    def _deliver(
+        self, batch: list[tuple[T, asyncio.Future[R]]], results: Sequence[R | BaseException]
+    ) -> None:
+        if len(results) != len(batch):
+            results = [RuntimeError(f"{len(results)} results for {len(batch)} requests")] * len(batch)
+        for (_, fut), result in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._queue and self._inflight < self.max_inflight:
@@ -242,19 +293,13 @@ class MicroBatcher(Generic[T, R]):
         self._dispatch(loop)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch: list[tuple[T, asyncio.Future[R]]] = []
-        while self._queue and len(batch) < self.max_batch:
-            item, fut, _ = self._queue.popleft()
-            if not fut.done():  # cancelled while queued: its client is gone
-                batch.append((item, fut))
+        batch = self._take()
         if not batch:
             return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._inflight += 1
-        self.batches += 1
-        self.largest = max(self.largest, len(batch))
         items = [item for item, _ in batch]
         done = loop.run_in_executor(self._executor, self._run, items)
         done.add_done_callback(lambda f: self._finish(loop, batch, f))
@@ -271,19 +316,8 @@ class MicroBatcher(Generic[T, R]):
                 fut.cancel()
             self._dispatch(loop)
             return
-        if (error := done.exception()) is not None:
-            results: Sequence[R | BaseException] = [error] * len(batch)
-        else:
-            results = done.result()
-            if len(results) != len(batch):
-                results = [RuntimeError(f"{len(results)} results for {len(batch)} requests")] * len(batch)
-        for (_, fut), result in zip(batch, results, strict=True):
-            if fut.done():
-                continue
-            if isinstance(result, BaseException):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
+        error = done.exception()
+        self._deliver(batch, [error] * len(batch) if error is not None else done.result())
         self._dispatch(loop)
 
 
