@@ -136,10 +136,12 @@ def serve(
     import uvicorn
 
     from firewall_routing.serve.config import load_config, with_overrides
+    from firewall_routing.serve.protocol import http_options
 
     scoring = {"scoring_batch_size": scoring_batch_size, "scoring_batch_window_ms": scoring_batch_window_ms}
     cfg = with_overrides(load_config(config), host=host, port=port, workers=workers, **scoring)
     options = {
+        **http_options(),  # request heads over 64 KiB: 431 before the app (and auth) runs
         "host": cfg.host,
         "port": cfg.port,
         "access_log": False,  # one JSON line per request is written by the app itself
