@@ -326,6 +326,37 @@ def test_also_upstream_5xx_body_is_not_echoed(served: Served, upstream: Upstream
     assert "secret" not in r.text
 
 
+def test_schemathesis_against_the_real_server(served: Served) -> None:
+    """The OpenAPI fuzz of ``test_fuzz.py``, but over HTTP against the real process (its
+    HTTP layer, limits and header checks included), with the key, in CI time."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from schemathesis.generation.modes import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{served.base}/openapi.json", headers=AUTH)
+    cases = st.one_of(
+        schema.as_strategy(GenerationMode.POSITIVE), schema.as_strategy(GenerationMode.NEGATIVE)
+    )
+    statuses: list[int] = []
+
+    @given(case=cases)
+    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def one(case: Any) -> None:
+        case.headers = {
+            **{k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"},
+            **AUTH,
+        }
+        response = case.call(base_url=served.base, timeout=30)
+        assert response.status_code != 500, response.text  # 502: the fake upstream refused it
+        assert "x-request-id" in response.headers
+        statuses.append(response.status_code)
+
+    one()
+    assert len(statuses) >= 60
+    assert httpx.get(f"{served.base}/healthz", timeout=10).status_code == 200
+
+
 def test_no_tracebacks_in_the_server_log(served: Served) -> None:
     """Runs last in this file's module-scoped server: nothing above produced a 5xx bug."""
     time.sleep(0.3)
