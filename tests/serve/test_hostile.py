@@ -422,3 +422,37 @@ def test_6_sigterm_drains_in_flight_requests_with_any_worker_count(
     time.sleep(0.2)
     assert len(served.lines()) == answered  # one log line per answer
     assert code == -signal.SIGTERM  # the same for 1 and 2 workers
+
+
+# --------------------------------------------------------------------------- slow clients
+
+
+@pytest.fixture(scope="module")
+def served_short_keepalive(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    s = spawn_serve(tmp_path_factory.mktemp("slow"), upstream.port, keep_alive_timeout=2)
+    yield s
+    stop_process(s.process)
+
+
+@pytest.mark.parametrize(
+    ("sent", "answer"),
+    [(b"", b""), (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n", b"HTTP/1.1 408 ")],
+    ids=["nothing", "half-a-head"],
+)
+def test_slow_client_is_cut_after_the_keep_alive_timeout(
+    served_short_keepalive: Served, sent: bytes, answer: bytes
+) -> None:
+    """Was: a connection that sent nothing, or half a head, was held open forever."""
+    host, port = served_short_keepalive.base.removeprefix("http://").split(":")
+    start = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(sent)
+        data = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                data += chunk
+    waited = time.monotonic() - start
+    assert data.startswith(answer), data[:200]
+    assert 1.5 < waited < 20, waited
+    r = httpx.get(f"{served_short_keepalive.base}/healthz", timeout=10)
+    assert r.status_code == 200
