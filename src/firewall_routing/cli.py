@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -173,6 +173,31 @@ def labels(
     typer.echo(f"wrote {len(table)} labels ({design}, mean {lab.values.mean():.3f}) to {out}")
 
 
+def _say(msg: str) -> None:
+    """What a long step is doing, on stderr (stdout keeps the results)."""
+    typer.echo(msg, err=True)
+
+
+def _embeds(r: Any) -> str:
+    if not getattr(r, "scores_embeddings", False):
+        return ""
+    encoder = getattr(r, "encoder", None)
+    if not encoder:
+        return ""
+    return f": embedding the prompts with {encoder} (cached on disk after the first run)"
+
+
+def _fit_steps(r: Any) -> str:
+    """The steps of ``fit`` that take long, said before they run (issue 25: ``train`` was
+    silent for 14-43 s while ridge fitted its GSM8K solution prior)."""
+    steps = []
+    if getattr(getattr(r, "options", None), "prior", None) == "gsm8k":
+        steps.append('fitting its GSM8K solution prior (router option prior; \'{"prior": "none"}\' skips it)')
+    if emb := _embeds(r):
+        steps.append(emb.removeprefix(": "))
+    return (": " + ", then ".join(steps)) if steps else ""
+
+
 @app.command(epilog=DESIGNS_EPILOG)
 def train(
     outcomes: Annotated[Path, typer.Argument(help="Training outcome file.")],
@@ -204,6 +229,7 @@ def train(
     Train-free routers (random, oracle, margin) are saved as they are, so every router can
     be passed to `evaluate` and `serve` as a directory.
     """
+    from firewall_routing.embeddings import progress_bars
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
@@ -223,7 +249,9 @@ def train(
         return
     tr, va = split_train_val(table, val_fraction, seed)
     lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
-    rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
+    _say(f"training {router} on {len(tr)} queries ({design} labels){_fit_steps(r)}")
+    with progress_bars():
+        rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
     r.save(
         out,
         RouterMetadata.for_training(
@@ -383,6 +411,7 @@ def evaluate(
     """
     from dataclasses import replace
 
+    from firewall_routing.embeddings import progress_bars
     from firewall_routing.experiment.evaluation import evaluate_router
     from firewall_routing.experiment.report import format_evaluation
     from firewall_routing.metrics import require_gap
@@ -394,7 +423,10 @@ def evaluate(
     require_gap(p_w, p_s, table.weak.name, table.strong.name)
     builtin = router in REGISTRY and not Path(router).exists()
     r = make_router(router) if builtin else load_router(router)
-    result = evaluate_router(r, table, n_boot=bootstrap)
+    boot = f", then {bootstrap} bootstrap resamples for the CIs" if bootstrap else ""
+    _say(f"scoring {len(table)} queries with {r.name}{_embeds(r)}{boot}")
+    with progress_bars():
+        result = evaluate_router(r, table, n_boot=bootstrap)
     trained = (r.metadata.weak, r.metadata.strong)
     if None not in trained and trained != (table.weak.name, table.strong.name):
         typer.echo(
