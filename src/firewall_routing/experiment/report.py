@@ -224,7 +224,7 @@ def write_markdown(res: ExperimentResults, path: Path, wall_seconds: float) -> N
         f"* Cells: APGR (mean ± std over seeds for a router trained with several){ci_note}; pass rates in % at 20/50/80 % of queries "
         "routed to the strong model (seed mean).",
         "",
-        f"**{answer(res).replace('Answer: ', 'Answer. ', 1)}**",
+        answer(res).replace("Answer:", "**Answer:**", 1),
         "",
         "## Conclusion",
         "",
