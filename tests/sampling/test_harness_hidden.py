@@ -213,3 +213,15 @@ def test_what_the_process_group_layer_does_not_protect_as_measured(tmp_path: Pat
         assert not target.exists()
     if best.as_nobody:
         assert not sandbox._run(shadow, 10, 512, layer=best, guard=True).passed
+
+
+def test_root_refusal_comes_before_sampling(no_namespaces: Any) -> None:
+    """check_references runs before any request is sent: the refusal costs nothing."""
+    from firewall_routing.errors import InputError
+    from firewall_routing.sampling.graders import check_references
+
+    no_namespaces.setattr(os, "geteuid", lambda: 0)
+    no_namespaces.delenv(sandbox.ALLOW_ROOT_ENV, raising=False)
+    check_references([("gsm8k/1", "gsm8k", "#### 4")])  # nothing executes: no sandbox needed
+    with pytest.raises(InputError, match="runs as root"):
+        check_references([("mbpp/1", "mbpp", "assert f(1) == 1")])

@@ -211,6 +211,9 @@ def _passes(program: str, tests: str) -> bool:
 
 # -------------------------------------------------------------------------------- registry
 
+EXECUTING = ("humaneval", "mbpp")
+"""Graders that run the completion in the sandbox."""
+
 GRADERS: dict[str, Grader] = {
     "gsm8k": grade_gsm8k,
     "triviaqa-em": grade_triviaqa_em,
@@ -262,11 +265,17 @@ def check_reference(name: str, reference: str) -> None:
 
 def check_references(items: Iterable[tuple[str, str, str]]) -> None:
     """:func:`check_reference` over ``(item id, grader, reference)``; the error names the item."""
+    executes = False
     for item_id, name, reference in items:
         try:
             check_reference(name, reference)
         except InputError as e:
             raise InputError(f"item '{item_id}': {e.message}", field=e.field) from None
+        executes = executes or name in EXECUTING
+    if executes:  # a sandbox that refuses to run (root without namespaces) fails now, not after sampling
+        from firewall_routing.sampling.sandbox import sandbox_isolation
+
+        sandbox_isolation()
 
 
 def grade(name: str, completion: str, reference: str) -> bool:
