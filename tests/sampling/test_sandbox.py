@@ -467,7 +467,7 @@ def _sandbox_dirs(owner: int) -> list[Path]:
         try:
             if (path / "owner").read_text().split()[0] == str(owner):
                 found.append(path)
-        except OSError:
+        except (OSError, IndexError):  # gone, or an owner file being written (or cut short)
             continue
     return found
 

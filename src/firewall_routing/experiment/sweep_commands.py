@@ -62,9 +62,7 @@ def sweep(
     seeds: Annotated[int, typer.Option(help="Seeds (0..n-1) per router; scores are averaged.")] = 1,
     bootstrap: Annotated[
         int,
-        typer.Option(
-            min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for CIs and paired tests (0 = off)."
-        ),
+        typer.Option(max=MAX_BOOTSTRAP, help="Bootstrap resamples for CIs and paired tests (0 = off)."),
     ] = 1000,
     bootstrap_seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
     max_pairs: Annotated[
