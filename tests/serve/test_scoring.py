@@ -315,3 +315,18 @@ def test_inline_batcher_fails_only_its_batch_when_run_raises() -> None:
 
     got = asyncio.run(main())
     assert [str(x) for x in got] == ["boom", "boom", "ry"]
+
+
+def test_inline_batcher_with_batch_size_one_scores_without_yielding() -> None:
+    gate = Gate(block_first=False)
+
+    async def body(b: MicroBatcher[Any, Any]) -> list[Any]:
+        task = asyncio.create_task(b.submit(1))
+        await asyncio.sleep(0)  # one step: the task ran to completion, nothing was queued
+        done = task.done()
+        with pytest.raises(ValueError, match="bad -2"):
+            await b.submit(-2)
+        return [done, await task, b.batches]
+
+    assert run_batcher(gate, body, inline=True, max_batch=1) == [True, "r1", 0]
+    assert gate.batches == [[1], [-2]]

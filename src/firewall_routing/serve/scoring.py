@@ -201,7 +201,8 @@ class MicroBatcher(Generic[T, R]):
     schedules one call that takes every request queued by then (the requests whose
     handlers reached scoring in the same iteration), so nothing waits for a timer and no
     thread or GIL hand-off is paid. ``executor``, ``max_inflight`` and ``window_s`` then do
-    not apply.
+    not apply. With ``max_batch=1`` as well, ``submit`` scores at once without yielding to
+    the loop: no batching, and no loop iteration of waiting for batch-mates either.
     """
 
     def __init__(
@@ -233,6 +234,11 @@ class MicroBatcher(Generic[T, R]):
         """The result of ``run`` for ``item``, computed in some batch (raises its exception)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
+        if self.inline and self.max_batch == 1 and not self._queue:
+            result = self._run([item])[0]  # no batching asked: score now, without yielding
+            if isinstance(result, BaseException):
+                raise result
+            return result
         self._queue.append((item, fut, loop.time()))
         if self.inline:
             if not self._scheduled:
