@@ -14,7 +14,7 @@ rate — for MMLU-Pro the 0/1 correctness of the one answer): ``ridge`` on MiniL
 baselines the issue names. Policies: cheapest model ≥ τ, success − λ·cost, each with
 N-model blocking (every prediction < β → the cheapest model).
 
-Nothing is tuned on a test row. Per router the policy, β and kNN's k are chosen by the area
+Nothing is tuned on a test row. Per router the policy, β and kNN's k and weighting are chosen by the area
 over the hull of 5-fold out-of-fold predictions on the *training* rows; the knob value of
 each quality target (95/99/100 % of the best single model's quality) is the cheapest one
 whose out-of-fold operating point reaches it. The final router is fitted on all training
@@ -53,7 +53,7 @@ PLOT = ROOT / "docs" / "nmodel-mmlu-pro.png"
 SEED = 0
 FOLDS = 5
 HOPELESS = (0.0, 0.05, 0.1, 0.2, 0.3)
-KNN_K = (10, 25, 50, 100, 200)
+KNN_K = (25, 50, 100, 200, 400)
 UNSEEN_MODEL = "gemini-1.5-pro-002"
 UNSEEN_FRACTIONS = (0.1, 0.25)
 TARGETS = (0.95, 0.99, 1.0)
@@ -266,7 +266,7 @@ def run_split(split: Split, routers: list[str], draws: int, log: Callable[[str],
     preds: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for r in routers:
         t0 = time.perf_counter()
-        candidates = [{"k": k} for k in KNN_K] if r == "knn" else [{}]
+        candidates = [{"k": k, "weighted": w} for k in KNN_K for w in (False, True)] if r == "knn" else [{}]
         best: tuple[dict[str, Any], dict[str, Any]] | None = None
         for extra in candidates:
             oof = out_of_fold(r, split, y, **extra)
