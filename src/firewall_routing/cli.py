@@ -373,6 +373,61 @@ def hybrid_llm(
         report.write_text(text, encoding="utf-8")
 
 
+@app.command("scorer-check")
+def scorer_check(
+    candidate: Annotated[Path, typer.Argument(help="Outcome table scored by the scorer under test.")],
+    trusted: Annotated[Path, typer.Argument(help="The same answers scored by a trusted scorer.")],
+    weak: WeakOpt = None,
+    strong: StrongOpt = None,
+    fmt: FormatOpt = "auto",
+    trusted_format: Annotated[
+        str, typer.Option(help="Format of the trusted file (e.g. alpacaeval); default: --format.")
+    ] = "",
+    quality_threshold: QualityThresholdOpt = 0.5,
+    trusted_threshold: Annotated[
+        float | None, typer.Option(help="Pass threshold of the trusted file (default --quality-threshold).")
+    ] = None,
+    design: Annotated[str, typer.Option(help="Label design both routers train on.")] = "soft-block",
+    router: Annotated[str, typer.Option(help="Router trained on each scorer's labels.")] = DEFAULT_ROUTER,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.05, max=0.9, help="Held-out share for the regret.")
+    ] = 0.25,
+    seed: Annotated[int, typer.Option(help="Split and bootstrap seed.")] = 0,
+    bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples for the regret CI.")] = 1000,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the numbers as JSON here.")
+    ] = None,
+) -> None:
+    """How far a scorer can be trusted: pairwise accuracy, Spearman ρ, Cohen's κ at the pass
+    threshold, and the routing regret (APGR of a router trained on the scorer's labels minus
+    one trained on the trusted labels, both evaluated on the trusted labels) with a 95 % CI."""
+    import json
+
+    from firewall_routing.experiment.scorer_check import MARKDOWN_HEAD, check, markdown_row
+
+    cand = _load(candidate, weak, strong, fmt, None, quality_threshold)
+    trust = _load(
+        trusted,
+        weak,
+        strong,
+        trusted_format or fmt,
+        None,
+        quality_threshold if trusted_threshold is None else trusted_threshold,
+    )
+    if (cand.weak.name, cand.strong.name) != (trust.weak.name, trust.strong.name):
+        typer.echo(
+            f"note: pairs differ by name ({cand.weak.name} → {cand.strong.name} vs "
+            f"{trust.weak.name} → {trust.strong.name}); rows are matched by query id",
+            err=True,
+        )
+    res = check(cand, trust, design, router, test_fraction, seed, bootstrap)
+    typer.echo(MARKDOWN_HEAD)
+    typer.echo(markdown_row(f"{candidate.name} vs {trusted.name}", res))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(res.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
 @app.command()
 def routers() -> None:
     """List every router: what it can do and its options (type = default  description)."""

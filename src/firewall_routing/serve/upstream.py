@@ -85,6 +85,16 @@ class UpstreamPool:
             shards = 1
         self.clients = [make_client(cfg, transport, shards) for _ in range(shards)]
         self._turn = itertools.cycle(self.clients)
+        self._urls: dict[str, httpx.URL | str] = {}
+
+    def url(self, path: str) -> httpx.URL | str:
+        """``path`` joined to the upstream's base URL once, not per request (httpx parses
+        and merges a relative URL on every ``build_request``); relative without a base URL."""
+        if (url := self._urls.get(path)) is None:
+            base = self.clients[0].base_url
+            url = path if base.is_relative_url else httpx.URL(str(base).rstrip("/") + "/" + path.lstrip("/"))
+            self._urls[path] = url
+        return url
 
     def client(self) -> httpx.AsyncClient:
         return next(self._turn)
@@ -104,7 +114,7 @@ def classify(exc: httpx.HTTPError, name: str) -> UpstreamError:
 
 
 async def open_response(
-    client: httpx.AsyncClient, path: str, payload: dict[str, object], name: str
+    client: httpx.AsyncClient, path: str | httpx.URL, payload: dict[str, object], name: str
 ) -> httpx.Response:
     """Send the request, return once headers arrived (body unread); 5xx → UpstreamError."""
     request = client.build_request("POST", path, content=json.dumps(payload).encode())
