@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -174,6 +174,31 @@ def labels(
     typer.echo(f"wrote {len(table)} labels ({design}, mean {lab.values.mean():.3f}) to {out}")
 
 
+def _say(msg: str) -> None:
+    """What a long step is doing, on stderr (stdout keeps the results)."""
+    typer.echo(msg, err=True)
+
+
+def _embeds(r: Any) -> str:
+    if not getattr(r, "scores_embeddings", False):
+        return ""
+    encoder = getattr(r, "encoder", None)
+    if not encoder:
+        return ""
+    return f": embedding the prompts with {encoder} (cached on disk after the first run)"
+
+
+def _fit_steps(r: Any) -> str:
+    """The steps of ``fit`` that take long, said before they run (issue 25: ``train`` was
+    silent for 14-43 s while ridge fitted its GSM8K solution prior)."""
+    steps = []
+    if getattr(getattr(r, "options", None), "prior", None) == "gsm8k":
+        steps.append('fitting its GSM8K solution prior (router option prior; \'{"prior": "none"}\' skips it)')
+    if emb := _embeds(r):
+        steps.append(emb.removeprefix(": "))
+    return (": " + ", then ".join(steps)) if steps else ""
+
+
 @app.command(epilog=DESIGNS_EPILOG)
 def train(
     outcomes: Annotated[Path, typer.Argument(help="Training outcome file.")],
@@ -218,6 +243,7 @@ def train(
     every named model's success (missing outcomes skipped); `evaluate` then reports the
     N-model quality–cost table with a cost table (``--costs``).
     """
+    from firewall_routing.embeddings import progress_bars
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
@@ -231,7 +257,9 @@ def train(
     )
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
     if models is not None:
-        _train_models(r, table, models, target, val_fraction, seed, greedy_approx, pairing_approx, out)
+        _say(f"training {router} on every model of --models{_fit_steps(r)}")
+        with progress_bars():
+            _train_models(r, table, models, target, val_fraction, seed, greedy_approx, pairing_approx, out)
         return
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
@@ -240,7 +268,9 @@ def train(
         return
     tr, va = split_train_val(table, val_fraction, seed)
     lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
-    rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
+    _say(f"training {router} on {len(tr)} queries ({design} labels){_fit_steps(r)}")
+    with progress_bars():
+        rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
     r.save(
         out,
         RouterMetadata.for_training(
@@ -527,6 +557,7 @@ def evaluate(
     """
     from dataclasses import replace
 
+    from firewall_routing.embeddings import progress_bars
     from firewall_routing.experiment.evaluation import evaluate_router
     from firewall_routing.experiment.report import format_evaluation
     from firewall_routing.metrics import require_gap
@@ -537,13 +568,18 @@ def evaluate(
     r = make_router(router) if builtin else load_router(router)
     if r.model_names and r.metadata.weak is None:
         if weak is None and strong is None:
-            _evaluate_models(r, table, costs, hopeless, bootstrap, json_out)
+            _say(f"scoring {len(table)} queries with {r.name}{_embeds(r)}")
+            with progress_bars():
+                _evaluate_models(r, table, costs, hopeless, bootstrap, json_out)
             return
         r.use_pair(table.weak.name, table.strong.name, "soft-block")
     # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
     p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
     require_gap(p_w, p_s, table.weak.name, table.strong.name)
-    result = evaluate_router(r, table, n_boot=bootstrap)
+    boot = f", then {bootstrap} bootstrap resamples for the CIs" if bootstrap else ""
+    _say(f"scoring {len(table)} queries with {r.name}{_embeds(r)}{boot}")
+    with progress_bars():
+        result = evaluate_router(r, table, n_boot=bootstrap)
     trained = (r.metadata.weak, r.metadata.strong)
     if None not in trained and trained != (table.weak.name, table.strong.name):
         typer.echo(

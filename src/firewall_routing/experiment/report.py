@@ -224,7 +224,7 @@ def write_markdown(res: ExperimentResults, path: Path, wall_seconds: float) -> N
         f"* Cells: APGR (mean ± std over seeds for a router trained with several){ci_note}; pass rates in % at 20/50/80 % of queries "
         "routed to the strong model (seed mean).",
         "",
-        f"**{answer(res).replace('Answer: ', 'Answer. ', 1)}**",
+        answer(res).replace("Answer:", "**Answer:**", 1),
         "",
         "## Conclusion",
         "",
@@ -547,7 +547,11 @@ def answer(res: ExperimentResults) -> str:
     return (
         f"Answer: on {key}, use {title(lead)} at {point} strong calls: {share} of the all-strong "
         f"gain (random needs {share}); it beats random at 95 % ({signed(vs_r)} APGR points)"
-        + (f", not separably from {', '.join(tied)}." if tied else ", and every other router separably.")
+        + (
+            f"; not separable from it: {', '.join(tied)}."
+            if tied
+            else "; every other router is separably below it."
+        )
     )
 
 
