@@ -628,7 +628,13 @@ def _evaluate_models(
     models = list(r.model_names)
     for m in models:
         table.model(m)  # a model the router learned but the table lacks: one line
-    cost_table.require(models, str(table.source or "the outcome table"))
+    source = str(table.source or "the outcome table")
+    ghosts = [m for m in cost_table.model_names if m not in table.model_names]
+    if ghosts:  # a typo in the cost table would otherwise price nothing, silently
+        raise InputError(
+            f"model {ghosts[0]!r} has a cost but is not in {source}", path=cost_table.path, field="model"
+        )
+    cost_table.require(models, source)
     rows = table.complete(models)
     pred = r.predict_models(rows.prompts)
     res = evaluate_models(
