@@ -308,6 +308,7 @@ def _train_models(
     out: Path,
 ) -> None:
     """``train --models``: fit_models on every named model's success (``labels.model_success``)."""
+    from firewall_routing.files import replace_dir
     from firewall_routing.labels import model_success
     from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers.base import ModelValidation, RouterMetadata, training_hash
@@ -334,9 +335,7 @@ def _train_models(
         train_rows=len(tr),
         train_sha256=training_hash(tr.prompts, lab.values),
     )
-    from firewall_routing.files import replace_dir
-
-    replace_dir(out, lambda d: r.save(d, meta))  # a forced --out is replaced whole
+    replace_dir(out, lambda d: r.save(d, meta))
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
     import numpy as np
@@ -642,7 +641,13 @@ def _evaluate_models(
     models = list(r.model_names)
     for m in models:
         table.model(m)  # a model the router learned but the table lacks: one line
-    cost_table.require(models, str(table.source or "the outcome table"))
+    source = str(table.source or "the outcome table")
+    ghosts = [m for m in cost_table.model_names if m not in table.model_names]
+    if ghosts:  # a typo in the cost table would otherwise price nothing, silently
+        raise InputError(
+            f"model {ghosts[0]!r} has a cost but is not in {source}", path=cost_table.path, field="model"
+        )
+    cost_table.require(models, source)
     rows = table.complete(models)
     pred = r.predict_models(rows.prompts)
     res = evaluate_models(
