@@ -14,7 +14,7 @@ rate — for MMLU-Pro the 0/1 correctness of the one answer): ``ridge`` on MiniL
 baselines the issue names. Policies: cheapest model ≥ τ, success − λ·cost, each with
 N-model blocking (every prediction < β → the cheapest model).
 
-Nothing is tuned on a test row. Per router the policy, β and kNN's k are chosen by the area
+Nothing is tuned on a test row. Per router the policy, β and kNN's k and weighting are chosen by the area
 over the hull of 5-fold out-of-fold predictions on the *training* rows; the knob value of
 each quality target (95/99/100 % of the best single model's quality) is the cheapest one
 whose out-of-fold operating point reaches it. The final router is fitted on all training
@@ -53,7 +53,7 @@ PLOT = ROOT / "docs" / "nmodel-mmlu-pro.png"
 SEED = 0
 FOLDS = 5
 HOPELESS = (0.0, 0.05, 0.1, 0.2, 0.3)
-KNN_K = (10, 25, 50, 100, 200)
+KNN_K = (25, 50, 100, 200, 400)
 UNSEEN_MODEL = "gemini-1.5-pro-002"
 UNSEEN_FRACTIONS = (0.1, 0.25)
 TARGETS = (0.95, 0.99, 1.0)
@@ -266,7 +266,7 @@ def run_split(split: Split, routers: list[str], draws: int, log: Callable[[str],
     preds: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for r in routers:
         t0 = time.perf_counter()
-        candidates = [{"k": k} for k in KNN_K] if r == "knn" else [{}]
+        candidates = [{"k": k, "weighted": w} for k in KNN_K for w in (False, True)] if r == "knn" else [{}]
         best: tuple[dict[str, Any], dict[str, Any]] | None = None
         for extra in candidates:
             oof = out_of_fold(r, split, y, **extra)
@@ -298,9 +298,11 @@ def run_split(split: Split, routers: list[str], draws: int, log: Callable[[str],
             res["routers"][r]["options"] = extra
         if "ridge" in preds and "knn" in preds:
             d = boots[f"{test_name}/ridge"].area - boots[f"{test_name}/knn"].area
+            d = d[~np.isnan(d)]  # draws where the best single model is also the cheapest: no area
             res["ridge_minus_knn_area"] = {
-                "mean": float(d.mean()),
-                "ci": [float(np.quantile(d, 0.025)), float(np.quantile(d, 0.975))],
+                "mean": float(d.mean()) if len(d) else None,
+                "ci": [float(np.quantile(d, 0.025)), float(np.quantile(d, 0.975))] if len(d) else None,
+                "draws": len(d),
             }
         out["tests"][test_name] = res
     return out
@@ -395,6 +397,75 @@ def table_rows(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The tables of docs/nmodel.md, from the JSON (``--render``)."""
+    out = ["<!-- written by benchmarks/nmodel.py --render from benchmarks/results/nmodel.json -->"]
+    for name in ("mmlu-pro", "routerdc"):
+        if name not in results:
+            continue
+        res = results[name]
+        out.append(f"\n### {name} (costs: {res['costs']}; {res['train_rows']} training rows)\n")
+        for test_name, t in res["tests"].items():
+            ref = t["reference"]
+            best = ref["single"][ref["best"]]
+            h = ref["hull_cost_fraction_at"]
+            out.append(
+                f"**{test_name}**: {ref['rows']} test rows. Best single model {ref['best']} "
+                f"(accuracy {best['accuracy']:.3f}, cost {best['cost']:g}); cheapest {ref['cheapest']}. "
+                f"Oracle (cheapest correct model): {ref['oracle']['accuracy']:.3f} at "
+                f"{ref['oracle']['cost_fraction']:.1%} of the best model's cost; random model per query: "
+                f"{ref['random']['accuracy']:.3f}. Hull of single models: cost at 95/99/100 % of the best "
+                f"model's accuracy = {fmt(h['0.95'])} / {fmt(h['0.99'])} / {fmt(h['1'])} of its cost.\n"
+            )
+            out.append(
+                "| router | policy (β) | area over hull [95 % CI] | gain at best cost [95 % CI] "
+                "| curve: cost at 95 / 99 / 100 % | knob chosen on train, @99 %: cost, accuracy (share of best) "
+                "| CI above hull over the middle |"
+            )
+            out.append("|---|---|---|---|---|---|---|")
+            for r, v in t["routers"].items():
+                cf = v["cost_fraction_at"]
+                k99 = v["at_train_chosen_knob"].get("0.99")
+                k = (
+                    f"{k99['cost_fraction']:.1%}, {k99['accuracy']:.3f} ({k99['quality_fraction']:.1%})"
+                    if k99
+                    else "not reached on train"
+                )
+                opts = ", ".join(f"{a}={b}" for a, b in v.get("options", {}).items())
+                out.append(
+                    f"| {r}{f' ({opts})' if opts else ''} | {v['policy']} ({v['hopeless']:g}) "
+                    f"| {num(v['area'])} [{num(v['area_ci'][0])}, {num(v['area_ci'][1])}] "
+                    f"| {num(v['gain'])} [{num(v['gain_ci'][0])}, {num(v['gain_ci'][1])}] "
+                    f"| {fmt(cf['0.95'])} / {fmt(cf['0.99'])} / {fmt(cf['1'])} | {k} "
+                    f"| {'yes' if v['excludes_hull_middle'] else 'no'} |"
+                )
+            if t.get("ridge_minus_knn_area", {}).get("mean") is not None:
+                d = t["ridge_minus_knn_area"]
+                out.append(
+                    f"\nridge − knn area: {d['mean']:+.4f} [95 % CI {d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] (paired bootstrap)\n"
+                )
+        if "unseen_model" in res:
+            u = res["unseen_model"]
+            out.append(
+                f"\n**A model with few labels** ({u['router']}; {u['model']}'s training labels kept on a fraction of the rows):\n"
+            )
+            out.append(
+                "| labelled share | rows | area [95 % CI] | curve cost at 99 % | corr(prediction, outcome) | share routed to it at the 99 % knob |"
+            )
+            out.append("|---|---|---|---|---|---|")
+            for f, v in u["fractions"].items():
+                out.append(
+                    f"| {float(f):.0%} | {v['labelled_rows']} | {num(v['area'])} [{num(v['area_ci'][0])}, {num(v['area_ci'][1])}] "
+                    f"| {fmt(v['cost_fraction_at']['0.99'])} | {v['prediction_vs_outcome_correlation']:.3f} "
+                    f"| {v['share_routed_to_model_at_99']:.1%} |"
+                )
+    m = results.get("machine", {})
+    out.append(
+        f"\nMachine: load average {m.get('load_average')}, {m.get('seconds', 0):.0f} s, {m.get('draws')} bootstrap draws."
+    )
+    return "\n".join(out) + "\n"
+
+
 def plot(result: dict[str, Any], test_name: str, path: Path, title: str) -> None:
     import matplotlib
 
@@ -479,7 +550,11 @@ def main() -> int:
     ap.add_argument("--routers", default="ridge,knn,mf")
     ap.add_argument("--no-unseen", action="store_true", help="skip item 5 (a model with few labels)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--render", action="store_true", help="only redraw the plots and tables from --out")
     args = ap.parse_args()
+    if args.render:
+        render(json.loads(args.out.read_text()))
+        return 0
     import torch
 
     torch.set_num_threads(1)
@@ -523,7 +598,24 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     log(f"wrote {args.out}")
+    render(results)
     return 0
+
+
+def render(results: dict[str, Any]) -> None:
+    """Plots into docs/ and the Markdown tables beside the JSON."""
+    if "mmlu-pro" in results:
+        res = results["mmlu-pro"]
+        rows = res["tests"]["mmlu-pro"]["reference"]["rows"]
+        plot(res, "mmlu-pro", PLOT, f"MMLU-Pro, 23 models, {rows} held-out questions (benchmarks/nmodel.py)")
+    if "routerdc" in results:
+        plot(
+            results["routerdc"],
+            "gsm8k (in)",
+            ROOT / "docs" / "nmodel-routerdc-gsm8k.png",
+            "RouterDC's 7 models, GSM8K test (benchmarks/nmodel.py)",
+        )
+    RESULTS.with_suffix(".md").write_text(markdown(results))
 
 
 if __name__ == "__main__":

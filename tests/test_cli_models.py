@@ -116,6 +116,13 @@ def test_evaluate_without_costs_and_pair_only_routers_are_one_line_errors(
     )
     r = CliRunner().invoke(app, ["evaluate", str(out), str(data)])
     assert isinstance(r.exception, InputError) and "pass --costs" in str(r.exception)
+    costs.write_text(
+        "model,relative_cost,source,date\nsmall,1,test,2026-12-07\nbig,10,test,2026-12-07\nghost,2,test,2026-12-07\n"
+    )
+    r = CliRunner().invoke(app, ["evaluate", str(out), str(data), "--costs", str(costs)])
+    assert isinstance(r.exception, InputError) and "model 'ghost' has a cost but is not in" in str(
+        r.exception
+    )
     costs.write_text("model,relative_cost,source,date\nsmall,1,test,2026-12-07\nbig,10,test,2026-12-07\n")
     r = CliRunner().invoke(app, ["evaluate", str(out), str(data), "--costs", str(costs)])
     assert isinstance(r.exception, InputError) and "model 'mid'" in str(r.exception)
