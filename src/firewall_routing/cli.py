@@ -9,18 +9,20 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, PairingApprox, as_design
+from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, ModelTarget, PairingApprox, as_design
 from firewall_routing.errors import InputError, MetricError, validation_problems
 from firewall_routing.files import json_object
+from firewall_routing.metrics import MAX_BOOTSTRAP
 from firewall_routing.routers import DEFAULT_ROUTER
 
 if TYPE_CHECKING:
     from firewall_routing.outcomes import OutcomeTable
+    from firewall_routing.routers import Router
 
 app = typer.Typer(
     name="firewall-routing",
@@ -115,6 +117,12 @@ def _load(
         quality_threshold=threshold,
         drop_incomplete=drop_incomplete,
     )
+    if table.has_pair and table.weak.name == table.strong.name:
+        raise InputError(
+            f"the weak and the strong model are both '{table.weak.name}': routing between a model "
+            "and itself means nothing (choose two models with --weak/--strong)",
+            path=outcomes,
+        )
     for note in table.notes:
         typer.echo(f"note: {note}", err=True)
     return table
@@ -147,12 +155,10 @@ def labels(
     """Write the labels of one design for every query of an outcome file (to train elsewhere)."""
     import json
 
+    from firewall_routing.files import check_output_file
     from firewall_routing.labels import compute_labels
 
-    if out.exists() and not force:
-        raise InputError("already exists; pass --force to overwrite it, or choose another --out", path=out)
-    if out.is_dir():
-        raise InputError("is a directory; --out names the JSONL file to write", path=out)
+    check_output_file(out, "--out", force=force)
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
     lab = compute_labels(table, as_design(design), _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +179,31 @@ def labels(
     typer.echo(f"wrote {len(table)} labels ({design}, mean {lab.values.mean():.3f}) to {out}")
 
 
+def _say(msg: str) -> None:
+    """What a long step is doing, on stderr (stdout keeps the results)."""
+    typer.echo(msg, err=True)
+
+
+def _embeds(r: Any) -> str:
+    if not getattr(r, "scores_embeddings", False):
+        return ""
+    encoder = getattr(r, "encoder", None)
+    if not encoder:
+        return ""
+    return f": embedding the prompts with {encoder} (cached on disk after the first run)"
+
+
+def _fit_steps(r: Any) -> str:
+    """The steps of ``fit`` that take long, said before they run (issue 25: ``train`` was
+    silent for 14-43 s while ridge fitted its GSM8K solution prior)."""
+    steps = []
+    if getattr(getattr(r, "options", None), "prior", None) == "gsm8k":
+        steps.append('fitting its GSM8K solution prior (router option prior; \'{"prior": "none"}\' skips it)')
+    if emb := _embeds(r):
+        steps.append(emb.removeprefix(": "))
+    return (": " + ", then ".join(steps)) if steps else ""
+
+
 @app.command(epilog=DESIGNS_EPILOG)
 def train(
     outcomes: Annotated[Path, typer.Argument(help="Training outcome file.")],
@@ -184,6 +215,9 @@ def train(
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     val_fraction: Annotated[float, typer.Option(help="Held-out share for best-epoch selection.")] = 0.1,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing router at --out (all of its files).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for the split and the router (if it takes one).")] = 0,
     router_options: Annotated[
         str,
@@ -198,38 +232,61 @@ def train(
     metric: MetricOpt = None,
     quality_threshold: QualityThresholdOpt = 0.5,
     drop_incomplete: DropIncompleteOpt = False,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Learn every model's success instead of one pair: 'all' or comma-separated names "
+            "(routers that predict every model: ridge, knn, mf, embedding-head)."
+        ),
+    ] = None,
+    target: Annotated[
+        ModelTarget,
+        typer.Option(help="With --models: what is learned per model: pass-rate, greedy or quality."),
+    ] = "pass-rate",
 ) -> None:
     """Train a router on an outcome file with one label design and save it.
 
     Train-free routers (random, oracle, margin) are saved as they are, so every router can
-    be passed to `evaluate` and `serve` as a directory.
+    be passed to `evaluate` and `serve` as a directory. With ``--models`` the router learns
+    every named model's success (missing outcomes skipped); `evaluate` then reports the
+    N-model quality–cost table with a cost table (``--costs``).
     """
-    from firewall_routing.labels import compute_labels
+    from firewall_routing.embeddings import progress_bars
+    from firewall_routing.files import replace_dir
+    from firewall_routing.labels import compute_labels, require_learnable
     from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
+    from firewall_routing.routers.base import check_router_out
 
     if router_options.strip() == "help":
         typer.echo(router_help(router))
         return
+    check_router_out(out, force)  # before loading and training: fail in a second
     cls = router_class(router)
     r = make_router(
         router, **({"seed": seed} if cls.seeded() else {}) | json_object(router_options, "--router-options")
     )
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
+    if models is not None:
+        _say(f"training {router} on every model of --models{_fit_steps(r)}")
+        with progress_bars():
+            _train_models(r, table, models, target, val_fraction, seed, greedy_approx, pairing_approx, out)
+        return
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
-        r.save(out, RouterMetadata(weak=weak_name, strong=strong_name))
+        replace_dir(out, lambda d: r.save(d, RouterMetadata(weak=weak_name, strong=strong_name)))
         typer.echo(f"{router} does not train: saved its options → {out}")
         return
     tr, va = split_train_val(table, val_fraction, seed)
     lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
-    rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
-    r.save(
-        out,
-        RouterMetadata.for_training(
-            tr.prompts, lab.values, label_design=design, weak=weak_name, strong=strong_name
-        ),
+    require_learnable(lab.values, design, str(outcomes))
+    _say(f"training {router} on {len(tr)} queries ({design} labels){_fit_steps(r)}")
+    with progress_bars():
+        rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
+    meta = RouterMetadata.for_training(
+        tr.prompts, lab.values, label_design=design, weak=weak_name, strong=strong_name
     )
+    replace_dir(out, lambda d: r.save(d, meta))
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
     _say_quality(table, design)
@@ -237,6 +294,57 @@ def train(
         typer.echo(f"t* = {lab.params['t']:g} (Hybrid LLM r_trans, searched on the training split)")
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""
     typer.echo(f"trained {router} on {len(tr)} queries ({design}){best} in {rep.seconds:.1f}s → {out}")
+
+
+def _train_models(
+    r: Router,
+    table: OutcomeTable,
+    models: str,
+    target: ModelTarget,
+    val_fraction: float,
+    seed: int,
+    greedy_approx: GreedyApprox,
+    pairing_approx: PairingApprox,
+    out: Path,
+) -> None:
+    """``train --models``: fit_models on every named model's success (``labels.model_success``)."""
+    from firewall_routing.files import replace_dir
+    from firewall_routing.labels import model_success
+    from firewall_routing.outcomes import split_train_val
+    from firewall_routing.routers.base import ModelValidation, RouterMetadata, training_hash
+
+    if not r.predicts_models:
+        raise InputError(
+            f"router '{r.name}' learns one pair only; --models needs ridge, knn, mf or embedding-head"
+        )
+    names = (
+        list(table.model_names)
+        if models.strip() == "all"
+        else [m.strip() for m in models.split(",") if m.strip()]
+    )
+    for m in names:
+        table.model(m)  # an unknown name is one line listing the file's models
+    tr, va = split_train_val(table, val_fraction, seed)
+    approx = _approx(greedy_approx, pairing_approx)
+    lab = model_success(tr, names, target, approx)
+    val = ModelValidation(va.prompts, model_success(va, names, target, approx).values) if len(va) else None
+    rep = r.fit_models(tr.prompts, lab.values, names, val=val)
+    meta = RouterMetadata(
+        label_design=f"every model: {target}",
+        model_names=tuple(names),
+        train_rows=len(tr),
+        train_sha256=training_hash(tr.prompts, lab.values),
+    )
+    replace_dir(out, lambda d: r.save(d, meta))
+    for note in lab.notes:
+        typer.echo(f"approximation: {note}", err=True)
+    import numpy as np
+
+    missing = int(np.isnan(lab.values).sum())
+    typer.echo(
+        f"trained {r.name} on {len(tr)} queries × {len(names)} models ({target}; {missing} missing outcomes "
+        f"skipped) in {rep.seconds:.1f}s → {out}"
+    )
 
 
 @app.command("hybrid-llm")
@@ -259,7 +367,7 @@ def hybrid_llm(
     router: Annotated[str, typer.Option(help="Router trained per design.")] = DEFAULT_ROUTER,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per seeded router (averaged).")] = 1,
     bootstrap: Annotated[
-        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+        int, typer.Option(min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for the 95 % CIs (0 = off).")
     ] = 1000,
     weak: WeakOpt = None,
     strong: StrongOpt = None,
@@ -423,33 +531,68 @@ def evaluate(
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     bootstrap: Annotated[
-        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+        int, typer.Option(min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for the 95 % CIs (0 = off).")
     ] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
     fmt: FormatOpt = "auto",
     metric: MetricOpt = None,
     quality_threshold: QualityThresholdOpt = 0.5,
     drop_incomplete: DropIncompleteOpt = False,
+    costs: Annotated[
+        str | None,
+        typer.Option(
+            help="Cost table for a router trained on every model (train --models): a .csv or a shipped "
+            "name (mmlu-pro, routerdc, alpacaeval)."
+        ),
+    ] = None,
+    hopeless: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="N-model blocking: a query predicted below this for every model goes to the cheapest.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Score a router on an outcome file and print the metrics table.
+
+    A router trained on every model (``train --models``) without ``--weak/--strong`` gets the
+    N-model table instead: single models, their hull, the oracle, and per policy the area of
+    its quality–cost curve over the hull and the cost at 95/99/100 % of the best model,
+    priced by ``--costs`` (named in the output).
 
     On a file with real-valued quality it also prints Hybrid LLM's own metric: the quality
     drop (%) vs. all-strong at 10/20/40 % cost advantage, on the mean sampled quality.
     """
     from dataclasses import replace
 
-    from firewall_routing.experiment.evaluation import evaluate_router
+    from firewall_routing.embeddings import progress_bars
+    from firewall_routing.experiment.evaluation import evaluate_router, require_evaluable
     from firewall_routing.experiment.report import format_evaluation
+    from firewall_routing.files import check_output_file
     from firewall_routing.metrics import require_gap
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
+    if json_out is not None:
+        check_output_file(json_out, "--json")  # before the metrics: not a traceback after them
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
+    require_evaluable(table)
+    builtin = router in REGISTRY and not Path(router).exists()
+    r = make_router(router) if builtin else load_router(router)
+    if r.model_names and r.metadata.weak is None:
+        if weak is None and strong is None:
+            _say(f"scoring {len(table)} queries with {r.name}{_embeds(r)}")
+            with progress_bars():
+                _evaluate_models(r, table, costs, hopeless, bootstrap, json_out)
+            return
+        r.use_pair(table.weak.name, table.strong.name, "soft-block")
     # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
     p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
     require_gap(p_w, p_s, table.weak.name, table.strong.name)
-    builtin = router in REGISTRY and not Path(router).exists()
-    r = make_router(router) if builtin else load_router(router)
-    result = evaluate_router(r, table, n_boot=bootstrap)
+    boot = f", then {bootstrap} bootstrap resamples for the CIs" if bootstrap else ""
+    _say(f"scoring {len(table)} queries with {r.name}{_embeds(r)}{boot}")
+    with progress_bars():
+        result = evaluate_router(r, table, n_boot=bootstrap)
     trained = (r.metadata.weak, r.metadata.strong)
     if None not in trained and trained != (table.weak.name, table.strong.name):
         typer.echo(
@@ -476,6 +619,45 @@ def evaluate(
         import json
 
         json_out.write_text(json.dumps(result.to_json() | extra, indent=2) + "\n")
+
+
+def _evaluate_models(
+    r: Router, table: OutcomeTable, costs: str | None, hopeless: float, bootstrap: int, json_out: Path | None
+) -> None:
+    """``evaluate`` of a router trained on every model: the N-model quality–cost table."""
+    import json
+
+    from firewall_routing.costs import SHIPPED, load_costs, shipped_costs
+    from firewall_routing.experiment.evaluation import evaluate_models
+    from firewall_routing.experiment.report import format_models_evaluation
+
+    if costs is None:
+        raise InputError(
+            "this router predicts every model: pass --costs (a .csv or one of "
+            f"{', '.join(SHIPPED)}) to price them, or --weak/--strong to route one pair",
+            field="--costs",
+        )
+    cost_table = load_costs(shipped_costs(costs) if costs in SHIPPED else Path(costs))
+    models = list(r.model_names)
+    for m in models:
+        table.model(m)  # a model the router learned but the table lacks: one line
+    source = str(table.source or "the outcome table")
+    ghosts = [m for m in cost_table.model_names if m not in table.model_names]
+    if ghosts:  # a typo in the cost table would otherwise price nothing, silently
+        raise InputError(
+            f"model {ghosts[0]!r} has a cost but is not in {source}", path=cost_table.path, field="model"
+        )
+    cost_table.require(models, source)
+    rows = table.complete(models)
+    pred = r.predict_models(rows.prompts)
+    res = evaluate_models(
+        pred, rows, models, cost_table.query_costs(models, len(rows)), hopeless=hopeless, n_boot=bootstrap
+    )
+    res["costs"] = cost_table.describe()
+    res["cost_provenance"] = cost_table.provenance()
+    typer.echo(format_models_evaluation(res))
+    if json_out is not None:
+        json_out.write_text(json.dumps(res, indent=2) + "\n")
 
 
 # Commands of later pipeline stages register themselves here (each module keeps its heavy
@@ -586,6 +768,12 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except (MemoryError, OSError) as e:  # a file or the machine refused: one line, not a traceback
+        # (commands check their outputs first; this is the net for whatever slips past)
+        where = f"{e.filename}: " if isinstance(e, OSError) and e.filename else ""
+        what = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+        typer.echo(f"error: {where}{_one_line(what)}", err=True)
+        sys.exit(2)
     except _usage_error_types() as e:
         sys.exit(_show_usage_error(e))
     # Without standalone mode, typer returns a command's ``typer.Exit(code)`` as the value.

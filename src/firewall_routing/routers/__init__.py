@@ -70,6 +70,7 @@ def router_help(name: str) -> str:
         "fits_table": cls.fits_table,
         "needs_table": cls.needs_table,
         "scores_embeddings": cls.scores_embeddings,
+        "predicts_models": cls.predicts_models,
     }
     flags = [f for f, on in declared.items() if on]
     lines = [f"router '{name}' ({', '.join(flags) or 'train-free'}); options:"]
