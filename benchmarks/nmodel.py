@@ -566,11 +566,13 @@ def main() -> int:
     for name, loader in (("mmlu-pro", load_mmlu_pro), ("routerdc", load_routerdc)):
         if args.only not in (None, name):
             continue
+        t0 = time.time()
         log(f"{name}: loading")
         split = loader()
         res = run_split(split, routers, args.draws, log)
         if name == "mmlu-pro" and not args.no_unseen:
             res["unseen_model"] = unseen_model(split, min(args.draws, 300), log)
+        res["machine"] = {"load_average": os.getloadavg(), "seconds": time.time() - t0}
         results[name] = res
         print("\n".join([f"== {name} (costs: {res['costs']})", *table_rows(res)]))
         if name == "mmlu-pro":
