@@ -1,32 +1,41 @@
 """Routing server cost: scoring per backend, added latency, throughput and CPU per request.
 
-One run measures, side by side and on 127.0.0.1 only:
+On 127.0.0.1 only, bounded in requests and time:
 
 1. **Scoring** (in process): one GSM8K test prompt at a time through each backend's scorer
-   (``onnx``, ``static``, ``torch``; one intra-op thread, the server default) — wall p50/p99
-   and CPU ms per prompt; and, per backend, the strong-call fraction at ``firewall@30%`` on
-   the 1,319 GSM8K test prompts when calibrated on 1,000 GSM8K train questions the router
-   never saw.
-2. **HTTP** (a ``firewall-routing serve`` subprocess per backend and worker count): a
-   minimal upstream (bare ASGI app under uvicorn, fixed answer) called directly, through
-   the server with model ``weak`` (forced: proxy cost only) and with ``firewall@30%``
-   (scored), at concurrency 1, 16 and 64 with distinct prompts, against two upstreams:
-   *instant* (the closed loop saturates the server: capacity) and *LLM-like* (each answer
-   after a time drawn uniformly from 0.5–1.5 × ``--delay-ms``, default 1,000 ms: the
-   latency the router adds in use). Per row: throughput, the server's own in-router time
-   per request (``total_ms − upstream_ms`` from its JSON log: parsing, waiting for and
-   running the scorer, forwarding) p50/p99, and **CPU per request**: CPU time of every
-   process of the server (workers included) over the measured requests.
+   (``--backends``, default ``static``; ``onnx``, ``torch`` too) — wall p50/p99 and CPU ms
+   per prompt; and the strong-call fraction at ``firewall@30%`` on the 1,319 GSM8K test
+   prompts when calibrated on 1,000 GSM8K train questions the router never saw.
+2. **The table, ``--repeat`` times (default 3)**: a minimal upstream (bare ASGI app under
+   uvicorn, fixed answer) called directly, then a ``firewall-routing serve`` process tree
+   per backend and ``--workers`` value (default 1) called with model ``weak`` (forced:
+   proxy cost only) and ``firewall@30%`` (scored), at concurrency 1, 16 and 64 with
+   distinct prompts, against two upstreams: *instant* (the closed loop saturates the
+   server: capacity) and *LLM-like* (each answer after 0.5–1.5 × ``--delay-ms``, default
+   1,000 ms: the latency the router adds in use). Per row: throughput, the server's own
+   in-router time per request (``total_ms − upstream_ms`` from its JSON log: parsing,
+   waiting for and running the scorer, forwarding) p50/p99, **CPU per request** (CPU time
+   of every process of the server over the measured requests) and the load average.
+   Every target figure is reported per run, as the median and as the worst of the runs;
+   a target is met when the worst run meets it.
+3. **Busy box**: the table once more (first ready backend, static if present, 1 worker)
+   beside ``--busy`` (default 2) CPU-bound processes the benchmark starts and stops itself.
+4. **LiteLLM's proxy side by side** (``--litellm-venv``: a venv with ``litellm[proxy]``,
+   kept out of the project's venv because it pins other versions): the same instant
+   upstream at c = 1/16/64, measured in turn with direct calls, our ``weak`` and
+   ``firewall@30%`` (1 worker) and LiteLLM's proxy (1 worker, master key set): added
+   latency (client p50/p99 minus direct) and CPU per request, and LiteLLM / ours as ratios.
+   Without the option, the JSON says why it was skipped.
 
 Both upstream behaviours come from one stub process: a request whose body carries
 ``"bench_delay": true`` (forwarded untouched by the router) gets the LLM-like delay.
-A backend whose server does not start (e.g. ``static`` before it exists) is recorded as
-``unavailable`` with the error, never silently dropped. ``--calibration-study`` adds the
-slower held-out vs in-sample calibration study of the previous version (three seeds).
+A backend whose server does not start is recorded as ``unavailable`` with the error,
+never silently dropped. ``--calibration-study`` adds the slower held-out vs in-sample
+calibration study (three seeds).
 
-Prints a table and writes ``benchmarks/results/serve.json`` (``--out`` to change).
-Usage: ``python benchmarks/bench_serve.py [--router DIR] [--backends onnx,static,torch]
-[--workers 1,2] [--requests 400] [--cap-s 8] [--delay-ms 1000] [--rounds 3]``.
+Prints the tables and writes ``benchmarks/results/serve.json`` (``--out`` to change).
+Usage: ``python benchmarks/bench_serve.py [--litellm-venv DIR] [--repeat 3] [--busy 2]
+[--backends static] [--workers 1] [--requests 400] [--cap-s 8] [--delay-ms 1000]``.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ CONCURRENCY = (1, 16, 64)
 BACKENDS = ("onnx", "static", "torch")
 TARGETS = {"weak": "weak", "firewall@30%": "firewall@30%"}  # row name -> model sent
 N_CALIBRATION = 1000
+SERVE_OPTIONS: list[str] = []  # extra `key: value` lines for every serve config (--serve-option)
 LOG_FLUSH_S = 0.3  # the server writes its log lines in batches every 50 ms
 UPSTREAM_DELAY_S = 1.0  # the LLM-like delay; set in the upstream process from --upstream-delay-ms
 SLOW_MARK = b'"bench_delay"'
@@ -483,6 +493,7 @@ def start_ours(
         f"weak: {{base_url: 'http://{HOST}:{up_port}/v1', model: w}}\n"
         f"strong: {{base_url: 'http://{HOST}:{up_port}/v1', model: s}}\n"
         f"auth_keys: [bench-key]\nbackend: {backend}\ndefault_model: firewall@30%\n"
+        + "".join(f"{option}\n" for option in SERVE_OPTIONS)
     )
     log = work / f"{name}.log"
     cmd = [sys.executable, "-m", "firewall_routing.cli", "serve", "--config", str(cfg), "--port", str(port)]
@@ -886,6 +897,13 @@ def main() -> None:
         "--busy", type=int, default=2, help="CPU-bound processes beside the busy-box run (0: none)."
     )
     ap.add_argument("--litellm-venv", type=Path, help="A venv with litellm[proxy] for the side-by-side.")
+    ap.add_argument(
+        "--serve-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A setting for every serve config, e.g. scoring_batch_size=1 (repeatable).",
+    )
     ap.add_argument("--requests", type=int, default=400, help="Requests per row, instant upstream.")
     ap.add_argument("--rounds", type=int, default=3, help="Rounds of c requests per row, LLM-like upstream.")
     ap.add_argument(
@@ -904,6 +922,7 @@ def main() -> None:
         run_upstream(args.upstream_port, args.upstream_delay_ms)
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    SERVE_OPTIONS.extend(": ".join(o.split("=", 1)) for o in args.serve_option)
     t_start, load_before = time.perf_counter(), os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     router_dir = args.router or train_router(work / "router")

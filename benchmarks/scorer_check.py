@@ -255,7 +255,11 @@ def main() -> None:
                 "command": " ".join(sys.argv),
             }
             print(markdown_row(label, res), flush=True)
-            out_json.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            # Merge with what other runs wrote meanwhile (the judge runs beside the others).
+            disk = json.loads(out_json.read_text()) if out_json.exists() else {"rows": {}}
+            disk["rows"][label] = record["rows"][label]
+            record["rows"] = {**disk["rows"], **{label: record["rows"][label]}}
+            out_json.write_text(json.dumps(disk, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(MARKDOWN_HEAD)
     for row in record["rows"].values():
         print(row["markdown"])

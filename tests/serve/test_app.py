@@ -14,6 +14,7 @@ import pytest
 
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.serve.routing import LISTED_PERCENTS
+from firewall_routing.serve.scoring import MAX_SCORED_CHARS
 
 from .conftest import API_KEY, FastServer
 
@@ -558,7 +559,9 @@ def test_healthz_answers_while_a_1mb_message_is_scored(tmp_path: Any) -> None:
     health, waited, big = asyncio.run(run())
     assert health.status_code == 200 and big.status_code == 200
     assert waited < 1.0, f"/healthz waited {waited:.2f} s behind a 1 MB message"
-    assert float(big.headers["x-firewall-score"]) == pytest.approx(RandomRouter(seed=1).score([huge])[0])
+    # the scorer reads a bounded prefix (serve.scoring.MAX_SCORED_CHARS, issue 24)
+    expected = RandomRouter(seed=1).score([huge[:MAX_SCORED_CHARS]])[0]
+    assert float(big.headers["x-firewall-score"]) == pytest.approx(expected)
 
 
 # --------------------------------------------------------------------------- scoring off the loop
@@ -828,3 +831,35 @@ def test_scoring_inline_defaults_to_the_static_backend_only(tmp_path: Any) -> No
         decider = Decider(scorer, None, cfg.default_model, cfg.context_tokens, word_count)
         app = create_app(cfg, decider=decider, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
         assert app.state.firewall.scoring_inline is expected
+
+
+def test_an_upstream_cookie_is_not_replayed_on_later_requests(tmp_path: Any) -> None:
+    """httpx's client would keep an upstream's Set-Cookie and send it with every later
+    request, whoever the client: the proxy's pools keep no cookies."""
+    import httpx
+    from fastapi.testclient import TestClient
+
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import Decider
+
+    from .conftest import KeywordScorer, completion, fast_config, word_count
+
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(
+            200, json=completion("weak", "m"), headers={"set-cookie": "session=alice; Path=/"}
+        )
+
+    cfg = fast_config(tmp_path)
+    assert cfg.default_model is not None
+    decider = Decider(KeywordScorer(), None, cfg.default_model, cfg.context_tokens, word_count)
+    app = create_app(cfg, decider=decider, transport=httpx.MockTransport(handler))
+    with TestClient(app) as client:
+        for _ in range(3):
+            r = client.post(
+                CHAT, json=chat("easy", model="weak"), headers={"authorization": f"Bearer {API_KEY}"}
+            )
+            assert r.status_code == 200
+    assert seen == [None, None, None]

@@ -315,3 +315,37 @@ def test_inline_batcher_fails_only_its_batch_when_run_raises() -> None:
 
     got = asyncio.run(main())
     assert [str(x) for x in got] == ["boom", "boom", "ry"]
+
+
+def test_inline_batcher_with_batch_size_one_scores_without_yielding() -> None:
+    gate = Gate(block_first=False)
+
+    async def body(b: MicroBatcher[Any, Any]) -> list[Any]:
+        task = asyncio.create_task(b.submit(1))
+        await asyncio.sleep(0)  # one step: the task ran to completion, nothing was queued
+        done = task.done()
+        with pytest.raises(ValueError, match="bad -2"):
+            await b.submit(-2)
+        return [done, await task, b.batches]
+
+    assert run_batcher(gate, body, inline=True, max_batch=1) == [True, "r1", 0]
+    assert gate.batches == [[1], [-2]]
+
+
+def test_a_torch_head_scores_on_the_configured_threads(static_standin: Any, tmp_path: Path) -> None:
+    """Static backend, MLP head: the head's batched matmuls run on encoder_threads threads,
+    not torch's default of one per core."""
+    import torch
+
+    from firewall_routing.routers.embedding_head import EmbeddingHeadRouter
+
+    train = load_table(ROOT / "data/routerdc/gsm8k-train.json", *PAIR).take(range(40))
+    router = EmbeddingHeadRouter(encoder="static", epochs=1)  # type: ignore[call-arg]
+    router.fit(train.prompts, compute_labels(train, "soft-block").values)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        make_scorer(router, "static", threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -18,6 +18,8 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncGenerator
+from http.cookiejar import CookieJar
+from typing import Any
 
 import httpx
 
@@ -31,6 +33,18 @@ _EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
 POOL_SHARDS = 8  # pooled clients per upstream, used in turn (see UpstreamPool)
 MAX_CONNECTIONS = 256  # per upstream, over all shards
 MAX_KEEPALIVE = 64
+
+
+class NoCookies(CookieJar):
+    """A cookie jar that keeps nothing: the proxy must not remember an upstream's
+    ``Set-Cookie`` and send it on every later client's request (httpx's client jar would),
+    and an empty jar keeps httpx's per-request cookie merging on its cheap path."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Any) -> None:
+        return None
 
 
 def make_client(
@@ -61,6 +75,7 @@ def make_client(
         transport=transport,
         timeout=httpx.Timeout(cfg.timeout),
         limits=limits,
+        cookies=NoCookies(),
     )
 
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,7 +114,12 @@ class Scorer(BaseModel):
         """One line per option (``name: type = default  description``) for ``scorers``."""
         lines = []
         for key, f in cls.model_fields.items():
-            ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+            choices = get_args(f.annotation) if get_origin(f.annotation) is Literal else ()
+            ann = (
+                "|".join(map(str, choices))
+                if choices
+                else getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+            )
             default = (
                 "required"
                 if f.is_required()
