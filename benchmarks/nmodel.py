@@ -459,9 +459,14 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {fmt(v['cost_fraction_at']['0.99'])} | {v['prediction_vs_outcome_correlation']:.3f} "
                     f"| {v['share_routed_to_model_at_99']:.1%} |"
                 )
+        if "machine" in res:
+            load = ", ".join(f"{x:.1f}" for x in res["machine"]["load_average"])
+            out.append(
+                f"\n{name}: {res['machine']['seconds']:.0f} s on the shared 2-core machine, load average {load}.\n"
+            )
     m = results.get("machine", {})
     out.append(
-        f"\nMachine: load average {m.get('load_average')}, {m.get('seconds', 0):.0f} s, {m.get('draws')} bootstrap draws."
+        f"\n{m.get('draws')} bootstrap draws (queries resampled), seed {m.get('seed')}, {m.get('folds')}-fold out-of-fold choices."
     )
     return "\n".join(out) + "\n"
 
@@ -566,11 +571,13 @@ def main() -> int:
     for name, loader in (("mmlu-pro", load_mmlu_pro), ("routerdc", load_routerdc)):
         if args.only not in (None, name):
             continue
+        t0 = time.time()
         log(f"{name}: loading")
         split = loader()
         res = run_split(split, routers, args.draws, log)
         if name == "mmlu-pro" and not args.no_unseen:
             res["unseen_model"] = unseen_model(split, min(args.draws, 300), log)
+        res["machine"] = {"load_average": os.getloadavg(), "seconds": time.time() - t0}
         results[name] = res
         print("\n".join([f"== {name} (costs: {res['costs']})", *table_rows(res)]))
         if name == "mmlu-pro":

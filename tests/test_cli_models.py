@@ -130,3 +130,56 @@ def test_evaluate_without_costs_and_pair_only_routers_are_one_line_errors(
         app, ["train", str(data), "--out", str(tmp_path / "x"), "--router", "random", "--models", "all"]
     )
     assert isinstance(r.exception, InputError) and "learns one pair only" in str(r.exception)
+
+
+def test_missing_outcomes_train_as_unknown_and_evaluate_asks_to_drop(
+    toy_encoder: ToyEncoder, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from firewall_routing.cli import app
+    from firewall_routing.errors import InputError
+
+    t = _table()
+    mid = t.model("mid")
+    pr = mid.pass_rate.copy()
+    pr[3] = np.nan  # no outcome of 'mid' on row 4: not a failure
+    n = mid.n.copy()
+    n[3] = 0
+    holed = OutcomeTable(
+        t.ids, t.prompts, (t.models[0], ModelOutcomes("mid", pr, n, pr.copy()), t.models[2]), t.benchmark
+    )
+    data = tmp_path / "holed.jsonl"
+    write_multi(holed, data)
+    _, costs = _files(tmp_path)
+    out = tmp_path / "router"
+    opts = json.dumps({"encoder": "toy", "k": 3})
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(data),
+            "--out",
+            str(out),
+            "--router",
+            "knn",
+            "--router-options",
+            opts,
+            "--models",
+            "all",
+            "--val-fraction",
+            "0",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "40 queries × 3 models (pass-rate; 1 missing outcomes skipped)" in r.output
+    r = CliRunner().invoke(app, ["evaluate", str(out), str(data), "--costs", str(costs), "--bootstrap", "0"])
+    assert isinstance(r.exception, InputError)
+    assert "model 'mid' has no outcome on 1 of 40 rows" in str(r.exception) and "--drop-incomplete" in str(
+        r.exception
+    )
+    r = CliRunner().invoke(
+        app, ["evaluate", str(out), str(data), "--costs", str(costs), "--bootstrap", "0", "--drop-incomplete"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "39 queries" in r.output
