@@ -223,7 +223,11 @@ def train(
         return
     tr, va = split_train_val(table, val_fraction, seed)
     lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
-    rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
+    if cls.predicts_models and cls.fits_table:  # learns every model of the table (irt)
+        rep = r.fit_table(tr, val=Validation.from_table(va) if len(va) else None)
+        r.use_pair(weak_name, strong_name, as_design(design))
+    else:
+        rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
     r.save(
         out,
         RouterMetadata.for_training(

@@ -32,6 +32,7 @@ REGISTRY: dict[str, str] = {
     "margin": "firewall_routing.routers.margin:MarginRouter",
     "knn": "firewall_routing.routers.knn:KNNRouter",
     "ridge": "firewall_routing.routers.ridge:RidgeRouter",
+    "irt": "firewall_routing.routers.irt:IRTRouter",
 }
 """Router name → ``module:Class``. Add a router by adding a file (a ``Router`` subclass with
 its ``Options`` model and ability flags) and a line here."""
@@ -70,6 +71,7 @@ def router_help(name: str) -> str:
         "fits_table": cls.fits_table,
         "needs_table": cls.needs_table,
         "scores_embeddings": cls.scores_embeddings,
+        "predicts_models": cls.predicts_models,
     }
     flags = [f for f, on in declared.items() if on]
     lines = [f"router '{name}' ({', '.join(flags) or 'train-free'}); options:"]
