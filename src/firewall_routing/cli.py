@@ -239,6 +239,9 @@ def train(
     _say_quality(table, design)
     if design == "hybrid-trans":
         typer.echo(f"t* = {lab.params['t']:g} (Hybrid LLM r_trans, searched on the training split)")
+    for key, value in r.trained_info().items():
+        if isinstance(value, list):
+            typer.echo(f"{key.replace('_', ' ')} (chosen on the training rows): {', '.join(value) or 'none'}")
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""
     typer.echo(f"trained {router} on {len(tr)} queries ({design}){best} in {rep.seconds:.1f}s → {out}")
 

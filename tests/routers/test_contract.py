@@ -44,7 +44,7 @@ SETUPS: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "margin": lambda m: {},
     "knn": lambda m: {"encoder": "toy", "k": 5},
     "ridge": lambda m: {"encoder": "toy", "prior": "none"},
-    "irt": lambda m: {"encoder": "toy"},
+    "irt": lambda m: {"encoder": "toy", "prior": "none"},
 }
 """Router name → fast options (toy encoder, tiny backbones) given the tiny model paths."""
 
@@ -103,6 +103,7 @@ def test_python_train_save_load_score_evaluate(
     if cls.predicts_models:  # save records the models it predicts
         assert loaded.metadata.model_names == router.model_names
         meta = meta.model_copy(update={"model_names": router.model_names})
+    meta = RouterMetadata.model_validate(meta.model_dump() | router.trained_info())  # e.g. feature groups
     assert loaded.metadata == meta and loaded.metadata.train_sha256 == training_hash(table.prompts, labels)
     scores = loaded.score_table(table)
     np.testing.assert_array_equal(scores, router.score_table(table))

@@ -142,7 +142,7 @@ def _table(n: int = 60) -> OutcomeTable:
 
 
 def test_table_fit_routes_the_pair_and_round_trips(toy_encoder: ToyEncoder, tmp_path: Path) -> None:
-    r = make_router("irt", encoder="toy", features=False)
+    r = make_router("irt", encoder="toy", features=False, prior="none")
     r.fit_table(_table())
     assert r.model_names == ("small", "mid", "big") and r.metadata.weak == "small"
     test = ["hard one", "easy one"]
@@ -159,7 +159,7 @@ def test_table_fit_routes_the_pair_and_round_trips(toy_encoder: ToyEncoder, tmp_
 
 
 def test_add_model_places_a_new_model_between_known_ones(toy_encoder: ToyEncoder, tmp_path: Path) -> None:
-    r = make_router("irt", encoder="toy", features=False)
+    r = make_router("irt", encoder="toy", features=False, prior="none")
     assert isinstance(r, IRTRouter)
     table = _table()
     r.fit_table(table)
@@ -176,7 +176,7 @@ def test_add_model_places_a_new_model_between_known_ones(toy_encoder: ToyEncoder
 
 
 def test_needs_a_table_not_labels(toy_encoder: ToyEncoder) -> None:
-    r = make_router("irt", encoder="toy")
+    r = make_router("irt", encoder="toy", prior="none")
     with pytest.raises(InputError, match="outcome table"):
         r.fit(["a"], np.array([0.5]))
     with pytest.raises(InputError, match="not trained"):
@@ -189,7 +189,7 @@ def test_fit_models_treats_nan_as_missing(toy_encoder: ToyEncoder) -> None:
     t = _table()
     y = t.pass_rate_matrix()
     y[::3, 1] = np.nan
-    r = make_router("irt", encoder="toy", features=False)
+    r = make_router("irt", encoder="toy", features=False, prior="none")
     r.fit_models(t.prompts, y, t.model_names)
     p = r.predict_models(["hard q"])
     assert np.all((p >= 0) & (p <= 1))

@@ -19,7 +19,8 @@ Two stages, both closed-form or convex:
    ``item_prior``²), θ ~ N(0, 1) (:func:`neg_log_posterior`, L-BFGS with the analytic
    gradient). With dims = 1 this is the 2PL a_i(θ_m − b_i), b_i = −d_i / a_i.
 2. **Learn prompt → item parameters**: ridge regression from the prompt's sentence embedding
-   (+ the hand prompt features of :mod:`ridge`) to (a_i, d_i), the penalty of each column by
+   (+ the feature groups of :mod:`ridge` that leave-one-out error on the training rows
+   chooses: hand prompt features, GSM8K solution prior) to (a_i, d_i), the penalty of each column by
    exact leave-one-out error. A new prompt's logit for model m is â·θ_m + d̂; the regression's
    leave-one-out residual variance v of that logit is integrated out with the probit
    approximation E σ(z) ≈ σ(μ / √(1 + π v / 8)), so a prompt whose parameters the text
@@ -35,11 +36,12 @@ Pure numpy + scipy (L-BFGS); deterministic (no seed).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -58,7 +60,19 @@ from firewall_routing.routers.base import (
     pair_scores_from,
     training_hash,
 )
-from firewall_routing.routers.ridge import ALPHAS, feature_matrix
+from firewall_routing.routers.ridge import (
+    ALPHAS,
+    FEATURE_GROUPS,
+    GSM8K_PRIOR,
+    PRIOR_FILE,
+    WORDS,
+    FeatureGroup,
+    SolutionPrior,
+    choose_groups,
+    group_columns,
+    gsm8k_prior,
+    standardized,
+)
 
 WEIGHTS_FILE = "irt.npz"
 
@@ -220,7 +234,16 @@ class IRTOptions(RouterOptions):
     design: DesignName = Field(
         default="soft-block", description="pair label composed from the two models' predicted success"
     )
-    features: bool = Field(default=True, description="add the hand-made prompt features to the embedding")
+    features: bool = Field(default=True, description="offer the hand-made prompt features (group 'words')")
+    prior: Literal["gsm8k", "none"] = Field(
+        default="gsm8k",
+        description="offer the GSM8K solution prior (group 'gsm8k-prior'; needs data/gsm8k/train.jsonl to train)",
+    )
+    select: Literal["cv", "all"] = Field(
+        default="cv",
+        description="'cv': keep the offered groups with the lowest leave-one-out error of the item parameters "
+        "on the training rows; 'all': every offered group",
+    )
     uncertainty: bool = Field(
         default=True, description="integrate the regression's residual variance out of each logit (probit)"
     )
@@ -249,6 +272,9 @@ class IRTRouter(Router):
         self._items = np.zeros((0, self.options.dims + 1))  # fitted (a, d) of training prompts
         self._keys: dict[str, int] = {}
         self.alphas = np.zeros(0)
+        self._prior: SolutionPrior | None = None
+        self.groups: tuple[FeatureGroup, ...] = self.offered_groups()
+        self.group_errors: dict[str, float] = {}
 
     @property
     def encoder(self) -> str:
@@ -256,14 +282,17 @@ class IRTRouter(Router):
 
     # ------------------------------------------------------------------ inputs
 
-    def _inputs(self, emb: FloatArray, texts: Sequence[str], fit: bool = False) -> FloatArray:
-        """Embedding beside the standardized hand features (moments of the training rows)."""
-        if not self.options.features:
-            return np.asarray(emb, dtype=np.float64)
-        f = feature_matrix(texts)
-        if fit:
-            self._mean, self._std = f.mean(0), f.std(0) + 1e-9
-        return np.hstack([np.asarray(emb, dtype=np.float64), (f - self._mean) / self._std])
+    def offered_groups(self) -> tuple[FeatureGroup, ...]:
+        on = {WORDS: self.options.features, GSM8K_PRIOR: self.options.prior == "gsm8k"}
+        return tuple(g for g in FEATURE_GROUPS if on[g])
+
+    def trained_info(self) -> dict[str, Any]:
+        return {"feature_groups": list(self.groups), "feature_group_loo_errors": self.group_errors}
+
+    def _inputs(self, emb: FloatArray, texts: Sequence[str]) -> FloatArray:
+        """Embedding beside the chosen groups' columns, standardized with the training moments."""
+        extra = group_columns(texts, self.groups, self._prior)
+        return np.hstack([np.asarray(emb, dtype=np.float64), (extra - self._mean) / self._std])
 
     # ------------------------------------------------------------------ training
 
@@ -314,7 +343,16 @@ class IRTRouter(Router):
         self.theta = theta
         self.model_names = tuple(models)
         items = np.hstack([a, d[:, None]])
-        x = self._inputs(self.embed(prompts), prompts, fit=True)
+        emb = self.embed(prompts)
+        offered = self.offered_groups()
+        prior = gsm8k_prior(prompts) if GSM8K_PRIOR in offered else None
+        if self.options.select == "cv" and offered:
+            self.groups, self.group_errors = choose_groups(emb, prompts, items, offered, prior)
+        else:
+            self.groups, self.group_errors = offered, {}
+        self._prior = prior if GSM8K_PRIOR in self.groups else None
+        self._mean, self._std = standardized(group_columns(prompts, self.groups, self._prior))
+        x = self._inputs(emb, prompts)
         self._coef, self._intercept, self.alphas, self._resid_var = multi_loo_ridge(x, items)
         self._items = items
         self._keys = {prompt_key(p): i for i, p in enumerate(prompts)}
@@ -412,7 +450,10 @@ class IRTRouter(Router):
             alphas=self.alphas,
             items=self._items,
             keys=np.array(sorted(self._keys, key=self._keys.__getitem__)),
+            groups=np.array(self.groups, dtype=str),
         )
+        if self._prior is not None:
+            (path / PRIOR_FILE).write_text(json.dumps(self._prior.to_json()))
 
     def _load_weights(self, path: Path) -> None:
         if not (path / WEIGHTS_FILE).exists():
@@ -426,6 +467,12 @@ class IRTRouter(Router):
             self.alphas = w["alphas"].astype(np.float64)
             self._items = w["items"].astype(np.float64)
             self._keys = {str(k): i for i, k in enumerate(w["keys"].tolist())}
+            saved = [str(g) for g in w["groups"].tolist()]
+        self.groups = tuple(g for g in FEATURE_GROUPS if g in saved)
+        if GSM8K_PRIOR in self.groups:
+            if not (path / PRIOR_FILE).exists():
+                raise InputError(f"saved irt router uses the gsm8k prior but has no {PRIOR_FILE}", path=path)
+            self._prior = SolutionPrior.from_json(json.loads((path / PRIOR_FILE).read_text()))
         if len(self.model_names) != len(self.theta):
             raise InputError(
                 f"saved irt router has {len(self.theta)} abilities but {len(self.model_names)} model names",
