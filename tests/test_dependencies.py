@@ -64,3 +64,28 @@ def test_upper_bounds_reject_the_next_major() -> None:
     reqs = {r.name.lower(): r for _, r in _requirements()}
     assert not reqs["typer"].specifier.contains("0.30.0")
     assert not reqs["numpy"].specifier.contains("3.0.0")
+
+
+def test_license_is_an_spdx_expression_and_metadata_builds_without_deprecation(tmp_path: Path) -> None:
+    """Issue 25: ``license = { text = ... }`` made every install print setuptools' license
+    deprecation warning (twice). Build the metadata of a copy and look for any warning."""
+    import shutil
+    import subprocess
+    import sys
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    out = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "egg_info", "-e", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Deprecat" not in out.stderr + out.stdout, out.stderr
+    pkg_info = next(tmp_path.glob("*.egg-info/PKG-INFO")).read_text()
+    assert "License-Expression: Apache-2.0" in pkg_info

@@ -55,6 +55,7 @@ EXPERIMENT_ORDER: tuple[str, ...] = (
     "config",
     "conclusion",
     "results",
+    "verdict",
     "evaluation",
     "holdout",
     "triviaqa",

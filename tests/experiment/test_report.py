@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from firewall_routing import metrics
-from firewall_routing.experiment import evaluation, report
+from firewall_routing.experiment import evaluation, report, verdict
 from firewall_routing.experiment.conclusion import Difference
 from firewall_routing.experiment.config import ExperimentConfig
 from firewall_routing.experiment.evaluation import evaluate_and_compare
@@ -162,11 +162,11 @@ def test_deferral_figure_has_what_a_reader_expects(n_boot: int) -> None:
     t = _table()
     runs, _ = _result(t, n_boot=0)
     fig = report.deferral_figure(runs, {KEY: t}, [KEY], n_boot)
-    (top, bottom) = fig.axes[:2]
+    (top, bottom, rest) = fig.axes[:3]
     assert "weak w → strong s" in fig._suptitle.get_text()
     assert top.get_ylabel() == "system pass rate (%)"
     assert bottom.get_ylabel() == "gain over random (% points)"
-    assert bottom.get_xlabel() == "calls to the strong model (% of queries)"
+    assert rest.get_xlabel() == "calls to the strong model (% of queries)"
     p_w, p_s = t.weak.pass_rate.mean() * 100, t.strong.pass_rate.mean() * 100
     flat = [ln.get_ydata() for ln in top.lines if len(set(np.asarray(ln.get_ydata()).round(9))) == 1]
     assert {round(float(y[0]), 6) for y in flat} == {round(p_w, 6), round(p_s, 6)}
@@ -180,6 +180,35 @@ def test_deferral_figure_has_what_a_reader_expects(n_boot: int) -> None:
     labels = [x.get_text() for x in fig.legends[0].get_texts()]
     assert "Soft Block (Eq. 7) (= hybrid-prob)" in labels and "all-weak" in labels
     assert not any("Hybrid LLM r_prob" in x for x in labels)
+
+
+def test_deferral_panel_shows_the_few_curves_that_matter_and_every_router_below() -> None:
+    """Issue 25: nine bunched curves ran over the labels. The top rows hold at most three
+    routers (the winner, the best of the other label family, MF); the bottom row all."""
+    t = _table()
+    runs, _ = _result(t, n_boot=0)
+    lines = evaluation.router_lines(runs, t, KEY)
+    routers = [ln for ln in lines if ln.name not in ("oracle", "random")]
+    shown = report.featured(routers)
+    assert 1 <= len(shown) <= 3 and shown[0] is max(routers, key=lambda ln: ln.apgr)
+    fig = report.deferral_figure(runs, {KEY: t}, [KEY], 0)
+    _top, bottom, rest = fig.axes[:3]
+    zero_and_refs = 1  # the random line / zero line
+    assert len(bottom.lines) == len(shown) + zero_and_refs
+    assert len(rest.lines) == len(routers) + zero_and_refs
+
+
+def test_featured_curves_are_the_winner_the_other_family_and_mf() -> None:
+    def line(name: str, apgr: float) -> evaluation.RouterLine:
+        return evaluation.RouterLine([name], np.zeros(101), apgr, [])
+
+    rs = [
+        line(n, a)
+        for n, a in [("hard-block", 58), ("soft-block", 60), ("hard", 55), ("weak-pass-rate", 56), ("mf", 51)]
+    ]
+    assert [ln.name for ln in report.featured(rs)] == ["soft-block", "weak-pass-rate", "mf"]
+    rs[3] = line("weak-pass-rate", 61)  # a non-blocking winner: the best blocking design beside it
+    assert [ln.name for ln in report.featured(rs)] == ["weak-pass-rate", "soft-block", "mf"]
 
 
 def test_bin_figure_axes_and_limits() -> None:
@@ -211,7 +240,7 @@ def test_write_plots_files(tmp_path: Path) -> None:
 
 def test_signed_points_never_print_minus_zero() -> None:
     d = Difference("a", "b", diff=-3.9, lo=-9.94, hi=-0.04, p=0.01)
-    assert report._signed(d) == "-3.9 [-9.9, -0.04]"
+    assert verdict.signed(d) == "-3.9 [-9.9, -0.04]"
 
 
 def test_deterministic_router_is_not_reported_as_seeds_or_best_epoch(tmp_path: Path) -> None:
@@ -270,7 +299,9 @@ def test_markdown_and_console_render_the_numbers_they_are_given(tmp_path: Path) 
     table1 = md.split("## Table 1")[1].split("## Table 3")[0]
     assert "| Soft Block (Eq. 7) | 61.23 [58.0, 65.0] | 50.00 | 60.00 | 70.00 |" in table1
     assert "| Linear Interpolation (random) | 50.00 | 48.00 | 60.00 | 72.00 |" in table1
-    assert "MF" not in table1 and "Hard Label" not in table1  # not Table 1 rows / not in the run
+    assert "| RouteLLM MF" not in table1  # not in the run: no row
+    # every design the run trained is in Table 1 (issue 25), not only the paper's rows
+    assert "| Hard Label (Eq. 1) | undefined | 45.00 | 55.00 | 65.00 |" in table1
     table3 = md.split("## Table 3")[1].split("##")[0]
     assert "| Hard Label (Eq. 1) | undefined | 45.00 | 55.00 | 65.00 |" in table3
     more = md.split("## More metrics")[1].split("##")[0]
@@ -282,3 +313,34 @@ def test_markdown_and_console_render_the_numbers_they_are_given(tmp_path: Path) 
     line = next(x for x in console.splitlines() if "Soft Block" in x)
     assert line.split()[-3:] == ["61.23", "[58.0,", "65.0]"]
     assert next(x for x in console.splitlines() if "Hard Label" in x).split()[-1] == "undefined"
+
+
+def test_console_answers_in_one_sentence_first_and_leaves_the_long_conclusion_to_the_file(
+    tmp_path: Path,
+) -> None:
+    """Issue 25: the ~60-line conclusion was printed in full, with no one-sentence answer."""
+    _, res = _result(_table(), n_boot=200)
+    console = report.console_summary(res)
+    first = next(x for x in console.splitlines() if x.strip())
+    row = res.row("soft-block", "main", "toy")
+    assert row is not None
+    cpt = row.ev.mean.cpt[0.8] * 100
+    assert first.startswith(f"Answer: on main/toy, use Soft Block (Eq. 7) at {cpt:.0f} % strong calls: 80 % ")
+    assert "beats random at 95 % (+" in first
+    assert "How it is decided" not in console and "report.md, section Conclusion" in console
+    report.write_markdown(res, tmp_path / "r.md", 1.0)
+    md = (tmp_path / "r.md").read_text()
+    assert (
+        md.index("Answer. on main/toy, use Soft Block")
+        < md.index("## Conclusion")
+        < md.index("How it is decided")
+    )
+
+
+def test_answer_says_plainly_when_nothing_beats_random() -> None:
+    t = _table()
+    runs = [RouterRun("soft-block", "design", {KEY: [np.random.default_rng(9).random(len(t))]})]
+    _, res = _result(t, n_boot=0)
+    rows, comps = evaluate_and_compare(runs, {KEY: t}, 200)
+    res.results, res.comparisons = rows, comps
+    assert report.answer(res).startswith("Answer: on main/toy no router beats random at 95 %")

@@ -326,3 +326,77 @@ def test_no_network_access_outside_localhost(fake_server: tuple[str, list[dict[s
 def test_plain_litellm_import_would_reach_out(fake_server: tuple[str, list[dict[str, Any]]]) -> None:
     """The control for the probe above (slow: LiteLLM retries its fetch with back-off)."""
     assert _probe(fake_server[0], "plain")["outside"]
+
+
+# --------------------------------------------------------------------------- the Python Controller
+
+
+def _controller(fake_server: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """weak = LiteLLM ``openai/small``, strong = OpenAI-compatible ``big`` (issue 25: the
+    Controller refused ``provider: litellm``)."""
+    from firewall_routing.serve.controller import Controller
+
+    monkeypatch.setenv(KEY_VAR, PROVIDER_KEY)
+    base = fake_server[0]
+    decider = Decider(KeywordScorer(), calibrate(np.linspace(0, 1, 101)), "firewall@t=0.5", 256, word_count)
+    return Controller(
+        router="unused",
+        weak={"provider": "litellm", "model": "openai/small", "base_url": base, "api_key_env": KEY_VAR},
+        strong={"base_url": base, "model": "big", "timeout": TIMEOUT},
+        decider=decider,
+    )
+
+
+def test_controller_calls_a_litellm_upstream_and_returns_openai_objects(
+    fake_server: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai.types import Completion
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    ctl = _controller(fake_server, monkeypatch)
+    seen = fake_server[1]
+    seen.clear()
+    msgs = [{"role": "user", "content": "an easy one: what is 2+2"}]
+    assert ctl.route(msgs, "firewall@t=0.5").route == "weak"
+    reply = ctl.chat.completions.create(model="firewall@t=0.5", messages=msgs, max_tokens=5)
+    assert isinstance(reply, ChatCompletion)
+    assert reply.choices[0].message.content == "answer from small"
+    (request,) = seen
+    assert request["body"]["model"] == "small" and request["body"]["max_tokens"] == 5
+    assert request["auth"] == f"Bearer {PROVIDER_KEY}"
+    chunks = list(ctl.chat.completions.create(model="weak", messages=msgs, stream=True))
+    assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello from fake"
+    text = ctl.completions.create(model="weak", prompt="say hi")
+    assert isinstance(text, Completion) and text.choices[0].text == "text from small"
+    strong = ctl.chat.completions.create(model="strong", messages=msgs)
+    assert strong.choices[0].message.content == "answer from big"  # the OpenAI-compatible side
+
+
+def test_controller_litellm_failures_are_openai_errors(
+    fake_server: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openai
+
+    ctl = _controller(fake_server, monkeypatch)
+    with pytest.raises(openai.APIError):
+        ctl.chat.completions.create(model="weak", messages=[{"role": "user", "content": "e500"}])
+    with pytest.raises(openai.BadRequestError):
+        ctl.chat.completions.create(model="weak", messages=[{"role": "user", "content": "e400"}])
+
+
+def test_controller_without_the_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from firewall_routing.serve.controller import Controller
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "litellm" else real(name, *a)
+    )
+    decider = Decider(KeywordScorer(), calibrate(np.linspace(0, 1, 101)), "firewall@t=0.5", 256, word_count)
+    with pytest.raises(InputError, match=r"weak\.provider.*pip install"):
+        Controller(
+            router="unused",
+            weak={"provider": "litellm", "model": "ollama/x"},
+            strong={"base_url": "http://127.0.0.1:1/v1", "model": "big"},
+            decider=decider,
+        )

@@ -361,6 +361,21 @@ def test_controller_default_follows_the_same_rule(tmp_path: Path) -> None:
         Controller(router=tmp_path, weak=up, strong=up)
 
 
+def test_controller_picks_up_the_routers_calibration_file_as_serve_does(tmp_path: Path) -> None:
+    """Issue 25: ``Controller(router=dir)`` stopped with "run calibrate" though
+    ``dir/calibration.json`` existed; ``serve`` used it."""
+    RandomRouter().save(tmp_path)
+    cal = calibrate(np.linspace(0, 1, 150), router=str(tmp_path), router_sha256=router_fingerprint(tmp_path))
+    save_calibration(cal, tmp_path)
+    up = {"base_url": "http://w.test/v1", "model": "m"}
+    ctl = Controller(router=tmp_path, weak=up, strong=up)
+    assert ctl.decider.default.name == "firewall@30%"
+    assert ctl.decider.calibration is not None and ctl.decider.calibration.n == 150
+    (tmp_path / "serve.yaml").write_text(f"router: {tmp_path}\nweak: {up}\nstrong: {up}\n")
+    served = Controller.from_config(load_config(tmp_path / "serve.yaml", env={}))
+    assert served.decider.calibration is not None and served.decider.calibration.n == 150
+
+
 def test_threshold_outside_calibrated_scores_is_flagged() -> None:
     cal = calibrate(np.linspace(0.477, 0.512, 200))  # a router whose scores sit in a narrow band
     assert "all goes weak" in (threshold_outside_scores(0.42, cal) or "")

@@ -24,8 +24,10 @@ import numpy as np
 from firewall_routing import metrics
 from firewall_routing.designs import as_design
 from firewall_routing.errors import InputError
+from firewall_routing.experiment import conclusion
 from firewall_routing.experiment.evaluation import Draws, evaluate_scores
-from firewall_routing.experiment.results import RouterEvaluation, RouterKind
+from firewall_routing.experiment.results import Comparison, RouterEvaluation, RouterKind
+from firewall_routing.experiment.verdict import set_lines, winner_line
 from firewall_routing.labels import DESIGN_TITLES, Approximations, compute_labels, uses_quality
 from firewall_routing.outcomes import FloatArray, OutcomeTable
 
@@ -43,6 +45,8 @@ class HoldoutRow:
     quality_drop: dict[float, float]  # real-valued quality; empty when the table has none
     same_as: str | None = None  # identical training labels to this earlier design
     uses_quality: bool = False  # its labels were computed on real-valued quality
+    boot_apgr: FloatArray | None = field(default=None, repr=False, compare=False)  # per resample
+    score_sets: tuple[FloatArray, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def apgr(self) -> float:
@@ -81,6 +85,7 @@ class HoldoutResult:
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
     params: dict[str, dict[str, float]] = field(default_factory=dict)
+    comparison: Comparison | None = None  # paired tests on the test split (None: no bootstrap)
 
     def row(self, name: str) -> HoldoutRow:
         return next(r for r in self.rows if r.name == name)
@@ -116,7 +121,7 @@ def _row(
     same_as: str | None = None,
     quality: bool = False,
 ) -> HoldoutRow:
-    ev, _ = evaluate_scores(score_sets, test, draws)
+    ev, boot_apgr = evaluate_scores(score_sets, test, draws)
     drops = [
         _quality_drops(s, test) for s in ([quality_scores] if quality_scores is not None else score_sets)
     ]
@@ -129,6 +134,27 @@ def _row(
         else {},
         same_as=same_as,
         uses_quality=quality,
+        boot_apgr=boot_apgr,
+        score_sets=tuple(score_sets),
+    )
+
+
+def compare_rows(rows: Sequence[HoldoutRow], n_boot: int) -> Comparison | None:
+    """Which rows are separable (paired bootstrap on the shared resamples; identical routers
+    merged), as ``reproduce`` does for its main tables. None without a bootstrap."""
+    if not rows or any(r.boot_apgr is None for r in rows):
+        return None
+    groups = conclusion.identical_groups({r.name: r.score_sets for r in rows})
+    by = {r.name: r for r in rows}
+    name = {g[0]: conclusion.group_name(g) for g in groups}
+    points = {name[g[0]]: by[g[0]].apgr for g in groups}
+    boots = {name[g[0]]: by[g[0]].boot_apgr for g in groups}
+    return Comparison(
+        n_boot=n_boot,
+        n_seeds=max(len(r.score_sets) for r in rows),
+        groups=[g for g in groups if len(g) > 1],
+        apgr=points,
+        differences=conclusion.compare(points, {k: v for k, v in boots.items() if v is not None}),
     )
 
 
@@ -212,6 +238,7 @@ def run_holdout(
         notes=tuple(notes),
         seconds=time.perf_counter() - start,
         params=params,
+        comparison=compare_rows(rows, n_boot) if n_boot > 0 else None,
     )
 
 
@@ -282,5 +309,20 @@ def holdout_markdown(res: HoldoutResult, title: str = "") -> str:
         lines.append(f"Hybrid LLM r_trans t* = {res.t_star:g} (searched on the train split).")
     for n in res.notes:
         lines.append(f"- note: {n}")
-    lines.append("")
+    lines += ["", *verdict_lines(res)]
     return "\n".join(lines)
+
+
+def verdict_lines(res: HoldoutResult) -> list[str]:
+    """Which router won on the test split and whether that is significant, in plain words."""
+    if res.comparison is None:
+        return ["No bootstrap was run, so nothing here says which routers are separable.", ""]
+    return [
+        f"**Which won** (paired bootstrap over the {res.n_test} test queries, "
+        f"{res.comparison.n_boot} resamples shared by every row; separable = the 95 % interval "
+        "of the APGR difference excludes 0; random = its expected APGR 50; oracle left out):",
+        "",
+        winner_line("test split", res.comparison),
+        *set_lines("test split", res.comparison, res.n_test)[1:],
+        "",
+    ]

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from firewall_routing import metrics
-from firewall_routing.experiment.conclusion import Difference
 from firewall_routing.experiment.evaluation import GRID, RouterLine, bin_pass_rates, curve_band, router_lines
 from firewall_routing.experiment.results import (
     Comparison,
@@ -28,6 +26,12 @@ from firewall_routing.experiment.results import (
     TableInfo,
     percent,
 )
+from firewall_routing.experiment.verdict import best, signed, winner_line
+from firewall_routing.experiment.verdict import is_blocking as _is_blocking
+from firewall_routing.experiment.verdict import is_design as _is_design
+from firewall_routing.experiment.verdict import pairwise as _pairwise
+from firewall_routing.experiment.verdict import set_lines as _set_lines
+from firewall_routing.experiment.verdict import vs_random as _vs_random
 from firewall_routing.labels import DESIGN_TITLES
 from firewall_routing.outcomes import OutcomeTable
 
@@ -135,9 +139,25 @@ def _apgr_cell(r: ResultRow) -> str:
 
 
 def table1_rows(res: ExperimentResults) -> tuple[str, ...]:
-    """TABLE1_ROWS plus any extra baseline router the run had, before the oracle row."""
+    """TABLE1_ROWS, then every other label design the run trained (issue 25: a table that
+    leaves out designs which beat the paper's rows misleads), then any extra baseline, then
+    the oracle row."""
     extra = [b for b in res.config.baselines if b not in TABLE1_ROWS]
-    return (*TABLE1_ROWS[:-1], *extra, TABLE1_ROWS[-1])
+    designs = [d for d in TABLE3_ROWS if d not in TABLE1_ROWS]
+    return (*TABLE1_ROWS[:-1], *designs, *extra, TABLE1_ROWS[-1])
+
+
+def _winners(res: ExperimentResults, pair: str) -> list[str]:
+    """Under a table: per evaluation set, which router won and whether that is significant."""
+    comps = {k: c for k, c in res.comparisons.items() if k.startswith(pair + "/")}
+    if not comps:
+        return ["", "No bootstrap was run (`--bootstrap 0`): no verdict on which router won."]
+    return [
+        "",
+        "Which won (paired bootstrap over queries, 95 %; details under Conclusion):",
+        "",
+        *(winner_line(k, c) for k, c in comps.items()),
+    ]
 
 
 def _paper_table(res: ExperimentResults, pair: str, rows: Sequence[str]) -> list[str]:
@@ -204,6 +224,8 @@ def write_markdown(res: ExperimentResults, path: Path, wall_seconds: float) -> N
         f"* Cells: APGR (mean ± std over seeds for a router trained with several){ci_note}; pass rates in % at 20/50/80 % of queries "
         "routed to the strong model (seed mean).",
         "",
+        f"**{answer(res).replace('Answer: ', 'Answer. ', 1)}**",
+        "",
         "## Conclusion",
         "",
         "Computed by this run from the numbers in the tables below (also in `results.json` "
@@ -220,11 +242,14 @@ def write_markdown(res: ExperimentResults, path: Path, wall_seconds: float) -> N
         lines.append(f"| {k} | {t.n} | {t.weak_pass_rate * 100:.2f} | {t.strong_pass_rate * 100:.2f} |")
     lines += ["", "## Table 1 — main pair (in-distribution GSM8K, OOD HumanEval/MBPP)", ""]
     lines += _paper_table(res, "main", table1_rows(res))
+    lines += _winners(res, "main")
     if "gen" in pairs:
         lines += ["", "## Table 2 — generalization pair, same routers", ""]
         lines += _paper_table(res, "gen", table1_rows(res))
+        lines += _winners(res, "gen")
     lines += ["", "## Table 3 — label designs, main pair", ""]
     lines += _paper_table(res, "main", (*TABLE3_ROWS, "random", "oracle"))
+    lines += _winners(res, "main")
     lines += _hybrid_llm(res)
     lines += _more_metrics(res)
     lines += _taxonomy(res)
@@ -383,82 +408,10 @@ def _taxonomy(res: ExperimentResults) -> list[str]:
 
 # --------------------------------------------------------------------------- conclusion
 
-BLOCKING = frozenset({"hard-block", "hard-block-greedy", "soft-block"})
-"""The paper's blocking designs, whose advantage over the other label designs is its claim."""
-
 
 def short(model: str) -> str:
     """``org/name`` → ``name`` (tables and plots need narrow labels)."""
     return model.rsplit("/", 1)[-1]
-
-
-def _pts(v: float) -> str:
-    """APGR points with a sign; a second decimal where one would round to ±0.0."""
-    return f"{v:+.2f}" if abs(v) < 0.05 else f"{v:+.1f}"
-
-
-def _signed(d: Difference) -> str:
-    return f"{_pts(d.diff)} [{_pts(d.lo)}, {_pts(d.hi)}]"
-
-
-def _flip(d: Difference) -> Difference:
-    """b − a instead of a − b (the interval flips too)."""
-    return replace(d, a=d.b, b=d.a, diff=-d.diff, lo=-d.hi, hi=-d.lo)
-
-
-def _members(group: str) -> list[str]:
-    return group.split(" = ")
-
-
-def _is_design(group: str) -> bool:
-    return any(m in DESIGN_TITLES for m in _members(group))
-
-
-def _is_blocking(group: str) -> bool:
-    return any(m in BLOCKING for m in _members(group))
-
-
-def _vs_random(comp: Comparison) -> list[Difference]:
-    return [d for d in comp.differences if d.b == "random"]
-
-
-def _pairwise(comp: Comparison) -> list[Difference]:
-    return [d for d in comp.differences if d.b != "random"]
-
-
-def _listing(items: list[str]) -> str:
-    return ", ".join(items) if items else "none"
-
-
-def _set_lines(key: str, comp: Comparison, n: int) -> list[str]:
-    """Verdict for one evaluation set: vs random, vs the best router, design pairs."""
-    vs_r = _vs_random(comp)
-    better = [f"{d.a} ({_signed(d)})" for d in vs_r if d.separable and d.diff > 0]
-    worse = [f"{d.a} ({_signed(d)})" for d in vs_r if d.separable and d.diff < 0]
-    same = [d.a for d in vs_r if not d.separable]
-    lines = [
-        f"* **{key}** ({n} queries)",
-        f"  * Better than random: {_listing(better)}. Not separable from random: {_listing(same)}. "
-        f"Worse than random: {_listing(worse)}.",
-    ]
-    apgr = {k: v for k, v in comp.apgr.items() if k not in ("random", "oracle")}
-    if len(apgr) > 1:
-        best = max(apgr, key=lambda k: apgr[k])
-        vs_best = [d for d in _pairwise(comp) if d.a == best]
-        below = [f"{d.b} ({_signed(_flip(d))})" for d in vs_best if d.separable]
-        tied = [d.b for d in vs_best if not d.separable]
-        lines.append(
-            f"  * Highest APGR: {best} ({apgr[best]:.2f}). Not separable from it: {_listing(tied)}. "
-            f"Separably below it: {_listing(below)}."
-        )
-    design_pairs = [d for d in _pairwise(comp) if _is_design(d.a) and _is_design(d.b)]
-    if design_pairs:
-        k = sum(d.separable for d in design_pairs)
-        lines.append(
-            f"  * Label designs separable from each other: {k} of {len(design_pairs)} pairs "
-            f"(≈ {0.05 * len(design_pairs):.1f} expected by chance alone)."
-        )
-    return lines
 
 
 def conclusion_lines(comps: dict[str, Comparison], tables: dict[str, TableInfo]) -> list[str]:
@@ -561,11 +514,48 @@ def _overall(comps: dict[str, Comparison]) -> list[str]:
     return lines
 
 
+GAIN_SHARE = 0.8
+"""The one-sentence answer quotes the strong-call share that recovers this share of the gap
+(CPT(80 %)): the operating point most deployments ask about."""
+
+
+def answer(res: ExperimentResults) -> str:
+    """The run in one sentence: on the main in-distribution table, which router to use at
+    what share of strong calls for 80 % of the all-strong gain, and whether it is
+    significant (issue 25: a reader wanted this before the long conclusion)."""
+    key = f"main/{res.config.datasets[0]}"
+    comp = res.comparisons.get(key)
+    if comp is None:
+        return f"Answer: this run used --bootstrap 0, so no router is claimed better than random on {key}."
+    top = best(comp)
+    if top is None:
+        return f"Answer: no router to compare on {key}."
+    lead = top.split(" = ")[0]
+    row = res.row(lead, "main", res.config.datasets[0])
+    vs_r = next((d for d in _vs_random(comp) if d.a == top), None)
+    cpt = row.ev.mean.cpt.get(GAIN_SHARE, float("nan")) if row is not None else float("nan")
+    share = f"{GAIN_SHARE * 100:.0f} %"
+    if vs_r is None or not (vs_r.separable and vs_r.diff > 0):
+        return (
+            f"Answer: on {key} no router beats random at 95 % (highest: {title(lead)}, "
+            f"{'' if vs_r is None else signed(vs_r) + ' APGR points over random'}); routing by "
+            f"these routers buys nothing over random here ({share} of the gain costs about "
+            f"{share} strong calls)."
+        )
+    tied = [d.b for d in _pairwise(comp) if d.a == top and not d.separable]
+    point = "undefined" if math.isnan(cpt) else f"{cpt * 100:.0f} %"
+    return (
+        f"Answer: on {key}, use {title(lead)} at {point} strong calls: {share} of the all-strong "
+        f"gain (random needs {share}); it beats random at 95 % ({signed(vs_r)} APGR points)"
+        + (f", not separably from {', '.join(tied)}." if tied else ", and every other router separably.")
+    )
+
+
 def console_summary(res: ExperimentResults) -> str:
-    """The APGR table printed at the end of ``reproduce`` (seed mean, 95 % CI) and the
-    plain-language conclusion."""
+    """What ``reproduce`` prints at the end: the one-sentence answer, the APGR table (seed
+    mean, 95 % CI) and where the full conclusion is (report.md only: ~60 lines)."""
     datasets = res.config.datasets
-    lines = []
+    lines = ["", answer(res)]
     for pair, models in res.pairs.items():
         lines.append(f"\nAPGR, {pair} pair (weak {models.weak}):")
         rows = []
@@ -579,8 +569,15 @@ def console_summary(res: ExperimentResults) -> str:
         w = 2 + max([len(d) for d in datasets] + [len(c) for _, cells in rows for c in cells])
         lines.append(f"  {'router':<32}" + "".join(f"{d:>{w}}" for d in datasets))
         lines += [f"  {name:<32}" + "".join(f"{c:>{w}}" for c in cells) for name, cells in rows]
-    lines += ["", "Conclusion (computed from these numbers; details in report.md):"]
-    lines += [_plain(x) for x in conclusion_lines(res.comparisons, res.tables)]
+    comps = [winner_line(k, c) for k, c in res.comparisons.items()]
+    if comps:
+        lines += ["", "Which won, per evaluation set (paired bootstrap, 95 %):"]
+        lines += [_plain(x) for x in comps]
+    lines += [
+        "",
+        "The full conclusion (what is separable from what, blocking vs the other designs) is in "
+        "report.md, section Conclusion.",
+    ]
     return "\n".join(lines)
 
 
@@ -640,22 +637,40 @@ def _pyplot() -> Any:
     return plt
 
 
+def featured(routers: Sequence[RouterLine]) -> list[RouterLine]:
+    """The curves that answer the question, at most three: the highest-APGR router, the best
+    of the other side of the paper's claim (the best blocking design if the winner is not
+    one, else the best other design) and RouteLLM's MF when the run has it."""
+    if not routers:
+        return []
+    best = max(routers, key=lambda ln: ln.apgr)
+    other = [ln for ln in routers if ln is not best and _is_design(ln.name)]
+    other = [ln for ln in other if _is_blocking(ln.name) != _is_blocking(best.name)]
+    out = [best]
+    if other:
+        out.append(max(other, key=lambda ln: ln.apgr))
+    out += [ln for ln in routers if ln.name == "mf" and ln not in out]
+    return out
+
+
 def deferral_figure(
     runs: list[RouterRun], tables: dict[str, OutcomeTable], keys: list[str], n_boot: int, seed: int = 0
 ) -> Any:
-    """Top row: pass rate vs strong share; bottom row: the same minus the random line.
+    """Top row: pass rate vs strong share; middle row: the same minus the random line, both
+    for the few curves that matter (:func:`featured`); bottom row: every router's gain over
+    random, thin (nine curves bunched together in the top row hid the answer; issue 25).
 
     Each router keeps one colour in every panel; the best router of a panel (highest
     seed-mean APGR, oracle aside) is drawn thick with its 95 % band in its own colour.
     """
     plt = _pyplot()
     fig, axes = plt.subplots(
-        2,
+        3,
         len(keys),
-        figsize=(5.2 * len(keys), 7.6),
+        figsize=(5.2 * len(keys), 10.4),
         squeeze=False,
         sharex=True,
-        gridspec_kw={"height_ratios": [3, 2]},
+        gridspec_kw={"height_ratios": [3, 2, 2]},
     )
     from matplotlib.lines import Line2D
 
@@ -666,7 +681,7 @@ def deferral_figure(
     n_seeds = max(len(r.scores[keys[0]]) for r in runs)
     for col, key in enumerate(keys):
         t = tables[key]
-        top, bottom = axes[0][col], axes[1][col]
+        top, bottom, rest = axes[0][col], axes[1][col], axes[2][col]
         lines = [ln for ln in router_lines(runs, t, key) if ln.name != "random"]
         p_w, p_s = float(t.weak.pass_rate.mean()), float(t.strong.pass_rate.mean())
         x = GRID * 100
@@ -687,17 +702,22 @@ def deferral_figure(
             )
         handles["random"] = top.plot(x, random_line * 100, "k--", lw=1.1, label="Random (expected)")[0]
         bottom.axhline(0, color="k", ls="--", lw=1.1)
+        rest.axhline(0, color="k", ls="--", lw=1.1)
         routers = [ln for ln in lines if ln.name != "oracle"]
         best = max(routers, key=lambda ln: ln.apgr) if routers else None
-        gains = []
+        shown = featured(routers)
+        gains, all_gains = [], []
         for ln in routers:
             c = colour.setdefault(_label(ln), palette[len(colour) % len(palette)])
             lw = 2.4 if ln is best else 1.0
-            top.plot(x, ln.curve * 100, color=c, lw=lw)
             handles.setdefault(_label(ln), Line2D([], [], color=c, lw=1.5, label=_label(ln)))
             gain = (ln.curve - random_line) * 100
-            gains.append(gain)
-            bottom.plot(x, gain, color=c, lw=lw)
+            all_gains.append(gain)
+            rest.plot(x, gain, color=c, lw=1.8 if ln is best else 0.9)
+            if ln in shown:
+                top.plot(x, ln.curve * 100, color=c, lw=lw)
+                gains.append(gain)
+                bottom.plot(x, gain, color=c, lw=lw)
         if best is not None and n_boot:
             lo, hi, glo, ghi = curve_band(best.score_sets, t.weak.pass_rate, t.strong.pass_rate, n_boot, seed)
             c = colour[_label(best)]
@@ -714,22 +734,26 @@ def deferral_figure(
         for ln in lines:
             if ln.name == "oracle":
                 handles["oracle"] = top.plot(x, ln.curve * 100, "k:", lw=1.2, label=title("oracle"))[0]
-        if gains:
-            g = np.concatenate(gains)
-            pad = max(0.5, 0.08 * float(np.ptp(g)))
-            bottom.set_ylim(min(float(g.min()), 0.0) - pad, max(float(g.max()), 0.0) + pad)
+        for ax, gs in ((bottom, gains), (rest, all_gains)):
+            if gs:
+                g = np.concatenate(gs)
+                pad = max(0.5, 0.08 * float(np.ptp(g)))
+                ax.set_ylim(min(float(g.min()), 0.0) - pad, max(float(g.max()), 0.0) + pad)
         top.set_title(f"{_dataset(key)} (n = {len(t)})")
         top.set_ylabel("system pass rate (%)")
         bottom.set_ylabel("gain over random (% points)")
-        bottom.set_xlabel("calls to the strong model (% of queries)")
-        bottom.set_xlim(0, 100)
-        for ax in (top, bottom):
+        rest.set_ylabel("every router: gain (% points)")
+        rest.set_title(f"all {len(routers)} routers (the rows above: {len(shown)} of them)", fontsize=8)
+        rest.set_xlabel("calls to the strong model (% of queries)")
+        rest.set_xlim(0, 100)
+        for ax in (top, bottom, rest):
             ax.grid(alpha=0.3)
     t0 = tables[keys[0]]
     seeds = f"curves: seed mean (up to {n_seeds} seeds); " if n_seeds > 1 else ""
     fig.suptitle(
         f"Deferral curves, {_pair_title(t0, keys[0].split('/')[0])}\n"
-        f"{seeds}bottom row: curve minus the random line (oracle omitted)",
+        f"{seeds}top two rows: the winner (thick), the best design of the other label family "
+        "(blocking / not), MF\nbottom row: every router minus the random line (oracle omitted)",
         fontsize=11,
     )
     order = ["strong", "weak", "random", "oracle"]

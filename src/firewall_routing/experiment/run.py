@@ -409,12 +409,19 @@ def run(cfg: ExperimentConfig, out: Path | None = None, shown: Path | None = Non
             f.write("\n## TriviaQA (our sampled table)\n\n" + triviaqa_markdown(tq, tq_path))
     print(report.console_summary(results))
     if tq is not None:
-        best = max((r for r in tq.rows if r.kind == "design"), key=lambda r: r.apgr, default=None)
+        from firewall_routing.experiment.verdict import winner_line
+
+        verdict = (
+            report._plain(winner_line(f"TriviaQA ({tq.n_test} test queries)", tq.comparison)).removeprefix(
+                "* "
+            )
+            if tq.comparison is not None
+            else f"TriviaQA ({tq.n_test} test queries): no bootstrap, no verdict"
+        )
         print(
-            f"TriviaQA ({tq.n_test} test queries): "
-            + (f"best design {best.name} APGR {best.apgr:.2f}; " if best else "")
-            + (f"Hybrid LLM t* on F1 = {tq.t_star:g}; " if tq.t_star is not None else "")
-            + "table in report.md"
+            verdict
+            + (f" Hybrid LLM t* on F1 = {tq.t_star:g}." if tq.t_star is not None else "")
+            + " Table: report.md."
         )
     final = shown or out
     print(f"wrote {final / 'report.md'}, {final / 'results.json'}" + (", plots/*.png" if cfg.plots else ""))

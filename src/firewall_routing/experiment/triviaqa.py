@@ -123,6 +123,7 @@ def triviaqa_json(res: HoldoutResult, path: Path) -> dict[str, Any]:
         "router": res.router,
         "seconds": res.seconds,
         "notes": list(res.notes),
+        "comparisons": None if res.comparison is None else res.comparison.to_json(),
         "rows": [
             {
                 "router": r.name,

@@ -13,7 +13,9 @@ import asyncio
 import atexit
 import json
 import logging
+import math
 import os
+import re
 import secrets
 import sys
 import threading
@@ -49,6 +51,7 @@ from firewall_routing.serve.routing import (
     UnknownModel,
     build_decider,
     listed_models,
+    shown_name,
 )
 from firewall_routing.serve.scoring import completion_prompt_text
 from firewall_routing.serve.upstream import (
@@ -126,6 +129,10 @@ MODEL_DOC = Field(
 )
 
 
+# Strict: "yes" or 1 was coerced to True here but forwarded upstream as sent (issue 24).
+STREAM_DOC = Field(default=False, strict=True)
+
+
 class ChatRequest(BaseModel):
     """Only what routing reads; all other fields are forwarded as sent."""
 
@@ -133,7 +140,7 @@ class ChatRequest(BaseModel):
 
     model: str = MODEL_DOC
     messages: list[Message] = Field(min_length=1)
-    stream: bool = False
+    stream: bool = STREAM_DOC
 
 
 class CompletionRequest(BaseModel):
@@ -141,7 +148,7 @@ class CompletionRequest(BaseModel):
 
     model: str = MODEL_DOC
     prompt: str | list[str]
-    stream: bool = False
+    stream: bool = STREAM_DOC
 
 
 def validation_error(e: ValidationError) -> ApiError:
@@ -163,17 +170,61 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         if size > limit:
             raise ApiError(413, f"request body exceeds {limit} bytes", "request_too_large")
         chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
-        body = json.loads(b"".join(chunks))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"request body is not valid JSON: {e}", "invalid_json") from None
+        body = json.loads(raw, parse_constant=no_constant, parse_float=finite_float)
     except RecursionError:  # the parser recurses per level: `[` x 2000 overflows it
         raise ApiError(400, TOO_DEEP, "invalid_json") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an int past Python's digit limit
+        raise ApiError(400, f"request body is not valid JSON: {str(e)[:200]}", "invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "invalid_json")
     if json_depth(body) > MAX_JSON_DEPTH:  # parsed, but re-encoding it upstream would overflow
         raise ApiError(400, TOO_DEEP, "invalid_json")
+    if b"\\u" in raw and (where := lone_surrogate(body)) is not None:
+        raise ApiError(
+            400,
+            f"request body is not valid JSON: a lone surrogate escape in {where} (not Unicode text)",
+            "invalid_json",
+        )
     return body
+
+
+def no_constant(name: str) -> float:
+    """``NaN``/``Infinity`` are not JSON: Python accepts them, and would send them upstream."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: re-encoding it upstream would write Infinity
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """Where a string (key or value) holds a lone surrogate (``"\\ud800"``), if anywhere.
+
+    JSON's ``\\u`` escapes can spell half a surrogate pair, which is no character: the
+    tokenizer and any UTF-8 encoder fail on it. Only run when the raw body has an escape.
+    """
+    stack: list[tuple[Any, str]] = [(value, "body")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return where
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                name = ascii(k)[1:-1][:40]  # printable whatever the key holds
+                stack.append((k, f"a key of {where}"))
+                stack.append((v, name if where == "body" else f"{where}.{name}"))
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+    return None  # (paths can grow with depth, but depth is capped at MAX_JSON_DEPTH)
 
 
 MAX_JSON_DEPTH = 64  # OpenAI requests (tool schemas included) nest far less
@@ -225,6 +276,29 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class BodyLimitMiddleware:
+    """A declared body over ``max_body_bytes`` is a 413 before anything else runs (auth too).
+
+    Bodies without a ``content-length`` (chunked) are counted while the handler reads them
+    (``read_json_object``), which happens only after the key was checked.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.limit = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    error = ApiError(413, f"request body exceeds {self.limit} bytes", "request_too_large")
+                    response = error.response()
+                    response.headers["connection"] = "close"  # the body is not read
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def request_id_of(request: Request) -> str:
@@ -373,18 +447,42 @@ async def decide(state: ServerState, op: OperatingPoint, routed: Any) -> Decisio
         ) from None
 
 
-def decision_headers(rec: RequestRecord, decision: Decision) -> dict[str, str]:
+def decision_headers(request_id: str, decision: Decision) -> dict[str, str]:
+    """The ``x-firewall-*`` headers of a decision, checked before the upstream is called.
+
+    A value the HTTP layer refuses (a newline, say) would otherwise fail only when the
+    answer is sent — after the upstream has been called and billed, with no answer for the
+    client and, for streams, an upstream connection left checked out of the pool.
+    """
     headers = {
-        "x-firewall-route": rec.route or decision.route,
+        "x-firewall-route": decision.route,
         "x-firewall-operating-point": decision.operating_point,
-        "x-request-id": rec.request_id,
+        "x-request-id": request_id,
     }
     if decision.score is not None and decision.threshold is not None:
         headers["x-firewall-score"] = f"{decision.score:.6f}"
         headers["x-firewall-threshold"] = repr(decision.threshold)
-    if rec.fallback_from is not None:
-        headers["x-firewall-fallback"] = f"{rec.fallback_from}->{rec.route}"
+    for name, value in headers.items():
+        if not valid_header_value(value):
+            raise RuntimeError(f"response header {name} would be invalid: {value[:80]!r}")
     return headers
+
+
+# What both of uvicorn's HTTP layers accept (h11 and httptools): latin-1, no control
+# characters but tab, no surrounding whitespace.
+_HEADER_VALUE = re.compile(r"(?:[!-~\x80-\xff](?:[ \t!-~\x80-\xff]*[!-~\x80-\xff])?)?")
+
+
+def valid_header_value(value: str) -> bool:
+    return _HEADER_VALUE.fullmatch(value) is not None
+
+
+def answered_headers(headers: dict[str, str], rec: RequestRecord) -> dict[str, str]:
+    """The decision headers updated with the side that answered (fallback included)."""
+    out = {**headers, "x-firewall-route": rec.route or headers["x-firewall-route"]}
+    if rec.fallback_from is not None:
+        out["x-firewall-fallback"] = f"{rec.fallback_from}->{rec.route}"
+    return out
 
 
 def other(route: str) -> Route:
@@ -449,12 +547,28 @@ async def stream_out(
 
 
 class RelayResponse(StreamingResponse):
-    """A StreamingResponse that always closes its generator, so a disconnect is logged.
+    """A StreamingResponse that always closes its generator and the upstream response.
 
     Starlette stops iterating when the client goes away (cancellation, or ``OSError`` from
     ``send``) but leaves the generator suspended until garbage collection; closing it here
-    runs ``stream_out``'s ``finally`` now. A disconnect is the client's doing, not an error.
+    runs ``stream_out``'s ``finally`` now. If sending failed before the first chunk, the
+    generator never started and closing it runs nothing: the upstream response is closed
+    here too (it goes back to the pool — leaking it exhausted the pool after ~256 requests,
+    issue 24) and the request is logged. A disconnect is the client's doing, not an error.
     """
+
+    def __init__(
+        self,
+        state: ServerState,
+        rec: RequestRecord,
+        upstream: httpx.Response,
+        headers: dict[str, str],
+        media_type: str,
+    ) -> None:
+        super().__init__(
+            stream_out(state, rec, upstream), upstream.status_code, headers=headers, media_type=media_type
+        )
+        self.state, self.rec, self.upstream = state, rec, upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body_iterator
@@ -463,8 +577,41 @@ class RelayResponse(StreamingResponse):
         except (ClientDisconnect, OSError):
             pass
         finally:
-            if hasattr(body, "aclose"):
-                await body.aclose()
+            try:
+                if hasattr(body, "aclose"):
+                    await body.aclose()
+            finally:
+                await self.upstream.aclose()
+                if not self.rec.done:
+                    self.rec.error = self.rec.error or DISCONNECTED
+                    self.state.finish(self.rec, CLIENT_CLOSED)
+
+
+async def answer(
+    state: ServerState,
+    rec: RequestRecord,
+    request: Request,
+    upstream: httpx.Response,
+    headers: dict[str, str],
+    stream: bool,
+) -> Response:
+    """The client's response for an opened upstream response, which is always released:
+    handed to a RelayResponse (which closes it), or read and closed here."""
+    media = upstream.headers.get("content-type", "application/json")
+    if stream and media.startswith("text/event-stream"):
+        return RelayResponse(state, rec, upstream, headers, media)
+    try:
+        content = await read_body(upstream, rec.route or "upstream")  # closes it
+    except UpstreamError as e:
+        raise upstream_api_error(e) from None
+    finally:
+        await upstream.aclose()  # also when cancelled before read_body ran
+    if await request.is_disconnected():  # nobody will read the answer
+        rec.error = DISCONNECTED
+        state.finish(rec, CLIENT_CLOSED)
+    else:
+        state.finish(rec, upstream.status_code)
+    return Response(content, upstream.status_code, headers=headers, media_type=media)
 
 
 async def proxy(request: Request, creds: HTTPAuthorizationCredentials | None, endpoint: str) -> Response:
@@ -473,37 +620,20 @@ async def proxy(request: Request, creds: HTTPAuthorizationCredentials | None, en
     try:
         check_auth(state, creds)
         body = await read_json_object(request, state.config.max_body_bytes)
-        rec.model, stream, routed = parse_request(body, endpoint)
-        rec.stream = stream
-        op = resolve(state.decider, rec.model)
+        model, stream, routed = parse_request(body, endpoint)
+        rec.model, rec.stream = shown_name(model), stream  # a 1 MB name is no 2 MB log line
+        op = resolve(state.decider, model)
         decision = await decide(state, op, routed)
         state.metrics.record_decision(decision.route, decision.forced, decision.router_ms / 1000.0)
         rec.operating_point, rec.decision = decision.operating_point, decision.route
         rec.score, rec.threshold = decision.score, decision.threshold
         rec.router_ms = round(decision.router_ms, 3)
+        headers = decision_headers(rec.request_id, decision)
         try:
             upstream = await open_upstream(state, rec, PATHS[endpoint], body, decision.route)
         except UpstreamError as e:
             raise upstream_api_error(e) from None
-        headers = decision_headers(rec, decision)
-        media = upstream.headers.get("content-type", "application/json")
-        if stream and media.startswith("text/event-stream"):
-            return RelayResponse(
-                stream_out(state, rec, upstream),
-                upstream.status_code,
-                headers=headers,
-                media_type=media,
-            )
-        try:
-            content = await read_body(upstream, decision.route)
-        except UpstreamError as e:
-            raise upstream_api_error(e) from None
-        if await request.is_disconnected():  # nobody will read the answer
-            rec.error = DISCONNECTED
-            state.finish(rec, CLIENT_CLOSED)
-        else:
-            state.finish(rec, upstream.status_code)
-        return Response(content, upstream.status_code, headers=headers, media_type=media)
+        return await answer(state, rec, request, upstream, answered_headers(headers, rec), stream)
     except ApiError as e:
         rec.error = rec.error or e.message
         state.finish(rec, e.status)
@@ -713,7 +843,8 @@ def create_app(
         title="firewall-routing", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.firewall = state
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: the 413 carries an id too
     add_routes(app)
     add_error_handlers(app)
     return app

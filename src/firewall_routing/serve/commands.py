@@ -123,9 +123,11 @@ def serve(
     import uvicorn
 
     from firewall_routing.serve.config import load_config, with_overrides
+    from firewall_routing.serve.protocol import http_options
 
     cfg = with_overrides(load_config(config), host=host, port=port, workers=workers)
     options = {
+        **http_options(),  # request heads over 64 KiB: 431 before the app (and auth) runs
         "host": cfg.host,
         "port": cfg.port,
         "access_log": False,  # one JSON line per request is written by the app itself

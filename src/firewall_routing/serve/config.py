@@ -35,11 +35,37 @@ from firewall_routing.upstreams import (
     with_api_key,
 )
 
-__all__ = ["ENV_AUTH_KEYS", "ENV_STRONG_KEY", "ENV_WEAK_KEY", "ServeConfig", "UpstreamConfig", "load_config"]
+__all__ = [
+    "ENV_AUTH_KEYS",
+    "ENV_STRONG_KEY",
+    "ENV_WEAK_KEY",
+    "ServeConfig",
+    "UpstreamConfig",
+    "check_provider",
+    "default_calibration",
+    "load_config",
+]
 
 ENV_WEAK_KEY = default_key_env("weak")
 ENV_STRONG_KEY = default_key_env("strong")
 ENV_AUTH_KEYS = "FIREWALL_ROUTING_AUTH_KEYS"
+
+
+def default_calibration(router: str | Path) -> Path | None:
+    """``<router>/calibration.json`` when it exists: what ``serve`` and the Python
+    ``Controller`` use when no calibration is named."""
+    from firewall_routing.calibration import CALIBRATION_FILE
+
+    candidate = Path(router) / CALIBRATION_FILE
+    return candidate if candidate.is_file() else None
+
+
+def check_provider(cfg: UpstreamConfig, side: str) -> None:
+    """A ``provider: litellm`` upstream needs the extra: one line naming the field, at load."""
+    if cfg.provider == "litellm":
+        from firewall_routing.serve.litellm_upstream import require_litellm
+
+        require_litellm(f"{side}.provider")
 
 
 class ServeConfig(BaseModel):
@@ -114,11 +140,7 @@ class ServeConfig(BaseModel):
     @model_validator(mode="after")
     def _default_calibration(self) -> ServeConfig:
         if self.calibration is None:
-            from firewall_routing.calibration import CALIBRATION_FILE
-
-            candidate = self.router / CALIBRATION_FILE
-            if candidate.is_file():
-                object.__setattr__(self, "calibration", candidate)
+            object.__setattr__(self, "calibration", default_calibration(self.router))
         return self
 
     def auth_secrets(self) -> list[str]:
@@ -164,10 +186,7 @@ def config_from_mapping(
         warn_literal_keys(raw, source)
     try:
         for side in SIDES:
-            if getattr(cfg, side).provider == "litellm":
-                from firewall_routing.serve.litellm_upstream import require_litellm
-
-                require_litellm(f"{side}.provider")
+            check_provider(getattr(cfg, side), side)
         keyed: dict[str, Any] = {side: with_api_key(getattr(cfg, side), side, env) for side in SIDES}
     except InputError as e:
         raise InputError(e.message, path=source or None, field=e.field) from None

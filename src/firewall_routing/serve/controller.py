@@ -14,18 +14,25 @@ For applications that do not want an extra HTTP hop::
 ``chat.completions.create`` and ``completions.create`` mirror ``openai.OpenAI`` and return
 its objects (``ChatCompletion`` or a ``Stream`` of chunks), so code written against the
 client works unchanged; the routing decision is the same function the server uses.
+
+It takes the settings ``serve`` takes, with the same rules (:mod:`firewall_routing.serve.config`):
+``<router>/calibration.json`` is used when no calibration is named, and an upstream is an
+OpenAI-compatible URL or, with ``provider: litellm``, any LiteLLM model name (called through
+``litellm.completion`` / ``litellm.text_completion`` with the proxy's options; answers are
+converted to the ``openai`` client's objects, and LiteLLM's errors subclass ``openai``'s).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from firewall_routing.calibration import Calibration
-from firewall_routing.errors import InputError
 from firewall_routing.routers.base import Router
-from firewall_routing.serve.config import ServeConfig
+from firewall_routing.serve.config import ServeConfig, check_provider, default_calibration
+from firewall_routing.serve.litellm_upstream import call_options
 from firewall_routing.serve.routing import FIREWALL, Decider, Decision, build_decider
 from firewall_routing.serve.scoring import Backend, completion_prompt_text
 from firewall_routing.upstreams import UpstreamConfig, with_api_key
@@ -40,17 +47,46 @@ def _upstream(cfg: Upstream, side: str) -> UpstreamConfig:
     return with_api_key(up, side)
 
 
-def _client(cfg: UpstreamConfig) -> Any:
+def _client(cfg: UpstreamConfig, side: str) -> Any:
+    """An ``openai.OpenAI`` client, or for ``provider: litellm`` one with the same surface."""
+    check_provider(cfg, side)
+    if cfg.provider == "litellm":
+        return _LiteLLMClient(cfg)
     import openai
 
-    if cfg.provider != "openai" or cfg.base_url is None:
-        raise InputError(
-            "the Python Controller calls OpenAI-compatible endpoints only: use `serve` for provider "
-            "'litellm'",
-            field="provider",
-        )
     key = cfg.api_key.get_secret_value() if cfg.api_key is not None else "not-needed"
     return openai.OpenAI(base_url=cfg.base_url, api_key=key, timeout=cfg.timeout)
+
+
+class _LiteLLMClient:
+    """``chat.completions.create`` / ``completions.create`` through LiteLLM, answering with the
+    ``openai`` client's objects (a list-like iterator of chunks when streaming)."""
+
+    def __init__(self, cfg: UpstreamConfig) -> None:
+        from firewall_routing.serve.litellm_upstream import litellm_module
+
+        self.cfg = cfg
+        self.litellm = litellm_module()
+        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self._chat))
+        self.completions = SimpleNamespace(create=self._text)
+
+    def _chat(self, **body: Any) -> Any:
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        result = self.litellm.completion(**call_options(self.cfg, body))
+        return _converted(result, ChatCompletionChunk if body.get("stream") else ChatCompletion, body)
+
+    def _text(self, **body: Any) -> Any:
+        from openai.types import Completion
+
+        return _converted(self.litellm.text_completion(**call_options(self.cfg, body)), Completion, body)
+
+
+def _converted(result: Any, kind: Any, body: Mapping[str, Any]) -> Any:
+    """LiteLLM's response (or stream of chunks) as ``kind`` objects of the openai package."""
+    if not body.get("stream"):
+        return kind.model_validate(result.model_dump())
+    return (kind.model_validate(chunk.model_dump(exclude_none=True)) for chunk in result)
 
 
 class _ChatCompletions:
@@ -94,8 +130,9 @@ class _Completions:
 class Controller:
     """Router + calibration + two upstreams, with an OpenAI-client-shaped surface.
 
-    ``default_model`` (what ``firewall`` means) defaults to ``firewall@30%`` when a
-    calibration is given; without one it must be set. Loading logs which calibration is
+    ``calibration`` defaults to ``<router>/calibration.json`` when that file exists (as for
+    ``serve``); ``default_model`` (what ``firewall`` means) defaults to ``firewall@30%`` when
+    calibrated; without a calibration it must be set. Loading logs which calibration is
     used and warns when it was made for another router (as ``serve`` does).
     """
 
@@ -112,6 +149,8 @@ class Controller:
         encoder_threads: int = 1,
         decider: Decider | None = None,
     ) -> None:
+        if calibration is None and not isinstance(router, Router):
+            calibration = default_calibration(router)  # as `serve` does
         self.decider = decider or build_decider(
             router,
             calibration,
@@ -121,7 +160,7 @@ class Controller:
             threads=encoder_threads,
         )
         self._upstreams = {"weak": _upstream(weak, "weak"), "strong": _upstream(strong, "strong")}
-        self._clients = {side: _client(cfg) for side, cfg in self._upstreams.items()}
+        self._clients = {side: _client(cfg, side) for side, cfg in self._upstreams.items()}
         self.chat = _Chat(self)
         self.completions = _Completions(self)
 

@@ -60,6 +60,24 @@ def _litellm() -> Any:
     return litellm
 
 
+def call_options(cfg: UpstreamConfig, body: dict[str, Any]) -> dict[str, Any]:
+    """The client's parameters with our model, key, base URL and timeout; LiteLLM's own
+    retries are off (the proxy's fallback, or the Python caller, decides what happens on
+    failure). Shared by the proxy and the Python ``Controller``."""
+    options = {k: v for k, v in body.items() if k != "model"}
+    options.update(model=cfg.model, timeout=cfg.timeout, max_retries=0, num_retries=0, drop_params=True)
+    if cfg.base_url is not None:
+        options["api_base"] = cfg.base_url
+    if cfg.api_key is not None:
+        options["api_key"] = cfg.api_key.get_secret_value()
+    return options
+
+
+def litellm_module() -> Any:
+    """The ``litellm`` module, imported with its network fetches turned off (public name)."""
+    return _litellm()
+
+
 def make_litellm_client(cfg: UpstreamConfig) -> httpx.AsyncClient:
     """An AsyncClient whose requests LiteLLM answers (the URL is never dialled)."""
     return httpx.AsyncClient(base_url="http://litellm.invalid/v1", transport=LiteLLMTransport(cfg))
@@ -73,21 +91,7 @@ class LiteLLMTransport(httpx.AsyncBaseTransport):
         self.litellm = _litellm()
 
     def call_options(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The client's parameters with our model, key, base URL and timeout; LiteLLM's own
-        retries are off (the proxy's fallback decides what happens on failure)."""
-        options = {k: v for k, v in body.items() if k != "model"}
-        options.update(
-            model=self.cfg.model,
-            timeout=self.cfg.timeout,
-            max_retries=0,
-            num_retries=0,
-            drop_params=True,
-        )
-        if self.cfg.base_url is not None:
-            options["api_base"] = self.cfg.base_url
-        if self.cfg.api_key is not None:
-            options["api_key"] = self.cfg.api_key.get_secret_value()
-        return options
+        return call_options(self.cfg, body)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(await request.aread())

@@ -43,8 +43,10 @@ FIREWALL = "firewall"
 DEFAULT_BUDGET = "firewall@30%"  # what `firewall` means when calibrated and not configured
 LISTED_PERCENTS = tuple(range(0, 101, 10))
 
-_FRACTION = re.compile(r"^firewall@(\d{1,3})%$")
-_THRESHOLD = re.compile(r"^firewall@t=([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)$")
+# Matched with ``fullmatch``: ``$`` also matches before a final newline, so ``match`` let
+# ``firewall@30%\n`` through, and the name then reached a response header (issue 24).
+_FRACTION = re.compile(r"firewall@(\d{1,3})%")
+_THRESHOLD = re.compile(r"firewall@t=([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)")
 # The model names this server answers, as one pattern (documentation: the OpenAPI schema).
 MODEL_PATTERN = r"^(firewall|weak|strong|firewall@\d{1,3}%|firewall@t=[0-9]*\.?[0-9]+([eE][-+]?\d+)?)$"
 
@@ -77,21 +79,29 @@ class Decision:
         return self.score is None
 
 
+MAX_SHOWN_NAME = 80  # characters of an unknown model name quoted back (error, log line)
+
+
+def shown_name(name: str) -> str:
+    """``name`` cut to ``MAX_SHOWN_NAME`` characters: a 1 MB name must not make a 1 MB error."""
+    return name if len(name) <= MAX_SHOWN_NAME else name[:MAX_SHOWN_NAME] + f"…({len(name)} chars)"
+
+
 def parse_model(name: str) -> OperatingPoint:
     """Parse a model name (not ``firewall`` itself: that one is resolved via the default)."""
     if name == "weak":
         return OperatingPoint(name, "weak")
     if name == "strong":
         return OperatingPoint(name, "strong")
-    if m := _FRACTION.match(name):
+    if m := _FRACTION.fullmatch(name):
         percent = int(m.group(1))
         if percent > 100:
-            raise UnknownModel(f"'{name}': the strong-call percent must be 0…100")
+            raise UnknownModel(f"'{name}': the strong-call percent must be 0…100")  # ≤ 14 chars
         return OperatingPoint(name, "fraction", float(percent))
-    if m := _THRESHOLD.match(name):
+    if m := _THRESHOLD.fullmatch(name):
         return OperatingPoint(name, "threshold", float(m.group(1)))
     raise UnknownModel(
-        f"unknown model '{name}': use firewall, firewall@<0-100>%, firewall@t=<threshold>, weak or strong"
+        f"unknown model {shown_name(name)!r}: use firewall, firewall@<0-100>%, firewall@t=<threshold>, weak or strong"
     )
 
 

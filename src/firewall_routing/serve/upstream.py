@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import AsyncGenerator
 
 import httpx
@@ -23,6 +24,7 @@ import httpx
 from firewall_routing.upstreams import UpstreamConfig
 from firewall_routing.upstreams import UpstreamError as UpstreamError
 
+log = logging.getLogger("firewall_routing.serve")
 _EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
 
 
@@ -111,10 +113,11 @@ async def open_response(
     except httpx.HTTPError as e:
         raise classify(e, name) from e
     if response.status_code >= 500:
+        # The body goes to the server log only: an upstream's error text (stack traces,
+        # internal hosts, its own request ids) is not the client's to read.
         detail = await _read_quietly(response)
-        raise UpstreamError(
-            502, "status", f"{name} upstream returned HTTP {response.status_code}: {detail[:200]}"
-        )
+        log.warning("%s upstream returned HTTP %d: %r", name, response.status_code, detail[:200])
+        raise UpstreamError(502, "status", f"{name} upstream returned HTTP {response.status_code}")
     return response
 
 
