@@ -77,7 +77,9 @@ def test_license_is_an_spdx_expression_and_metadata_builds_without_deprecation(t
     assert project["license"] == "Apache-2.0"
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     out = subprocess.run(
         [sys.executable, "-c", "from setuptools import setup; setup()", "egg_info", "-e", str(tmp_path)],
         cwd=tmp_path,

@@ -268,3 +268,33 @@ def test_a_router_saved_before_groups_were_chosen_uses_every_offered_group(
     loaded = load_router(tmp_path / "r")
     assert isinstance(loaded, RidgeRouter) and loaded.groups == ("words",)
     np.testing.assert_array_equal(loaded.score(prompts[:5]), r.score(prompts[:5]))
+
+
+def test_shipped_prior_is_used_only_for_the_file_it_was_fitted_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = _write_gsm8k(tmp_path / "train.jsonl")
+    monkeypatch.setenv("FIREWALL_ROUTING_CACHE", str(tmp_path / "cache"))
+    rr.write_shipped_prior(f)
+    shipped = rr.shipped_prior(f)
+    assert shipped is not None
+    qs, ans = _corpus()
+    fresh = fit_solution_prior(qs, ans)
+    assert shipped.vocab == fresh.vocab
+    np.testing.assert_allclose(shipped.predict(qs), fresh.predict(qs), rtol=1e-5, atol=1e-5)
+    rr._PRIOR_CACHE.clear()
+    monkeypatch.setattr(rr, "fit_solution_prior", lambda *a, **k: pytest.fail("refitted"))
+    assert gsm8k_prior(["not a gsm8k question"], f) is not None  # the shipped one
+    monkeypatch.undo()
+    monkeypatch.setenv("FIREWALL_ROUTING_CACHE", str(tmp_path / "cache"))
+    assert gsm8k_prior([qs[0]], f).n_questions == 39  # a training question: refitted without it
+    f.write_text(f.read_text() + json.dumps({"question": "new q", "answer": "#### 1"}) + "\n")
+    assert rr.shipped_prior(f) is None  # fitted on another file: never used
+
+
+def test_the_shipped_prior_was_fitted_on_the_shipped_train_file() -> None:
+    from ..conftest import DATA
+
+    assert rr.shipped_prior(DATA / "gsm8k" / "train.jsonl") is not None, (
+        "data/gsm8k/solution-prior.npz is stale: run write_shipped_prior()"
+    )
