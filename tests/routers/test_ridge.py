@@ -240,7 +240,7 @@ def test_feature_groups_are_chosen_by_leave_one_out_on_the_training_rows(
     toy_encoder: ToyEncoder, tmp_path: Path
 ) -> None:
     prompts, y = _groups_data("numbers")
-    r = make_router("ridge", encoder="toy", prior="none")
+    r = make_router("ridge", encoder="toy", prior="none", select="cv")
     assert isinstance(r, RidgeRouter)
     r.fit(prompts, y)
     assert r.groups == ("words",) and r.group_errors["words"] < r.group_errors["embedding"]
@@ -259,7 +259,8 @@ def test_a_router_saved_before_groups_were_chosen_uses_every_offered_group(
     toy_encoder: ToyEncoder, tmp_path: Path
 ) -> None:
     prompts, y = _groups_data("numbers")
-    r = make_router("ridge", encoder="toy", prior="none", select="all")
+    r = make_router("ridge", encoder="toy", prior="none")
+    assert r.options.select == "all"  # the default (docs/routers.md, "Plateau")
     r.fit(prompts, y)
     r.save(tmp_path / "r")
     w = dict(np.load(tmp_path / "r" / rr.WEIGHTS_FILE))

@@ -570,9 +570,9 @@ class RidgeOptions(RouterOptions):
         description="offer the GSM8K solution prior (group 'gsm8k-prior'; needs data/gsm8k/train.jsonl to train)",
     )
     select: Literal["cv", "all"] = Field(
-        default="cv",
+        default="all",
         description="'cv': keep the offered groups with the lowest leave-one-out error on the training rows; "
-        "'all': use every offered group",
+        "'all': use every offered group (default: 'cv' lost on the sweep and on MMLU-Pro, docs/routers.md)",
     )
 
 
