@@ -17,8 +17,10 @@ from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
 from firewall_routing.routers import load_router, make_router
 from firewall_routing.routers.irt import (
     IRTRouter,
+    binomial_loglik,
     fit_ability,
     fit_irt,
+    knn_items,
     multi_loo_ridge,
     neg_log_posterior,
     sigmoid,
@@ -101,7 +103,7 @@ def test_multi_loo_ridge_equals_one_column_at_a_time() -> None:
     x = rng.normal(size=(40, 5))
     y = np.stack([x @ rng.normal(size=5) + rng.normal(size=40), rng.normal(size=40)], axis=1)
     alphas = (0.1, 1.0, 10.0, 100.0)
-    coef, intercept, chosen, _ = multi_loo_ridge(x, y, alphas)
+    coef, intercept, chosen, _, _ = multi_loo_ridge(x, y, alphas)
     for j in range(2):
         a = loo_alpha(x, y[:, j], alphas)
         c, b = ridge_solve(x, y[:, j], a)
@@ -193,3 +195,34 @@ def test_fit_models_treats_nan_as_missing(toy_encoder: ToyEncoder) -> None:
     r.fit_models(t.prompts, y, t.model_names)
     p = r.predict_models(["hard q"])
     assert np.all((p >= 0) & (p <= 1))
+
+
+def test_knn_items_leave_one_out_by_hand() -> None:
+    e = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    items = np.array([[1.0], [2.0], [4.0]])
+    # row 0's nearest other row is row 1 (cos 0.8), row 2's is row 1 (cos 0.6)
+    np.testing.assert_allclose(knn_items(e, e, items, 1, loo=True)[:, 0], [2.0, 1.0, 2.0])
+    np.testing.assert_allclose(knn_items(e[:1], e, items, 2)[:, 0], [1.5])
+
+
+def test_binomial_loglik_by_hand() -> None:
+    assert binomial_loglik(np.array([[0.5, 0.9]]), np.array([[3.0, 0.0]]), np.array([[4.0, 0.0]])) == (
+        pytest.approx(4 * math.log(0.5))
+    )
+
+
+@pytest.mark.parametrize("head", ["ridge", "knn", "auto"])
+def test_every_item_head_routes_and_round_trips(toy_encoder: ToyEncoder, tmp_path: Path, head: str) -> None:
+    r = make_router("irt", encoder="toy", features=False, prior="none", head=head)
+    assert isinstance(r, IRTRouter)
+    r.fit_table(_table())
+    assert (r.head == "ridge") == (head == "ridge") or head == "auto"
+    assert set(r.head_loglik) == (
+        {"ridge"}
+        if head == "ridge"
+        else {"knn25", "knn50", "knn100"} | ({"ridge"} if head == "auto" else set())
+    )
+    s = r.score(["hard one", "easy one"])
+    assert s[0] < s[1]
+    r.save(tmp_path / "r")
+    np.testing.assert_allclose(load_router(tmp_path / "r").score(["hard one", "easy one"]), s)

@@ -60,6 +60,7 @@ from firewall_routing.routers.base import (
     pair_scores_from,
     training_hash,
 )
+from firewall_routing.routers.knn import unit_rows
 from firewall_routing.routers.ridge import (
     ALPHAS,
     FEATURE_GROUPS,
@@ -189,28 +190,60 @@ def fit_ability(
 
 def multi_loo_ridge(
     x: FloatArray, y: FloatArray, alphas: Sequence[float] = ALPHAS
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """Ridge from ``x`` to each column of ``y`` with its own penalty chosen by exact
     leave-one-out error (one SVD for all columns). Returns coef (features × columns),
-    intercepts, the chosen alphas and each column's leave-one-out mean squared error."""
+    intercepts, the chosen alphas, each column's leave-one-out mean squared error and the
+    leave-one-out predictions of every row at those alphas."""
     xm, ym = x.mean(0), y.mean(0)
     xc, yc = x - xm, y - ym
     u, s, vt = np.linalg.svd(xc, full_matrices=False)
     uty = u.T @ yc
     best = np.full(y.shape[1], np.inf)
     best_a = np.full(y.shape[1], float(alphas[0]))
+    loo_pred = np.zeros_like(y)
     for a in alphas:
         f = s**2 / (s**2 + a)
         h = (u**2) @ f + 1.0 / len(y)
-        loo = np.mean(((yc - u @ (f[:, None] * uty)) / (1.0 - h)[:, None]) ** 2, axis=0)
+        resid = (yc - u @ (f[:, None] * uty)) / (1.0 - h)[:, None]
+        loo = np.mean(resid**2, axis=0)
         better = loo < best - 1e-15
         best = np.where(better, loo, best)
         best_a = np.where(better, a, best_a)
+        loo_pred[:, better] = (y - resid)[:, better]
     coef = np.empty((x.shape[1], y.shape[1]))
     for j, a in enumerate(best_a):
         coef[:, j] = vt.T @ ((s / (s**2 + a)) * uty[:, j])
     intercept: FloatArray = ym - xm @ coef
-    return coef, intercept, best_a, best
+    return coef, intercept, best_a, best, loo_pred
+
+
+KNN_KS: tuple[int, ...] = (25, 50, 100)
+"""Neighbour counts the ``knn`` item head is tried with (``head: auto`` / ``knn``)."""
+
+
+def knn_items(
+    query: FloatArray, train: FloatArray, items: FloatArray, k: int, loo: bool = False, chunk: int = 1024
+) -> FloatArray:
+    """Mean item parameters of each query row's ``k`` most cosine-similar training rows
+    (unit rows; ties by training order). ``loo``: the query rows *are* the training rows and
+    each leaves itself out, so heads can be compared on held-out predictions."""
+    k = min(k, len(train) - (1 if loo else 0))
+    out = np.empty((len(query), items.shape[1]))
+    for start in range(0, len(query), chunk):
+        sim = query[start : start + chunk] @ train.T
+        if loo:
+            rows = np.arange(len(sim))
+            sim[rows, start + rows] = -np.inf
+        idx = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+        out[start : start + len(sim)] = items[idx].mean(axis=1)
+    return out
+
+
+def binomial_loglik(p: FloatArray, k: FloatArray, n: FloatArray) -> float:
+    """Σ k log p + (n − k) log(1 − p) over the observed entries (n > 0)."""
+    q = np.clip(p, 1e-12, 1 - 1e-12)
+    return float(np.sum(k * np.log(q) + (n - k) * np.log1p(-q)))
 
 
 def prompt_key(text: str) -> str:
@@ -247,6 +280,12 @@ class IRTOptions(RouterOptions):
     uncertainty: bool = Field(
         default=True, description="integrate the regression's residual variance out of each logit (probit)"
     )
+    head: Literal["auto", "ridge", "knn"] = Field(
+        default="auto",
+        description="prompt → item parameters: ridge, the mean of the nearest training prompts' (knn, "
+        "k in 25/50/100), or 'auto': whichever predicts the training rows' held-out outcomes best "
+        "(leave-one-out binomial log-likelihood over every model)",
+    )
 
 
 class IRTRouter(Router):
@@ -275,6 +314,9 @@ class IRTRouter(Router):
         self._prior: SolutionPrior | None = None
         self.groups: tuple[FeatureGroup, ...] = self.offered_groups()
         self.group_errors: dict[str, float] = {}
+        self.head = "ridge"
+        self.head_loglik: dict[str, float] = {}
+        self._train_emb: FloatArray | None = None
 
     @property
     def encoder(self) -> str:
@@ -287,7 +329,12 @@ class IRTRouter(Router):
         return tuple(g for g in FEATURE_GROUPS if on[g])
 
     def trained_info(self) -> dict[str, Any]:
-        return {"feature_groups": list(self.groups), "feature_group_loo_errors": self.group_errors}
+        return {
+            "feature_groups": list(self.groups),
+            "feature_group_loo_errors": self.group_errors,
+            "item_head": self.head,
+            "item_head_loo_loglik": self.head_loglik,
+        }
 
     def _inputs(self, emb: FloatArray, texts: Sequence[str]) -> FloatArray:
         """Embedding beside the chosen groups' columns, standardized with the training moments."""
@@ -353,10 +400,33 @@ class IRTRouter(Router):
         self._prior = prior if GSM8K_PRIOR in self.groups else None
         self._mean, self._std = standardized(group_columns(prompts, self.groups, self._prior))
         x = self._inputs(emb, prompts)
-        self._coef, self._intercept, self.alphas, self._resid_var = multi_loo_ridge(x, items)
+        self._coef, self._intercept, self.alphas, self._resid_var, ridge_loo = multi_loo_ridge(x, items)
         self._items = items
         self._keys = {prompt_key(p): i for i, p in enumerate(prompts)}
+        self._choose_head(emb, items, ridge_loo, k, n)
         return FitReport(seconds=time.perf_counter() - start)
+
+    def _choose_head(
+        self, emb: FloatArray, items: FloatArray, ridge_loo: FloatArray, k: FloatArray, n: FloatArray
+    ) -> None:
+        """Pick the item head by the leave-one-out log-likelihood of every training outcome;
+        each head's logit variance is its own leave-one-out residual variance."""
+        candidates: dict[str, tuple[FloatArray, FloatArray]] = {}
+        if self.options.head in ("auto", "ridge"):
+            candidates["ridge"] = (ridge_loo, self._resid_var)
+        unit = unit_rows(emb)
+        if self.options.head in ("auto", "knn") and len(items) > 1:
+            for kk in KNN_KS:
+                loo = knn_items(unit, unit, items, kk, loo=True)
+                candidates[f"knn{kk}"] = (loo, np.mean((loo - items) ** 2, axis=0))
+        scores = {}
+        for name, (pred, var) in candidates.items():
+            self._resid_var = var
+            scores[name] = binomial_loglik(self._probabilities(pred, self.theta), k, n)
+        self.head_loglik = {h: round(v, 3) for h, v in scores.items()}
+        self.head = max(scores, key=lambda h: scores[h])
+        self._resid_var = candidates[self.head][1]
+        self._train_emb = None if self.head == "ridge" else unit
 
     # ------------------------------------------------------------------ prediction
 
@@ -364,6 +434,10 @@ class IRTRouter(Router):
         """Predicted (a_1..a_dims, d) per prompt."""
         if self._coef is None:
             raise InputError("router is not trained: call fit_table() or load a saved router")
+        if self.head != "ridge":
+            if self._train_emb is None:
+                raise InputError("router is not trained: call fit_table() or load a saved router")
+            return knn_items(unit_rows(emb), self._train_emb, self._items, int(self.head.removeprefix("knn")))
         out: FloatArray = self._inputs(emb, texts) @ self._coef + self._intercept
         return out
 
@@ -451,6 +525,8 @@ class IRTRouter(Router):
             items=self._items,
             keys=np.array(sorted(self._keys, key=self._keys.__getitem__)),
             groups=np.array(self.groups, dtype=str),
+            head=np.array(self.head),
+            train_emb=self._train_emb if self._train_emb is not None else np.zeros((0, 0)),
         )
         if self._prior is not None:
             (path / PRIOR_FILE).write_text(json.dumps(self._prior.to_json()))
@@ -468,6 +544,8 @@ class IRTRouter(Router):
             self._items = w["items"].astype(np.float64)
             self._keys = {str(k): i for i, k in enumerate(w["keys"].tolist())}
             saved = [str(g) for g in w["groups"].tolist()]
+            self.head = str(w["head"])
+            self._train_emb = None if self.head == "ridge" else w["train_emb"].astype(np.float64)
         self.groups = tuple(g for g in FEATURE_GROUPS if g in saved)
         if GSM8K_PRIOR in self.groups:
             if not (path / PRIOR_FILE).exists():
