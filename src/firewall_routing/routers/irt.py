@@ -283,8 +283,8 @@ class IRTOptions(RouterOptions):
     head: Literal["auto", "ridge", "knn"] = Field(
         default="auto",
         description="prompt → item parameters: ridge, the mean of the nearest training prompts' (knn, "
-        "k in 25/50/100), or 'auto': whichever predicts the training rows' held-out outcomes best "
-        "(leave-one-out binomial log-likelihood over every model)",
+        "k in 25/50/100), or 'auto': whichever routes the training rows best held out (leave-one-out "
+        "APGR of the pair; without a pair, log-likelihood of every model's outcomes)",
     )
 
 
@@ -333,7 +333,7 @@ class IRTRouter(Router):
             "feature_groups": list(self.groups),
             "feature_group_loo_errors": self.group_errors,
             "item_head": self.head,
-            "item_head_loo_loglik": self.head_loglik,
+            "item_head_loo_scores": self.head_loglik,
         }
 
     def _inputs(self, emb: FloatArray, texts: Sequence[str]) -> FloatArray:
@@ -354,7 +354,11 @@ class IRTRouter(Router):
         weak/strong (if any) become the pair ``score`` routes."""
         rates = table.pass_rate_matrix()
         n = table.n_matrix().astype(np.float64)
-        rep = self._fit(table.prompts, rates, n, table.model_names)
+        names = table.model_names
+        pair = (
+            (names.index(table.pair_names[0]), names.index(table.pair_names[1])) if table.has_pair else None
+        )
+        rep = self._fit(table.prompts, rates, n, names, pair)
         if table.has_pair:
             w, s = table.pair_names
             self.use_pair(w, s, self.options.design)
@@ -376,7 +380,12 @@ class IRTRouter(Router):
         return self._fit(prompts, y, np.where(np.isnan(y), 0.0, 1.0), tuple(models))
 
     def _fit(
-        self, prompts: Sequence[str], rates: FloatArray, n: FloatArray, models: Sequence[str]
+        self,
+        prompts: Sequence[str],
+        rates: FloatArray,
+        n: FloatArray,
+        models: Sequence[str],
+        pair: tuple[int, int] | None = None,
     ) -> FitReport:
         start = time.perf_counter()
         if len(prompts) < 3:
@@ -403,14 +412,28 @@ class IRTRouter(Router):
         self._coef, self._intercept, self.alphas, self._resid_var, ridge_loo = multi_loo_ridge(x, items)
         self._items = items
         self._keys = {prompt_key(p): i for i, p in enumerate(prompts)}
-        self._choose_head(emb, items, ridge_loo, k, n)
+        self._choose_head(emb, items, ridge_loo, k, n, pair, rates)
         return FitReport(seconds=time.perf_counter() - start)
 
     def _choose_head(
-        self, emb: FloatArray, items: FloatArray, ridge_loo: FloatArray, k: FloatArray, n: FloatArray
+        self,
+        emb: FloatArray,
+        items: FloatArray,
+        ridge_loo: FloatArray,
+        k: FloatArray,
+        n: FloatArray,
+        pair: tuple[int, int] | None,
+        rates: FloatArray,
     ) -> None:
-        """Pick the item head by the leave-one-out log-likelihood of every training outcome;
-        each head's logit variance is its own leave-one-out residual variance."""
+        """Pick the item head on leave-one-out predictions of the training rows: with a pair
+        to route, the APGR of its ``design`` label of the held-out predicted success (what the
+        router is for; the log-likelihood of all models' outcomes picked heads that route
+        worse on MMLU-Pro's training split); without one, the binomial log-likelihood of every
+        model's outcomes. Each head's logit variance is its own leave-one-out residual variance."""
+        from firewall_routing.labels import pair_label
+        from firewall_routing.metrics import mean_apgr
+
+        gap = pair is not None and np.nanmean(rates[:, pair[1]]) - np.nanmean(rates[:, pair[0]]) > 1e-9
         candidates: dict[str, tuple[FloatArray, FloatArray]] = {}
         if self.options.head in ("auto", "ridge"):
             candidates["ridge"] = (ridge_loo, self._resid_var)
@@ -422,7 +445,13 @@ class IRTRouter(Router):
         scores = {}
         for name, (pred, var) in candidates.items():
             self._resid_var = var
-            scores[name] = binomial_loglik(self._probabilities(pred, self.theta), k, n)
+            p = self._probabilities(pred, self.theta)
+            if gap and pair is not None and not np.isnan(rates[:, list(pair)]).any():
+                w, st = pair
+                label = pair_label(self.options.design, p[:, w], p[:, st])
+                scores[name] = mean_apgr(label, rates[:, w], rates[:, st])
+            else:
+                scores[name] = binomial_loglik(p, k, n)
         self.head_loglik = {h: round(v, 3) for h, v in scores.items()}
         self.head = max(scores, key=lambda h: scores[h])
         self._resid_var = candidates[self.head][1]
