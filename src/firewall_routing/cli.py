@@ -239,9 +239,10 @@ def train(
     _say_quality(table, design)
     if design == "hybrid-trans":
         typer.echo(f"t* = {lab.params['t']:g} (Hybrid LLM r_trans, searched on the training split)")
-    for key, value in r.trained_info().items():
-        if isinstance(value, list):
-            typer.echo(f"{key.replace('_', ' ')} (chosen on the training rows): {', '.join(value) or 'none'}")
+    for key, value in r.trained_info().items():  # what training chose (saved in router.json)
+        if isinstance(value, list | str):
+            shown = value if isinstance(value, str) else ", ".join(value) or "none"
+            typer.echo(f"{key.replace('_', ' ')}: {shown}")
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""
     typer.echo(f"trained {router} on {len(tr)} queries ({design}){best} in {rep.seconds:.1f}s → {out}")
 
