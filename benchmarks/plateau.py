@@ -53,6 +53,8 @@ MMLU = ROOT / "data" / "mmlu-pro" / "outcomes.jsonl"
 MMLU_WEAK, MMLU_STRONG = "Meta-Llama-3_1-8B-Instruct", "Meta-Llama-3_1-70B-Instruct"
 MAIN_WEAK, MAIN_STRONG = "HuggingFaceH4/zephyr-7b-beta", "cognitivecomputations/dolphin-2.9-llama3-8b"
 N_BOOT = 1000
+CHOSEN: dict[str, dict[str, Any]] = {}
+"""What each router's training chose on the last split (feature groups, irt's item head)."""
 
 
 def save_section(name: str, value: Any) -> None:
@@ -83,6 +85,8 @@ def pair_scores(
     if name == "irt":
         r = make_router("irt")
         r.fit_table(pair)
+        CHOSEN["irt"] = r.trained_info()
+        print(f"  irt: groups {r.trained_info()['feature_groups']}, head {r.trained_info()['item_head']}")
         return {"irt": r.score(test_prompts)}
     if name == "knn":
         out = {}
@@ -98,6 +102,7 @@ def pair_scores(
     r.fit(pair.prompts, compute_labels(pair, "soft-block", Approximations()).values)
     info = r.trained_info()
     if info:
+        CHOSEN[name] = info
         print(f"  {name}: {info.get('feature_groups')}")
     return {name: r.score(test_prompts)}
 
@@ -175,6 +180,7 @@ def section_mmlu() -> None:
         "test_strong_pass_rate": round(float(ps.mean()), 4),
         "routers": rows,
         "irt_minus_knn": {"apgr": round(rows["irt"]["apgr"] - rows["knn"]["apgr"], 2), "ci95": ci(diff)},
+        "chosen_on_training_rows": dict(CHOSEN),
         "n_boot": N_BOOT,
         "seconds": round(time.perf_counter() - start, 1),
         "loadavg": loadavg(),
