@@ -82,12 +82,13 @@ def pair_scores(
     """Scores of router ``name`` trained on ``train`` for the ``weak`` → ``strong`` pair (irt
     learns every model of ``train`` and scores any pair: ``name == 'irt'`` returns one entry)."""
     pair = train.pair(weak, strong)
-    if name == "irt":
-        r = make_router("irt")
+    if name.startswith("irt"):
+        head = name.removeprefix("irt").strip(" ()").removeprefix("head ") or "ridge"
+        r = make_router("irt", head=head)
         r.fit_table(pair)
-        CHOSEN["irt"] = r.trained_info()
-        print(f"  irt: groups {r.trained_info()['feature_groups']}, head {r.trained_info()['item_head']}")
-        return {"irt": r.score(test_prompts)}
+        CHOSEN[name] = r.trained_info()
+        print(f"  {name}: groups {r.trained_info()['feature_groups']}, head {r.trained_info()['item_head']}")
+        return {name: r.score(test_prompts)}
     if name == "knn":
         out = {}
         for label, y in (
@@ -157,7 +158,7 @@ def section_mmlu() -> None:
     pw, ps = test.model(MMLU_WEAK).pass_rate, test.model(MMLU_STRONG).pass_rate
     draws = metrics.bootstrap_draws(len(test), N_BOOT, 0)
     scores: dict[str, FloatArray] = {}
-    for name in ("ridge", "knn", "irt"):
+    for name in ("ridge", "knn", "irt", "irt (head knn)", "irt (head auto)"):
         t0 = time.perf_counter()
         scores |= pair_scores(name, train, list(test.prompts), MMLU_WEAK, MMLU_STRONG)
         print(f"  {name} {time.perf_counter() - t0:.1f}s")

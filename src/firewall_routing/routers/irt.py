@@ -281,7 +281,7 @@ class IRTOptions(RouterOptions):
         default=True, description="integrate the regression's residual variance out of each logit (probit)"
     )
     head: Literal["auto", "ridge", "knn"] = Field(
-        default="auto",
+        default="ridge",
         description="prompt → item parameters: ridge, the mean of the nearest training prompts' (knn, "
         "k in 25/50/100), or 'auto': whichever routes the training rows best held out (leave-one-out "
         "APGR of the pair; without a pair, log-likelihood of every model's outcomes)",
