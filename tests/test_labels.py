@@ -200,3 +200,21 @@ def test_pair_forms_from_predicted_success() -> None:
     # hybrid-prob at t = 0: P(w ≥ s) = 1 − P(w = 0, s = 1), the same expectation
     assert pair_label("hybrid-prob", p_w, p_s) == pytest.approx(soft)
     assert set(PAIR_FORMS) == set(L.DESIGNS)
+
+
+def test_model_success_targets_keep_missing_outcomes_missing() -> None:
+    from firewall_routing.labels import Approximations, model_success
+
+    nan = np.nan
+    a = ModelOutcomes("a", np.array([0.8, 0.2, nan]), np.array([5, 5, 0]), np.array([1.0, nan, nan]))
+    b = ModelOutcomes("b", np.array([0.4, 0.6, 1.0]), np.array([5, 5, 5]), np.full(3, nan))
+    t = OutcomeTable(("1", "2", "3"), ("p", "q", "r"), (a, b), ("x",) * 3)
+    pr = model_success(t, target="pass-rate")
+    assert pr.models == ("a", "b")
+    np.testing.assert_array_equal(pr.values, [[0.8, 0.4], [0.2, 0.6], [nan, 1.0]])
+    g = model_success(t, ["b", "a"], target="greedy")
+    # a: greedy known on row 1, majority on row 2, missing on row 3; b: majority everywhere
+    np.testing.assert_array_equal(g.values, [[0.0, 1.0], [1.0, 0.0], [1.0, nan]])
+    assert len(g.notes) == 2
+    with pytest.raises(InputError, match="model 'a' has no greedy correctness on 1 rows"):
+        model_success(t, target="greedy", approx=Approximations(greedy="none"))

@@ -4,7 +4,7 @@ Every ``import`` in the package counts — module level, inside functions and un
 ``if TYPE_CHECKING:`` — because a type-only import still couples the two modules: a reader
 has to know both to change either. The stages (docs/architecture.md has the map):
 
-    base (errors, files, designs, minilm, configfiles, upstreams, processes, datadir) → costs (what a
+    base (errors, files, designs, minilm, configfiles, upstreams, litellm_transport, processes, datadir) → costs (what a
     query costs on each model) → outcomes (the table format every stage shares) →
     sampling → labels, static_encoder → embeddings → metrics → routers → calibration → serve
                                                       ↘ experiment (config → … → report → run)
@@ -35,6 +35,7 @@ STAGES: list[tuple[str, ...]] = [
         "upstreams",
         "processes",
         "datadir",
+        "litellm_transport",
     ),
     ("costs",),
     ("outcomes",),
@@ -58,6 +59,7 @@ EXPERIMENT_ORDER: tuple[str, ...] = (
     "verdict",
     "evaluation",
     "holdout",
+    "scorer_check",
     "triviaqa",
     "report",
     "rundir",

@@ -9,18 +9,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, PairingApprox, as_design
+from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, ModelTarget, PairingApprox, as_design
 from firewall_routing.errors import InputError, MetricError, validation_problems
 from firewall_routing.files import json_object
 from firewall_routing.routers import DEFAULT_ROUTER
 
 if TYPE_CHECKING:
     from firewall_routing.outcomes import OutcomeTable
+    from firewall_routing.routers import Router
 
 app = typer.Typer(
     name="firewall-routing",
@@ -173,6 +174,31 @@ def labels(
     typer.echo(f"wrote {len(table)} labels ({design}, mean {lab.values.mean():.3f}) to {out}")
 
 
+def _say(msg: str) -> None:
+    """What a long step is doing, on stderr (stdout keeps the results)."""
+    typer.echo(msg, err=True)
+
+
+def _embeds(r: Any) -> str:
+    if not getattr(r, "scores_embeddings", False):
+        return ""
+    encoder = getattr(r, "encoder", None)
+    if not encoder:
+        return ""
+    return f": embedding the prompts with {encoder} (cached on disk after the first run)"
+
+
+def _fit_steps(r: Any) -> str:
+    """The steps of ``fit`` that take long, said before they run (issue 25: ``train`` was
+    silent for 14-43 s while ridge fitted its GSM8K solution prior)."""
+    steps = []
+    if getattr(getattr(r, "options", None), "prior", None) == "gsm8k":
+        steps.append('fitting its GSM8K solution prior (router option prior; \'{"prior": "none"}\' skips it)')
+    if emb := _embeds(r):
+        steps.append(emb.removeprefix(": "))
+    return (": " + ", then ".join(steps)) if steps else ""
+
+
 @app.command(epilog=DESIGNS_EPILOG)
 def train(
     outcomes: Annotated[Path, typer.Argument(help="Training outcome file.")],
@@ -198,12 +224,26 @@ def train(
     metric: MetricOpt = None,
     quality_threshold: QualityThresholdOpt = 0.5,
     drop_incomplete: DropIncompleteOpt = False,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Learn every model's success instead of one pair: 'all' or comma-separated names "
+            "(routers that predict every model: ridge, knn, mf, embedding-head)."
+        ),
+    ] = None,
+    target: Annotated[
+        ModelTarget,
+        typer.Option(help="With --models: what is learned per model: pass-rate, greedy or quality."),
+    ] = "pass-rate",
 ) -> None:
     """Train a router on an outcome file with one label design and save it.
 
     Train-free routers (random, oracle, margin) are saved as they are, so every router can
-    be passed to `evaluate` and `serve` as a directory.
+    be passed to `evaluate` and `serve` as a directory. With ``--models`` the router learns
+    every named model's success (missing outcomes skipped); `evaluate` then reports the
+    N-model quality–cost table with a cost table (``--costs``).
     """
+    from firewall_routing.embeddings import progress_bars
     from firewall_routing.labels import compute_labels
     from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
@@ -216,6 +256,11 @@ def train(
         router, **({"seed": seed} if cls.seeded() else {}) | json_object(router_options, "--router-options")
     )
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
+    if models is not None:
+        _say(f"training {router} on every model of --models{_fit_steps(r)}")
+        with progress_bars():
+            _train_models(r, table, models, target, val_fraction, seed, greedy_approx, pairing_approx, out)
+        return
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
         r.save(out, RouterMetadata(weak=weak_name, strong=strong_name))
@@ -223,11 +268,13 @@ def train(
         return
     tr, va = split_train_val(table, val_fraction, seed)
     lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
-    if cls.predicts_models and cls.fits_table:  # learns every model of the table (irt)
-        rep = r.fit_table(tr, val=Validation.from_table(va) if len(va) else None)
-        r.use_pair(weak_name, strong_name, as_design(design))
-    else:
-        rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
+    _say(f"training {router} on {len(tr)} queries ({design} labels){_fit_steps(r)}")
+    with progress_bars():
+        if cls.predicts_models and cls.fits_table:  # learns every model of the table (irt)
+            rep = r.fit_table(tr, val=Validation.from_table(va) if len(va) else None)
+            r.use_pair(weak_name, strong_name, as_design(design))
+        else:
+            rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
     r.save(
         out,
         RouterMetadata.for_training(
@@ -245,6 +292,58 @@ def train(
             typer.echo(f"{key.replace('_', ' ')}: {shown}")
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""
     typer.echo(f"trained {router} on {len(tr)} queries ({design}){best} in {rep.seconds:.1f}s → {out}")
+
+
+def _train_models(
+    r: Router,
+    table: OutcomeTable,
+    models: str,
+    target: ModelTarget,
+    val_fraction: float,
+    seed: int,
+    greedy_approx: GreedyApprox,
+    pairing_approx: PairingApprox,
+    out: Path,
+) -> None:
+    """``train --models``: fit_models on every named model's success (``labels.model_success``)."""
+    from firewall_routing.labels import model_success
+    from firewall_routing.outcomes import split_train_val
+    from firewall_routing.routers.base import ModelValidation, RouterMetadata, training_hash
+
+    if not r.predicts_models:
+        raise InputError(
+            f"router '{r.name}' learns one pair only; --models needs ridge, knn, mf or embedding-head"
+        )
+    names = (
+        list(table.model_names)
+        if models.strip() == "all"
+        else [m.strip() for m in models.split(",") if m.strip()]
+    )
+    for m in names:
+        table.model(m)  # an unknown name is one line listing the file's models
+    tr, va = split_train_val(table, val_fraction, seed)
+    approx = _approx(greedy_approx, pairing_approx)
+    lab = model_success(tr, names, target, approx)
+    val = ModelValidation(va.prompts, model_success(va, names, target, approx).values) if len(va) else None
+    rep = r.fit_models(tr.prompts, lab.values, names, val=val)
+    r.save(
+        out,
+        RouterMetadata(
+            label_design=f"every model: {target}",
+            model_names=tuple(names),
+            train_rows=len(tr),
+            train_sha256=training_hash(tr.prompts, lab.values),
+        ),
+    )
+    for note in lab.notes:
+        typer.echo(f"approximation: {note}", err=True)
+    import numpy as np
+
+    missing = int(np.isnan(lab.values).sum())
+    typer.echo(
+        f"trained {r.name} on {len(tr)} queries × {len(names)} models ({target}; {missing} missing outcomes "
+        f"skipped) in {rep.seconds:.1f}s → {out}"
+    )
 
 
 @app.command("hybrid-llm")
@@ -310,6 +409,61 @@ def hybrid_llm(
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(text, encoding="utf-8")
+
+
+@app.command("scorer-check")
+def scorer_check(
+    candidate: Annotated[Path, typer.Argument(help="Outcome table scored by the scorer under test.")],
+    trusted: Annotated[Path, typer.Argument(help="The same answers scored by a trusted scorer.")],
+    weak: WeakOpt = None,
+    strong: StrongOpt = None,
+    fmt: FormatOpt = "auto",
+    trusted_format: Annotated[
+        str, typer.Option(help="Format of the trusted file (e.g. alpacaeval); default: --format.")
+    ] = "",
+    quality_threshold: QualityThresholdOpt = 0.5,
+    trusted_threshold: Annotated[
+        float | None, typer.Option(help="Pass threshold of the trusted file (default --quality-threshold).")
+    ] = None,
+    design: Annotated[str, typer.Option(help="Label design both routers train on.")] = "soft-block",
+    router: Annotated[str, typer.Option(help="Router trained on each scorer's labels.")] = DEFAULT_ROUTER,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.05, max=0.9, help="Held-out share for the regret.")
+    ] = 0.25,
+    seed: Annotated[int, typer.Option(help="Split and bootstrap seed.")] = 0,
+    bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples for the regret CI.")] = 1000,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the numbers as JSON here.")
+    ] = None,
+) -> None:
+    """How far a scorer can be trusted: pairwise accuracy, Spearman ρ, Cohen's κ at the pass
+    threshold, and the routing regret (APGR of a router trained on the scorer's labels minus
+    one trained on the trusted labels, both evaluated on the trusted labels) with a 95 % CI."""
+    import json
+
+    from firewall_routing.experiment.scorer_check import MARKDOWN_HEAD, check, markdown_row
+
+    cand = _load(candidate, weak, strong, fmt, None, quality_threshold)
+    trust = _load(
+        trusted,
+        weak,
+        strong,
+        trusted_format or fmt,
+        None,
+        quality_threshold if trusted_threshold is None else trusted_threshold,
+    )
+    if (cand.weak.name, cand.strong.name) != (trust.weak.name, trust.strong.name):
+        typer.echo(
+            f"note: pairs differ by name ({cand.weak.name} → {cand.strong.name} vs "
+            f"{trust.weak.name} → {trust.strong.name}); rows are matched by query id",
+            err=True,
+        )
+    res = check(cand, trust, design, router, test_fraction, seed, bootstrap)
+    typer.echo(MARKDOWN_HEAD)
+    typer.echo(markdown_row(f"{candidate.name} vs {trusted.name}", res))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(res.to_json(), indent=2) + "\n", encoding="utf-8")
 
 
 @app.command()
@@ -383,26 +537,57 @@ def evaluate(
     metric: MetricOpt = None,
     quality_threshold: QualityThresholdOpt = 0.5,
     drop_incomplete: DropIncompleteOpt = False,
+    costs: Annotated[
+        str | None,
+        typer.Option(
+            help="Cost table for a router trained on every model (train --models): a .csv or a shipped "
+            "name (mmlu-pro, routerdc, alpacaeval)."
+        ),
+    ] = None,
+    hopeless: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="N-model blocking: a query predicted below this for every model goes to the cheapest.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Score a router on an outcome file and print the metrics table.
+
+    A router trained on every model (``train --models``) without ``--weak/--strong`` gets the
+    N-model table instead: single models, their hull, the oracle, and per policy the area of
+    its quality–cost curve over the hull and the cost at 95/99/100 % of the best model,
+    priced by ``--costs`` (named in the output).
 
     On a file with real-valued quality it also prints Hybrid LLM's own metric: the quality
     drop (%) vs. all-strong at 10/20/40 % cost advantage, on the mean sampled quality.
     """
     from dataclasses import replace
 
+    from firewall_routing.embeddings import progress_bars
     from firewall_routing.experiment.evaluation import evaluate_router
     from firewall_routing.experiment.report import format_evaluation
     from firewall_routing.metrics import require_gap
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
+    builtin = router in REGISTRY and not Path(router).exists()
+    r = make_router(router) if builtin else load_router(router)
+    if r.model_names and r.metadata.weak is None:
+        if weak is None and strong is None:
+            _say(f"scoring {len(table)} queries with {r.name}{_embeds(r)}")
+            with progress_bars():
+                _evaluate_models(r, table, costs, hopeless, bootstrap, json_out)
+            return
+        r.use_pair(table.weak.name, table.strong.name, "soft-block")
     # Before any scoring: APGR on a pair whose "strong" model is not better is meaningless.
     p_w, p_s = float(table.weak.pass_rate.mean()), float(table.strong.pass_rate.mean())
     require_gap(p_w, p_s, table.weak.name, table.strong.name)
-    builtin = router in REGISTRY and not Path(router).exists()
-    r = make_router(router) if builtin else load_router(router)
-    result = evaluate_router(r, table, n_boot=bootstrap)
+    boot = f", then {bootstrap} bootstrap resamples for the CIs" if bootstrap else ""
+    _say(f"scoring {len(table)} queries with {r.name}{_embeds(r)}{boot}")
+    with progress_bars():
+        result = evaluate_router(r, table, n_boot=bootstrap)
     trained = (r.metadata.weak, r.metadata.strong)
     if None not in trained and trained != (table.weak.name, table.strong.name):
         typer.echo(
@@ -429,6 +614,45 @@ def evaluate(
         import json
 
         json_out.write_text(json.dumps(result.to_json() | extra, indent=2) + "\n")
+
+
+def _evaluate_models(
+    r: Router, table: OutcomeTable, costs: str | None, hopeless: float, bootstrap: int, json_out: Path | None
+) -> None:
+    """``evaluate`` of a router trained on every model: the N-model quality–cost table."""
+    import json
+
+    from firewall_routing.costs import SHIPPED, load_costs, shipped_costs
+    from firewall_routing.experiment.evaluation import evaluate_models
+    from firewall_routing.experiment.report import format_models_evaluation
+
+    if costs is None:
+        raise InputError(
+            "this router predicts every model: pass --costs (a .csv or one of "
+            f"{', '.join(SHIPPED)}) to price them, or --weak/--strong to route one pair",
+            field="--costs",
+        )
+    cost_table = load_costs(shipped_costs(costs) if costs in SHIPPED else Path(costs))
+    models = list(r.model_names)
+    for m in models:
+        table.model(m)  # a model the router learned but the table lacks: one line
+    source = str(table.source or "the outcome table")
+    ghosts = [m for m in cost_table.model_names if m not in table.model_names]
+    if ghosts:  # a typo in the cost table would otherwise price nothing, silently
+        raise InputError(
+            f"model {ghosts[0]!r} has a cost but is not in {source}", path=cost_table.path, field="model"
+        )
+    cost_table.require(models, source)
+    rows = table.complete(models)
+    pred = r.predict_models(rows.prompts)
+    res = evaluate_models(
+        pred, rows, models, cost_table.query_costs(models, len(rows)), hopeless=hopeless, n_boot=bootstrap
+    )
+    res["costs"] = cost_table.describe()
+    res["cost_provenance"] = cost_table.provenance()
+    typer.echo(format_models_evaluation(res))
+    if json_out is not None:
+        json_out.write_text(json.dumps(res, indent=2) + "\n")
 
 
 # Commands of later pipeline stages register themselves here (each module keeps its heavy

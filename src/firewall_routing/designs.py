@@ -28,6 +28,8 @@ DESIGN_NAMES: tuple[DesignName, ...] = get_args(DesignName)
 GreedyApprox = Literal["none", "majority"]
 """Where greedy answers are missing (see :class:`firewall_routing.labels.Approximations`)."""
 PairingApprox = Literal["none", "independent"]
+ModelTarget = Literal["pass-rate", "greedy", "quality"]
+"""What a router that predicts every model learns per model (``labels.model_success``)."""
 """Where paired samples are missing (win-rate)."""
 
 

@@ -14,7 +14,8 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +31,26 @@ ENCODER_HELP = (
     "distilled from it; serve with backend static) or a sentence-transformers model"
 )
 """The ``encoder`` option's help, shared by the routers on frozen embeddings."""
+
+
+_PROGRESS = [False]
+"""Whether every embedding call shows its bar (set by :func:`progress_bars`)."""
+
+
+@contextmanager
+def progress_bars() -> Iterator[None]:
+    """Inside, every embedding of uncached prompts shows a tqdm bar on stderr.
+
+    For the CLI's long commands (``train``, ``evaluate``): a router embeds inside its own
+    ``fit``/``score``, and threading a flag through every router's signature would touch them
+    all; the bar counts only prompts actually embedded, so a warm cache stays silent.
+    """
+    old = _PROGRESS[0]
+    _PROGRESS[0] = True
+    try:
+        yield
+    finally:
+        _PROGRESS[0] = old
 
 
 class Encoder(Protocol):
@@ -144,8 +165,10 @@ class CachedEncoder:
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
         """Vectors for ``texts`` (float64, one row each), embedding only what no cache has.
 
-        ``progress`` shows one bar counting the prompts actually embedded.
+        ``progress`` (or an enclosing :func:`progress_bars`) shows one bar counting the
+        prompts actually embedded.
         """
+        progress = progress or _PROGRESS[0]
         keys = [self._key(t) for t in texts]
         missing = [k for k in dict.fromkeys(keys) if k not in self._mem]
         for i in range(0, len(missing), 500):

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from firewall_routing.designs import DesignName, GreedyApprox, PairingApprox, as_design
+from firewall_routing.designs import DesignName, GreedyApprox, ModelTarget, PairingApprox, as_design
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray, OutcomeTable
 
@@ -403,3 +403,67 @@ def compute_labels(
     p: dict[str, float] = {k: float(v) for k, v in (params or {}).items()}
     values = DESIGNS[design](table, approx or Approximations(), notes, p).astype(np.float64)
     return Labels(values=values, design=design, notes=tuple(notes), params=p)
+
+
+# --------------------------------------------------------------------------- every model's target
+
+MODEL_TARGETS: tuple[ModelTarget, ...] = ("pass-rate", "greedy", "quality")
+"""What a ``predicts_models`` router learns per model: the pass rate (soft, the expected
+correctness of one sampled answer), the greedy answer's 0/1 correctness, or the mean
+real-valued quality of one answer (scored tables)."""
+
+
+@dataclass(frozen=True)
+class ModelLabels:
+    """The ``fit_models`` target: rows × models values (NaN = missing) and what was approximated."""
+
+    values: FloatArray
+    target: ModelTarget
+    models: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def model_success(
+    table: OutcomeTable,
+    names: Sequence[str] | None = None,
+    target: ModelTarget = "pass-rate",
+    approx: Approximations | None = None,
+) -> ModelLabels:
+    """rows × models training target for ``fit_models`` (``values`` is 2-D; NaN = missing).
+
+    Missing outcomes stay NaN (the routers skip them). ``greedy`` on a model without
+    greedy answers uses ``approx.greedy`` (majority of samples, reported in ``notes``) or
+    fails naming the model.
+    """
+    a = approx or Approximations()
+    models = [table.model(n) for n in (names if names is not None else table.model_names)]
+    notes: list[str] = []
+    if target == "pass-rate":
+        values = table.pass_rate_matrix([m.name for m in models])
+    elif target == "quality":
+        values = table.quality_matrix([m.name for m in models])
+    elif target == "greedy":
+        cols = []
+        for m in models:
+            known = ~np.isnan(m.greedy) if len(m.greedy) else np.zeros(len(table), dtype=bool)
+            col = np.where(known, m.greedy, np.nan) if len(m.greedy) else np.full(len(table), np.nan)
+            gap = ~known & ~m.missing
+            if gap.any():
+                if a.greedy == "none":
+                    raise InputError(
+                        f"model {m.name!r} has no greedy correctness on {int(gap.sum())} rows; "
+                        "allow --greedy-approx majority",
+                        path=table.source or None,
+                        field="greedy",
+                    )
+                col = np.where(gap, (m.pass_rate >= 0.5).astype(np.float64), col)
+                notes.append(
+                    f"{m.name}: greedy correctness approximated as 1[pass rate ≥ 0.5] on {int(gap.sum())} rows"
+                )
+            cols.append(col)
+        values = np.stack(cols, axis=1)
+    else:
+        raise InputError(
+            f"unknown model target '{target}'; available: {', '.join(MODEL_TARGETS)}", field="target"
+        )
+    return ModelLabels(values.astype(np.float64), target, tuple(m.name for m in models), tuple(notes))

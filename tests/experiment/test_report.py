@@ -331,7 +331,7 @@ def test_console_answers_in_one_sentence_first_and_leaves_the_long_conclusion_to
     report.write_markdown(res, tmp_path / "r.md", 1.0)
     md = (tmp_path / "r.md").read_text()
     assert (
-        md.index("Answer. on main/toy, use Soft Block")
+        md.index("**Answer:** on main/toy, use Soft Block")
         < md.index("## Conclusion")
         < md.index("How it is decided")
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -679,3 +680,183 @@ def test_batched_log_handler_writes_off_the_callers_thread_in_order() -> None:
         logger.removeHandler(handler)
         handler.close()  # writes what is still pending
     assert out.getvalue().splitlines() == [f"line {i}" for i in range(5)] + ["last"]
+
+
+# --------------------------------------------------------------------------- micro-batched scoring
+
+
+class BatchRecorder:
+    """Scores ``len(text) / 1000`` (so each answer names its prompt); the first call blocks
+    until released, so the requests behind it queue; 'explode' breaks a call."""
+
+    backend = "fake"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.release = threading.Event()
+
+    def __call__(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
+        import numpy as np
+
+        self.calls.append(list(texts))
+        if len(self.calls) == 1:
+            self.release.wait(10)
+        if any("explode" in t for t in texts):
+            raise RuntimeError("scorer crashed")
+        return np.array([len(t) / 1000 for t in texts])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_concurrent_requests_are_scored_in_batches_each_answer_its_own(tmp_path: Any, threads: int) -> None:
+    """30 scored requests wait behind a blocked scoring call: they are decided in batches of
+    at most 8 (the configured bound), every response carries the score of its own prompt, and
+    the one prompt that breaks the scorer gets a 500 while its batch-mates get 200."""
+    import asyncio
+
+    import httpx
+
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import Decider
+
+    from .conftest import FakeUpstream, fast_config, word_count
+
+    cfg = fast_config(tmp_path, scoring_batch_size=8, scoring_threads=threads)
+    assert cfg.default_model is not None
+    scorer = BatchRecorder()
+    decider = Decider(scorer, None, cfg.default_model, cfg.context_tokens, word_count)
+    app = create_app(cfg, decider=decider, transport=httpx.MockTransport(FakeUpstream().handler))
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    texts = ["x" * (10 + i) for i in range(30)]
+    texts[17] = "explode " + "y" * 40
+
+    async def run() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                first = asyncio.create_task(client.post(CHAT, json=chat("first"), headers=headers))
+                while not scorer.calls:
+                    await asyncio.sleep(0.005)
+                rest = [asyncio.create_task(client.post(CHAT, json=chat(t), headers=headers)) for t in texts]
+                await asyncio.sleep(0.3)  # all queued (with 2 threads, some already scored)
+                scorer.release.set()
+                return [await first, *await asyncio.gather(*rest)]
+
+    responses = asyncio.run(run())
+    assert scorer.calls[0] == ["first"]  # alone and at once: nothing was running
+    assert max(len(c) for c in scorer.calls) <= 8
+    assert any(len(c) > 1 for c in scorer.calls)  # batched, not one call per request
+    for text, r in zip(["first", *texts], responses, strict=True):
+        if "explode" in text:
+            assert r.status_code == 500
+            continue
+        assert r.status_code == 200, r.text
+        assert float(r.headers["x-firewall-score"]) == pytest.approx(len(text) / 1000)
+
+
+def test_batch_options_come_from_config_and_command_line(tmp_path: Any) -> None:
+    from firewall_routing.errors import InputError
+    from firewall_routing.serve.config import with_overrides
+
+    from .conftest import fast_config
+
+    cfg = fast_config(tmp_path)
+    assert (cfg.scoring_batch_size, cfg.scoring_batch_window_ms) == (64, 0.0)
+    cfg = fast_config(tmp_path, scoring_batch_size=16, scoring_batch_window_ms=2)
+    assert (cfg.scoring_batch_size, cfg.scoring_batch_window_ms) == (16, 2.0)
+    over = with_overrides(cfg, scoring_batch_size=4, scoring_batch_window_ms=None)
+    assert (over.scoring_batch_size, over.scoring_batch_window_ms) == (4, 2.0)
+    with pytest.raises(InputError, match="--scoring-batch-window-ms"):
+        with_overrides(cfg, scoring_batch_window_ms=500)
+
+
+def test_inline_scoring_answers_each_request_with_its_own_score(tmp_path: Any) -> None:
+    """scoring_inline (the static backend's default): scored on the event loop, batched per
+    loop iteration; every concurrent response carries its own prompt's score."""
+    import asyncio
+
+    import httpx
+
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import Decider
+
+    from .conftest import FakeUpstream, fast_config, word_count
+
+    cfg = fast_config(tmp_path, scoring_inline=True)
+    assert cfg.default_model is not None
+    scorer = BatchRecorder()
+    scorer.release.set()
+    decider = Decider(scorer, None, cfg.default_model, cfg.context_tokens, word_count)
+    app = create_app(cfg, decider=decider, transport=httpx.MockTransport(FakeUpstream().handler))
+    assert app.state.firewall.scoring_inline
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    texts = ["x" * (10 + i) for i in range(20)] + ["explode"]
+
+    async def run() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return list(
+                    await asyncio.gather(*(client.post(CHAT, json=chat(t), headers=headers) for t in texts))
+                )
+
+    responses = asyncio.run(run())
+    for text, r in zip(texts, responses, strict=True):
+        if text == "explode":
+            assert r.status_code == 500
+        else:
+            assert float(r.headers["x-firewall-score"]) == pytest.approx(len(text) / 1000)
+
+
+def test_scoring_inline_defaults_to_the_static_backend_only(tmp_path: Any) -> None:
+    import httpx
+
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import Decider
+
+    from .conftest import KeywordScorer, fast_config, word_count
+
+    for backend, configured, expected in (
+        ("static", None, True),
+        ("fake", None, False),
+        ("static", False, False),
+        ("fake", True, True),
+    ):
+        scorer = KeywordScorer()
+        scorer.backend = backend
+        cfg = fast_config(tmp_path, scoring_inline=configured)
+        assert cfg.default_model is not None
+        decider = Decider(scorer, None, cfg.default_model, cfg.context_tokens, word_count)
+        app = create_app(cfg, decider=decider, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+        assert app.state.firewall.scoring_inline is expected
+
+
+def test_an_upstream_cookie_is_not_replayed_on_later_requests(tmp_path: Any) -> None:
+    """httpx's client would keep an upstream's Set-Cookie and send it with every later
+    request, whoever the client: the proxy's pools keep no cookies."""
+    import httpx
+    from fastapi.testclient import TestClient
+
+    from firewall_routing.serve.app import create_app
+    from firewall_routing.serve.routing import Decider
+
+    from .conftest import KeywordScorer, completion, fast_config, word_count
+
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(
+            200, json=completion("weak", "m"), headers={"set-cookie": "session=alice; Path=/"}
+        )
+
+    cfg = fast_config(tmp_path)
+    assert cfg.default_model is not None
+    decider = Decider(KeywordScorer(), None, cfg.default_model, cfg.context_tokens, word_count)
+    app = create_app(cfg, decider=decider, transport=httpx.MockTransport(handler))
+    with TestClient(app) as client:
+        for _ in range(3):
+            r = client.post(
+                CHAT, json=chat("easy", model="weak"), headers={"authorization": f"Bearer {API_KEY}"}
+            )
+            assert r.status_code == 200
+    assert seen == [None, None, None]

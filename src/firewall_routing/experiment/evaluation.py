@@ -194,3 +194,56 @@ def bin_pass_rates(score_sets: Sequence[FloatArray], t: OutcomeTable) -> tuple[F
     strong = np.mean([[b.strong_pass_rate for b in bins] for bins in per_seed], axis=0)
     weak = np.mean([[b.weak_pass_rate for b in bins] for bins in per_seed], axis=0)
     return strong, weak
+
+
+# --------------------------------------------------------------------------- N models
+
+
+def evaluate_models(
+    pred: FloatArray,
+    table: OutcomeTable,
+    models: Sequence[str],
+    cost: FloatArray,
+    *,
+    hopeless: float = 0.0,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """N-model metrics of a ``predicts_models`` router's predictions ``pred`` (rows ×
+    ``models``) on ``table`` with per-query costs ``cost``: single models, their hull, the
+    oracle, random, and per policy (threshold, utility; blocking at ``hopeless``) the curve's
+    area over the hull, gain, cost at 95/99/100 % of the best model and bootstrap CIs
+    (metrics.nmodel). JSON-ready; the caller adds which costs it used."""
+    from firewall_routing.metrics import nmodel
+    from firewall_routing.routers.policies import POLICIES, sweep
+
+    success = table.complete(models).pass_rate_matrix(models)
+    ref = nmodel.reference(success, cost)
+    oc, oq = nmodel.points_of([nmodel.oracle_choice(success, cost)], success, cost)
+    best_q = float(ref.single_quality[ref.best])
+    out: dict[str, Any] = {
+        "rows": len(table),
+        "models": {
+            m: {"cost": float(c), "quality": float(q)}
+            for m, c, q in zip(models, ref.single_cost, ref.single_quality, strict=True)
+        },
+        "best": models[ref.best],
+        "cheapest": models[ref.cheapest],
+        "oracle": {"cost": float(oc[0]), "quality": float(oq[0])},
+        "random": {"cost": float(ref.single_cost.mean()), "quality": float(ref.single_quality.mean())},
+        "hull_cost_at": {f"{t:g}": ref.hull.cost_for(t * best_q) for t in nmodel.QUALITY_TARGETS},
+        "hopeless": hopeless,
+        "policies": {},
+    }
+    for policy in POLICIES:
+        _, choices = sweep(policy, pred, cost, hopeless=hopeless)
+        c, q = nmodel.points_of(choices, success, cost)
+        summ = nmodel.summarize(nmodel.frontier(c, q), ref)
+        row = summ.as_dict()
+        if n_boot:
+            boot = nmodel.bootstrap_curve(choices, success, cost, draws=n_boot, seed=seed)
+            row["area_ci95"] = list(boot.ci(boot.area))
+            row["gain_ci95"] = list(boot.ci(boot.gain))
+            row["ci_excludes_hull_over_middle"] = boot.excludes_hull()
+        out["policies"][policy] = row
+    return out

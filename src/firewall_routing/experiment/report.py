@@ -224,7 +224,7 @@ def write_markdown(res: ExperimentResults, path: Path, wall_seconds: float) -> N
         f"* Cells: APGR (mean ± std over seeds for a router trained with several){ci_note}; pass rates in % at 20/50/80 % of queries "
         "routed to the strong model (seed mean).",
         "",
-        f"**{answer(res).replace('Answer: ', 'Answer. ', 1)}**",
+        answer(res).replace("Answer:", "**Answer:**", 1),
         "",
         "## Conclusion",
         "",
@@ -547,7 +547,11 @@ def answer(res: ExperimentResults) -> str:
     return (
         f"Answer: on {key}, use {title(lead)} at {point} strong calls: {share} of the all-strong "
         f"gain (random needs {share}); it beats random at 95 % ({signed(vs_r)} APGR points)"
-        + (f", not separably from {', '.join(tied)}." if tied else ", and every other router separably.")
+        + (
+            f"; not separable from it: {', '.join(tied)}."
+            if tied
+            else "; every other router is separably below it."
+        )
     )
 
 
@@ -843,3 +847,31 @@ def bin_figure(runs: list[RouterRun], t: OutcomeTable, key: str) -> Any:
     )
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
+
+
+def format_models_evaluation(res: dict[str, Any]) -> str:
+    """The N-model table of ``evaluate`` (``evaluation.evaluate_models`` plus ``costs``)."""
+
+    def pct(x: float | None) -> str:
+        return "never" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+    best = res["models"][res["best"]]
+    lines = [
+        f"{res['rows']} queries, {len(res['models'])} models; costs: {res['costs']}",
+        f"best single model {res['best']}: quality {best['quality']:.4f} at cost {best['cost']:.4g}; "
+        f"cheapest {res['cheapest']}",
+        f"oracle (cheapest correct model): quality {res['oracle']['quality']:.4f} at cost {res['oracle']['cost']:.4g}; "
+        f"random model per query: {res['random']['quality']:.4f} at {res['random']['cost']:.4g}",
+        "hull of single models: cost at 95/99/100 % of the best = "
+        + " / ".join(pct(res["hull_cost_at"][k]) for k in ("0.95", "0.99", "1")),
+        f"policy (blocking below {res['hopeless']:g})  area over hull  gain at best cost  cost at 95/99/100 %",
+    ]
+    for name, row in res["policies"].items():
+        area = "n/a" if row["area"] is None else f"{row['area']:+.4f}"
+        if "area_ci95" in row and row["area"] is not None:
+            area += f" [{row['area_ci95'][0]:+.4f}, {row['area_ci95'][1]:+.4f}]"
+        lines.append(
+            f"  {name:10s} {area:30s} {row['gain']:+.4f}   "
+            + " / ".join(pct(row["cost_at"][k]) for k in ("0.95", "0.99", "1"))
+        )
+    return "\n".join(lines)

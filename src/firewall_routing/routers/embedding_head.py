@@ -41,10 +41,10 @@ class EmbeddingHeadRouter(FrozenEmbeddingRouter):
                 torch.nn.Linear(text_dim, o.hidden),
                 torch.nn.ReLU(),
                 torch.nn.Dropout(o.dropout),
-                torch.nn.Linear(o.hidden, 1),
+                torch.nn.Linear(o.hidden, self._outputs()),
             ]
         else:
-            layers.append(torch.nn.Linear(text_dim, 1))
+            layers.append(torch.nn.Linear(text_dim, self._outputs()))
         return torch.nn.Sequential(*layers)
 
     def _optimizer(self, params: Any) -> Any:

@@ -4,6 +4,11 @@
 and the optimiser; embedding, the training loop (weighted soft-label BCE, best epoch by
 validation APGR), scoring and save/load are the same and live here once.
 
+``fit_models`` (``predicts_models``) trains the same kind of network with one output per
+model on a rows × models success matrix: BCE summed over the observed entries only (NaN =
+no outcome, never a failure); the epoch kept is the one with the lowest BCE on the
+validation rows' observed entries. ``predict_models`` is the sigmoid of every output.
+
 Training runs on one torch thread: the networks are tiny (a 384×128 layer), so intra-op
 threads only add hand-off cost — on a busy 2-core machine training was ~3.5× slower with two
 threads (measured).
@@ -24,7 +29,16 @@ from firewall_routing import metrics
 from firewall_routing.embeddings import DEFAULT_ENCODER, ENCODER_HELP
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
-from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation
+from firewall_routing.routers.base import (
+    FitReport,
+    ModelValidation,
+    Router,
+    RouterMetadata,
+    RouterOptions,
+    Validation,
+    check_success,
+    pair_scores_from,
+)
 
 
 class FrozenOptions(RouterOptions):
@@ -47,6 +61,7 @@ class FrozenEmbeddingRouter(Router):
 
     trains = True
     scores_embeddings = True
+    predicts_models = True
     weights_file: ClassVar[str]
     options: FrozenOptions
     _net: Any = None
@@ -61,8 +76,13 @@ class FrozenEmbeddingRouter(Router):
         return 0.0
 
     def _build(self, text_dim: int) -> Any:
-        """A freshly initialised network (seeded) for embeddings of size ``text_dim``."""
+        """A freshly initialised network (seeded) for embeddings of size ``text_dim``, with
+        :meth:`_outputs` logits per row."""
         raise NotImplementedError
+
+    def _outputs(self) -> int:
+        """Logits per row: one per model after ``fit_models``, else one (the pair's)."""
+        return len(self.model_names) or 1
 
     def _optimizer(self, params: Any) -> Any:
         raise NotImplementedError
@@ -150,14 +170,118 @@ class FrozenEmbeddingRouter(Router):
             mass += float(wb.sum())
         return total / max(mass, 1e-12)
 
+    # ------------------------------------------------------------------ every model at once
+
+    def fit_models(
+        self,
+        prompts: Sequence[str],
+        success: FloatArray,
+        models: Sequence[str],
+        *,
+        val: ModelValidation | None = None,
+    ) -> FitReport:
+        """One logit per model, masked BCE; the best epoch by validation BCE (see module doc)."""
+        import torch
+
+        y = check_success(prompts, success, models)
+        if val is not None:
+            check_success(val.prompts, val.success, models)
+        self.model_names = tuple(models)
+        self.metadata = RouterMetadata.for_training(prompts, y, label_design=None, weak=None, strong=None)
+        start = time.perf_counter()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            report = self._train_models(prompts, y, val)
+        finally:
+            torch.set_num_threads(threads)
+        report.seconds = time.perf_counter() - start
+        self.fit_report = report
+        return report
+
+    @staticmethod
+    def _masked_bce(logits: Any, y: Any, mask: Any) -> Any:
+        import torch
+
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        return (losses * mask).sum() / mask.sum().clamp(min=1.0)
+
+    def _train_models(
+        self, prompts: Sequence[str], success: FloatArray, val: ModelValidation | None
+    ) -> FitReport:
+        import torch
+
+        def tensors(p: Sequence[str], s: FloatArray) -> tuple[Any, Any, Any]:
+            known = ~np.isnan(s)
+            return (
+                torch.tensor(self.embed(p), dtype=torch.float32),
+                torch.tensor(np.where(known, s, 0.0), dtype=torch.float32),
+                torch.tensor(known, dtype=torch.float32),
+            )
+
+        x, y, mask = tensors(prompts, success)
+        held = tensors(val.prompts, val.success) if val is not None else None
+        net = self._build(x.shape[1])
+        opt = self._optimizer(net.parameters())
+        gen = torch.Generator().manual_seed(self.options.seed)
+        report, best = FitReport(), np.inf
+        best_state = copy.deepcopy(net.state_dict())
+        noise = self._noise()
+        for epoch in range(1, self.options.epochs + 1):
+            net.train()
+            perm = torch.randperm(len(y), generator=gen)
+            total, steps = 0.0, 0
+            for i in range(0, len(y), self.options.batch_size):
+                idx = perm[i : i + self.options.batch_size]
+                q = x[idx]
+                if noise:
+                    q = q + torch.randn(q.shape, generator=gen) * noise
+                loss = self._masked_bce(net(q), y[idx], mask[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total, steps = total + float(loss.detach()), steps + 1
+            row = {"epoch": float(epoch), "train_loss": total / max(steps, 1)}
+            if held is not None:
+                net.eval()
+                with torch.no_grad():
+                    row["val_bce"] = float(self._masked_bce(net(held[0]), held[1], held[2]))
+                if row["val_bce"] < best:
+                    best, best_state = row["val_bce"], copy.deepcopy(net.state_dict())
+                    report.best_epoch = epoch
+            report.epochs.append(row)
+        if held is not None:
+            net.load_state_dict(best_state)
+        else:
+            report.best_epoch = self.options.epochs
+        net.eval()
+        self._net = net
+        return report
+
+    def predict_embeddings(self, emb: FloatArray) -> FloatArray:
+        """P(success) per model (rows × ``model_names``) from the prompts' vectors."""
+        import torch
+
+        if self._net is None or not self.model_names:
+            raise InputError("router is not trained on every model: call fit_models() or load one")
+        with torch.no_grad():
+            out = torch.sigmoid(self._net(torch.tensor(emb, dtype=torch.float32)))
+        return out.double().numpy().reshape(len(emb), len(self.model_names))
+
+    def predict_models(self, prompts: Sequence[str]) -> FloatArray:
+        return self.predict_embeddings(self.embed(prompts))
+
     # ------------------------------------------------------------------ scoring, persistence
 
     def score_embeddings(self, emb: FloatArray, texts: Sequence[str] | None = None) -> FloatArray:
-        """Scores from the vectors alone (``texts`` is not needed)."""
+        """Scores from the vectors alone (``texts`` is not needed); a router trained on every
+        model scores its pair (``use_pair``)."""
         import torch
 
         if self._net is None:
             raise InputError("router is not trained: call fit() or load a saved router")
+        if self.model_names:
+            return pair_scores_from(self.predict_embeddings(emb), self.model_names, self.metadata)
         with torch.no_grad():
             out = torch.sigmoid(self._net(torch.tensor(emb, dtype=torch.float32)).reshape(-1))
         return out.double().numpy()

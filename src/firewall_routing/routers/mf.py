@@ -25,6 +25,11 @@ notion of blocking queries both models fail. ``ties="half"`` instead counts a ti
 win for each side (target p_w + ½·p_tie, weight 1) for users who want every query used.
 ``fit(prompts, labels)`` (the generic Router interface) trains σ(s_weak − s_strong) on any
 soft label in [0, 1] with weight 1, so MF can also be paired with a paper label design.
+
+Every model at once (``fit_models``): the same bilinear score with one embedding per model
+plus a per-model bias (a model's base rate, which a pair's difference cancels),
+P(model m succeeds on q) = σ(s_m(q) + b_m), trained by masked BCE on the success matrix —
+matrix factorisation of the prompts × models success matrix, as RouterBench-style routers do.
 """
 
 from __future__ import annotations
@@ -82,6 +87,28 @@ def _mf_class() -> type:
     return MFNet
 
 
+@functools.cache
+def _mf_models_class() -> type:
+    import torch
+
+    class MFModelsNet(torch.nn.Module):
+        """logit P(m succeeds on q) = w2ᵀ(normalize(P[m]) ⊙ W1 q) + b_m, for every model m."""
+
+        def __init__(self, text_dim: int, dim: int, models: int) -> None:
+            super().__init__()
+            self.P = torch.nn.Embedding(models, dim)
+            self.bias = torch.nn.Parameter(torch.zeros(models))
+            self.text_proj = torch.nn.Linear(text_dim, dim, bias=False)
+            self.classifier = torch.nn.Linear(dim, 1, bias=False)
+
+        def forward(self, q: Any) -> Any:
+            v = torch.nn.functional.normalize(self.P.weight, p=2, dim=1)  # (M, dim)
+            proj = self.text_proj(q).unsqueeze(1)  # (B, 1, dim)
+            return self.classifier(proj * v.unsqueeze(0)).squeeze(-1) + self.bias  # (B, M)
+
+    return MFModelsNet
+
+
 class MFOptions(FrozenOptions):
     dim: int = Field(default=128, ge=1, description="model/prompt embedding size of the bilinear model")
     epochs: int = Field(default=100, ge=1, description="passes over the training set")
@@ -108,6 +135,8 @@ class MFRouter(FrozenEmbeddingRouter):
         import torch
 
         torch.manual_seed(self.options.seed)
+        if self.model_names:
+            return _mf_models_class()(text_dim, self.options.dim, len(self.model_names))
         return _mf_class()(text_dim, self.options.dim)
 
     # ------------------------------------------------------------------ training

@@ -21,6 +21,10 @@ The ridge penalty is chosen by exact leave-one-out error on the training rows (c
 via one SVD), never by the validation rows. Predictions are mapped into [0, 1] by
 :func:`squash`, which is the identity on [0.01, 0.99] and strictly increasing outside, so
 the routing order (all that APGR reads) is exactly the regression's order.
+
+``fit_models`` (``predicts_models``) regresses every model's success on the same inputs,
+one column per model with its own leave-one-out penalty, each on the rows where that model
+has an outcome (:func:`ridge_columns`); ``predict_models`` squashes each column into [0, 1].
 """
 
 from __future__ import annotations
@@ -41,9 +45,20 @@ from pydantic import Field
 from firewall_routing.embeddings import DEFAULT_ENCODER, ENCODER_HELP, cache_dir
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
-from firewall_routing.routers.base import FitReport, Router, RouterOptions, Validation, check_labels
+from firewall_routing.routers.base import (
+    FitReport,
+    ModelValidation,
+    Router,
+    RouterMetadata,
+    RouterOptions,
+    Validation,
+    check_labels,
+    check_success,
+    pair_scores_from,
+)
 
 WEIGHTS_FILE = "ridge.npz"
+MODELS_FILE = "ridge-models.npz"
 PRIOR_FILE = "prior.json"
 ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 3.5, 19))
 """Ridge penalties searched by leave-one-out error (0.1 … ~3162, log-spaced)."""
@@ -467,6 +482,44 @@ def ridge_solve(x: FloatArray, y: FloatArray, alpha: float) -> tuple[FloatArray,
     return coef, ym - float(xm @ coef)
 
 
+def ridge_columns(
+    x: FloatArray, success: FloatArray, alphas: Sequence[float] = ALPHAS
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per column of ``success`` (rows × models, NaN = missing): ridge coefficients,
+    intercept and leave-one-out penalty, fitted on the rows where the column is observed.
+
+    Columns observed on the same rows share one SVD (a complete table needs one); each
+    column's penalty is :func:`loo_alpha`'s and its fit :func:`ridge_solve`'s, computed
+    from that SVD: coef = V diag(s/(s²+α)) Uᵀ (y − ȳ) on the centred rows.
+    """
+    known = ~np.isnan(success)
+    m = success.shape[1]
+    coef, intercept, chosen = np.zeros((x.shape[1], m)), np.zeros(m), np.zeros(m)
+    groups: dict[bytes, list[int]] = {}
+    for j in range(m):
+        groups.setdefault(known[:, j].tobytes(), []).append(j)
+    for cols in groups.values():
+        rows = known[:, cols[0]]
+        xr = x[rows]
+        xm = xr.mean(0)
+        u, s, vt = np.linalg.svd(xr - xm, full_matrices=False)
+        for j in cols:
+            y = success[rows, j]
+            ym = float(y.mean())
+            uty = u.T @ (y - ym)
+            best, best_a = math.inf, float(alphas[0])
+            for a in alphas:
+                f = s**2 / (s**2 + a)
+                h = (u**2) @ f + 1.0 / len(y)
+                loo = float(np.mean(((y - ym - u @ (f * uty)) / (1.0 - h)) ** 2))
+                if loo < best - 1e-15:
+                    best, best_a = loo, float(a)
+            coef[:, j] = vt.T @ (s / (s**2 + best_a) * uty)
+            intercept[j] = ym - float(xm @ coef[:, j])
+            chosen[j] = best_a
+    return coef, intercept, chosen
+
+
 LO, HI = 0.01, 0.99
 
 
@@ -588,9 +641,13 @@ class RidgeRouter(Router):
     options: RidgeOptions
     trains = True
     scores_embeddings = True
+    predicts_models = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        self._coef_m: FloatArray | None = None  # inputs × models (fit_models)
+        self._intercept_m = np.zeros(0)
+        self.alphas_m = np.zeros(0)
         self._prior: SolutionPrior | None = None
         self._coef: FloatArray | None = None
         self._intercept = 0.0
@@ -620,10 +677,9 @@ class RidgeRouter(Router):
         """Embedding beside the extra columns, standardized with the training rows' moments."""
         return np.hstack([emb, (extra - self._mean) / self._std])
 
-    def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
-        """Closed-form fit; ``val`` is unused (the penalty comes from leave-one-out error)."""
-        start = time.perf_counter()
-        y = check_labels(prompts, labels)
+    def _training_inputs(self, prompts: Sequence[str], y: FloatArray) -> FloatArray:
+        """Choose the feature groups for target(s) ``y`` (``select``), fit their moments and
+        return the training inputs."""
         offered = self.offered_groups()
         prior = gsm8k_prior(prompts) if GSM8K_PRIOR in offered else None
         emb = self.embed(prompts)
@@ -634,18 +690,55 @@ class RidgeRouter(Router):
         self._prior = prior if GSM8K_PRIOR in self.groups else None
         extra = self._extra(prompts)
         self._mean, self._std = standardized(extra)
-        x = self._inputs(emb, extra)
+        return self._inputs(emb, extra)
+
+    def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
+        """Closed-form fit; ``val`` is unused (the penalty comes from leave-one-out error)."""
+        start = time.perf_counter()
+        y = check_labels(prompts, labels)
+        x = self._training_inputs(prompts, y)
         self.alpha = loo_alpha(x, y)
         self._coef, self._intercept = ridge_solve(x, y, self.alpha)
         return FitReport(seconds=time.perf_counter() - start)
 
+    def fit_models(
+        self,
+        prompts: Sequence[str],
+        success: FloatArray,
+        models: Sequence[str],
+        *,
+        val: ModelValidation | None = None,
+    ) -> FitReport:
+        """One ridge column per model on the same inputs as ``fit`` (``val`` is unused)."""
+        start = time.perf_counter()
+        y = check_success(prompts, success, models)
+        x = self._training_inputs(prompts, np.where(np.isnan(y), np.nanmean(y, axis=0), y))
+        self._coef_m, self._intercept_m, self.alphas_m = ridge_columns(x, y)
+        self.model_names = tuple(models)
+        self.metadata = RouterMetadata.for_training(prompts, y, label_design=None, weak=None, strong=None)
+        return FitReport(seconds=time.perf_counter() - start)
+
+    def predict_embeddings(self, emb: FloatArray, texts: Sequence[str]) -> FloatArray:
+        """P(success) per model (rows × ``model_names``) from the prompts' vectors and text."""
+        if self._coef_m is None:
+            raise InputError("router is not trained on every model: call fit_models() or load one")
+        if len(texts) != len(emb):
+            raise ValueError(f"{len(emb)} embeddings but {len(texts)} texts")
+        return squash(self._inputs(emb, self._extra(texts)) @ self._coef_m + self._intercept_m)
+
+    def predict_models(self, prompts: Sequence[str]) -> FloatArray:
+        return self.predict_embeddings(self.embed(prompts), prompts)
+
     def score_embeddings(self, emb: FloatArray, texts: Sequence[str] | None = None) -> FloatArray:
         """Scores from precomputed embeddings ``emb`` of the prompts ``texts`` (the text
-        feeds the features and the prior, so it is required)."""
-        if self._coef is None:
-            raise InputError("router is not trained: call fit() or load a saved router")
+        feeds the features and the prior, so it is required); a router trained on every
+        model scores its pair (``use_pair``)."""
         if texts is None:
             raise InputError("router 'ridge' scores embeddings together with their prompts' texts")
+        if self._coef_m is not None:
+            return pair_scores_from(self.predict_embeddings(emb, texts), self.model_names, self.metadata)
+        if self._coef is None:
+            raise InputError("router is not trained: call fit() or load a saved router")
         if len(texts) != len(emb):
             raise ValueError(f"{len(emb)} embeddings but {len(texts)} texts")
         return squash(self._inputs(emb, self._extra(texts)) @ self._coef + self._intercept)
@@ -654,6 +747,18 @@ class RidgeRouter(Router):
         return self.score_embeddings(self.embed(prompts), prompts)
 
     def _save_weights(self, path: Path) -> None:
+        if self._coef_m is not None:
+            np.savez(
+                path / MODELS_FILE,
+                coef=self._coef_m,
+                intercept=self._intercept_m,
+                mean=self._mean,
+                std=self._std,
+                alphas=self.alphas_m,
+                groups=np.array(self.groups, dtype=str),
+            )
+            self._save_prior(path)
+            return
         if self._coef is None:
             raise InputError("cannot save an untrained router")
         np.savez(
@@ -665,19 +770,31 @@ class RidgeRouter(Router):
             alpha=np.array([self.alpha]),
             groups=np.array(self.groups, dtype=str),
         )
+        self._save_prior(path)
+
+    def _save_prior(self, path: Path) -> None:
         if self._prior is not None:
             (path / PRIOR_FILE).write_text(json.dumps(self._prior.to_json()))
 
     def _load_weights(self, path: Path) -> None:
-        if not (path / WEIGHTS_FILE).exists():
+        # routers saved before groups were chosen used every offered group
+        saved: list[str] = list(self.offered_groups())
+        if (path / MODELS_FILE).exists():
+            with np.load(path / MODELS_FILE) as d:
+                self._coef_m = d["coef"].astype(np.float64)
+                self._intercept_m = d["intercept"].astype(np.float64)
+                self._mean, self._std = d["mean"].astype(np.float64), d["std"].astype(np.float64)
+                self.alphas_m = d["alphas"].astype(np.float64)
+                saved = [str(g) for g in d["groups"].tolist()] if "groups" in d else saved
+        elif (path / WEIGHTS_FILE).exists():
+            with np.load(path / WEIGHTS_FILE) as d:
+                self._coef = d["coef"].astype(np.float64)
+                self._intercept = float(d["intercept"][0])
+                self._mean, self._std = d["mean"].astype(np.float64), d["std"].astype(np.float64)
+                self.alpha = float(d["alpha"][0])
+                saved = [str(g) for g in d["groups"].tolist()] if "groups" in d else saved
+        else:
             return
-        with np.load(path / WEIGHTS_FILE) as d:
-            self._coef = d["coef"].astype(np.float64)
-            self._intercept = float(d["intercept"][0])
-            self._mean, self._std = d["mean"].astype(np.float64), d["std"].astype(np.float64)
-            self.alpha = float(d["alpha"][0])
-            # routers saved before groups were chosen used every offered group
-            saved = [str(g) for g in d["groups"].tolist()] if "groups" in d else list(self.offered_groups())
         self.groups = tuple(g for g in FEATURE_GROUPS if g in saved)
         if GSM8K_PRIOR in self.groups:
             if not (path / PRIOR_FILE).exists():

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     """Add the sampling commands to the CLI."""
     app.command("sample")(sample)
     app.command("local-server")(local_server)
+    app.command("scorers")(scorers)
 
 
 def _up(help_: str) -> Any:
@@ -85,6 +86,21 @@ _Grader = Annotated[
         "for short answers). TriviaQA graders also write token-F1 quality columns."
     ),
 ]
+_Scorer = Annotated[
+    str | None,
+    _run(
+        "Scorer of every completion (default exact: each item's grader). No answer key needed: "
+        "reference (similarity to the reference answer), judge (an LLM), reward, bartscore. "
+        "`firewall-routing scorers` lists them and their options."
+    ),
+]
+_ScorerOptions = Annotated[
+    str | None,
+    _run(
+        'Scorer options as JSON, e.g. \'{"model": "m", "base_url": "http://127.0.0.1:8080/v1", '
+        '"mode": "pairwise"}\' for judge; verdicts are cached in --store by scorer and options.'
+    ),
+]
 _TablePrompt = Annotated[
     str | None,
     _run(
@@ -144,6 +160,8 @@ def sample(
     template: _Template = None,
     stop: _Stop = None,
     grader: _Grader = None,
+    scorer: _Scorer = None,
+    scorer_options: _ScorerOptions = None,
     table_prompt: _TablePrompt = None,
     concurrency: _Concurrency = None,
     timeout: _Timeout = None,
@@ -155,6 +173,7 @@ def sample(
     """Sample the weak and strong model on a benchmark and write a graded outcome table."""
     import asyncio
 
+    from firewall_routing.files import json_object
     from firewall_routing.sampling import provenance
     from firewall_routing.sampling.run import (
         build_quality,
@@ -162,7 +181,9 @@ def sample(
         load_config_file,
         load_items,
         make_config,
+        make_run_scorer,
         sample_run,
+        score_results,
         write_table,
     )
     from firewall_routing.sampling.store import SampleStore
@@ -195,6 +216,10 @@ def sample(
             "template": template,
             "stop": stop or None,
             "grader": grader,
+            "scorer": scorer,
+            "scorer_options": None
+            if scorer_options is None
+            else json_object(scorer_options, "--scorer-options"),
             "table_prompt": table_prompt,
             "concurrency": concurrency,
             "timeout": timeout,
@@ -221,16 +246,38 @@ def sample(
             raise  # the CLI's main() exits 130 on KeyboardInterrupt
         finally:
             st.end_session(session, status, st.count() - before, requests)
+        sc = make_run_scorer(cfg)
+        scored = score_results(results, sc, st, progress=progress)
         table = build_table(
             results,
             cfg.weak.display_name,
             cfg.strong.display_name,
             source=str(cfg.output),
             table_prompt=cfg.table_prompt,
+            scored=scored,
         )
-        quality = build_quality(results)
+        quality = build_quality(results, scored)
         write_table(table, quality, cfg.output)
-        record = provenance.build(cfg, items, table, cfg.output, st, stats, offline=offline, quality=quality)
+        ss = scored.stats
+        scoring = None
+        if sc.name != "exact":
+            scoring = {
+                "scorer": sc.name,
+                "cache_key": sc.cache_key(),
+                "threshold": sc.threshold,
+                "completions": ss.jobs,
+                "from_cache": ss.cached,
+                "missing": ss.missing,
+                "unscored": ss.unscored,
+                "judge_calls": ss.calls,
+                "tokens_in": ss.tokens_in,
+                "tokens_out": ss.tokens_out,
+                "cost_usd": ss.cost,
+                "seconds": round(ss.seconds, 1),
+            }
+        record = provenance.build(
+            cfg, items, table, cfg.output, st, stats, offline=offline, quality=quality, scoring=scoring
+        )
     prov_path = provenance.write(record, cfg.output)
     for line in provenance.served_warnings(record):
         typer.echo(line, err=True)
@@ -241,6 +288,14 @@ def sample(
         f"({tok_s:.1f} tok/s)",
         err=True,
     )
+    if sc.name != "exact":
+        typer.echo(scored.stats.line(), err=True)
+        left = len(results) - len(table)
+        if left:
+            typer.echo(
+                f"{left} items left out of the table: a greedy answer or all samples of a side have no score",
+                err=True,
+            )
     if stats.complete_items < stats.items:
         typer.echo(
             f"PARTIAL: {stats.complete_items} of {stats.items} items have all their "
@@ -253,6 +308,15 @@ def sample(
         f"{cfg.strong.display_name} {table.strong.pass_rate.mean():.3f} "
         f"(greedy {table.strong.greedy.mean():.3f}), n={cfg.n}; provenance in {prov_path}"
     )
+
+
+def scorers(
+    name: Annotated[str | None, typer.Argument(help="One scorer (default: all).")] = None,
+) -> None:
+    """List the scorers (what `sample --scorer` takes): flags and options (type = default)."""
+    from firewall_routing.sampling.scorers import scorer_help
+
+    typer.echo(scorer_help(name))
 
 
 def local_server(

@@ -185,9 +185,11 @@ BENCHMARKS: dict[str, Callable[[str], list[BenchmarkItem]]] = {
 
 
 def load_jsonl(path: str | Path) -> list[BenchmarkItem]:
-    """A user benchmark: one ``{"prompt", "grader", "reference", "id"?}`` object per line.
+    """A user benchmark: one ``{"prompt", "grader"?, "reference"?, "id"?}`` object per line.
 
-    ``prompt`` is sent as is. Optional ``question`` (default: the prompt) and ``benchmark``
+    ``prompt`` is sent as is. ``grader`` and ``reference`` are needed by the exact graders
+    (the default scorer); a scorer without an answer key (``--scorer judge``) needs neither,
+    and one that compares with a reference needs only ``reference``. Optional ``question`` (default: the prompt) and ``benchmark``
     (default: the file name without extension). Ids default to ``<benchmark>/<row>`` and
     must be unique. Grader names are checked here, so a typo fails before any model is paid.
     """
@@ -199,8 +201,8 @@ def load_jsonl(path: str | Path) -> list[BenchmarkItem]:
     seen: dict[str, int] = {}
     for row, rec in parse_jsonl(text.splitlines(), p):
         prompt = _str_field(rec, "prompt", p, row)
-        grader = _str_field(rec, "grader", p, row)
-        if grader not in GRADERS:
+        grader = _str_field(rec, "grader", p, row, default="")
+        if grader and grader not in GRADERS:
             known = ", ".join(sorted(GRADERS))
             raise InputError(
                 f"unknown grader '{grader}'; known graders: {known}",
@@ -224,7 +226,7 @@ def load_jsonl(path: str | Path) -> list[BenchmarkItem]:
                 benchmark=bench,
                 question=_str_field(rec, "question", p, row, default=prompt),
                 prompt=prompt,
-                reference=_str_field(rec, "reference", p, row),
+                reference=_str_field(rec, "reference", p, row, default=None if grader else ""),
                 grader=grader,
             )
         )

@@ -239,6 +239,12 @@ def check_reference(name: str, reference: str) -> None:
     paid for; checking every reference first turns a bad data row into an error that costs
     nothing. The checks are the graders' own parsing, so they cannot disagree with grading.
     """
+    if not name:
+        raise InputError(
+            "no grader: give the item a 'grader' (and 'reference'), or score with --scorer "
+            "(reference, judge, reward, bartscore)",
+            field="grader",
+        )
     get_grader(name)
     if name == "gsm8k":
         gsm8k_gold(reference)

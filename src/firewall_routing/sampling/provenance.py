@@ -115,8 +115,10 @@ def build(
     offline: bool,
     argv: Sequence[str] | None = None,
     quality: Sequence[Mapping[str, Any]] | None = None,
+    scoring: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The provenance record of ``table`` (just written to ``table_path``)."""
+    """The provenance record of ``table`` (just written to ``table_path``); ``scoring``
+    describes a scorer other than the exact graders (name, cache key, threshold, cost)."""
     from firewall_routing.sampling.run import MARGIN_TOP_LOGPROBS
 
     def side(up: Any) -> dict[str, Any]:
@@ -164,7 +166,7 @@ def build(
             "prompts_sha256": prompts.hexdigest(),
         },
         "data": {"datasets": cfg.dataset, "split": cfg.split, "limit": cfg.limit},
-        "grading": _grading(items, quality),
+        "grading": _grading(items, quality) if scoring is None else {**scoring, "quality": _means(quality)},
         "store": {"path": str(cfg.store), "samples": store.count()},
         "sessions": sessions,
     }
@@ -180,17 +182,24 @@ def _grading(items: Sequence[BenchmarkItem], quality: Sequence[Mapping[str, Any]
         "quality": None,
     }
     if quality:
-        means = {
-            k: float(
-                sum(sum(r[k]) / len(r[k]) if isinstance(r[k], list) else r[k] for r in quality) / len(quality)
-            )
-            for k in quality[0]
-        }
+        means = _means(quality)
         out["quality"] = {
             "functions": {g: f"firewall_routing.sampling.graders.{QUALITIES[g].__name__}" for g in graders},
             "means": means,
         }
     return out
+
+
+def _means(quality: Sequence[Mapping[str, Any]] | None) -> dict[str, float] | None:
+    """Mean of each quality column over the rows (a row's list counts as its mean)."""
+    if not quality:
+        return None
+    return {
+        k: float(
+            sum(sum(r[k]) / len(r[k]) if isinstance(r[k], list) else r[k] for r in quality) / len(quality)
+        )
+        for k in quality[0]
+    }
 
 
 def write(record: Mapping[str, Any], table_path: Path) -> Path:

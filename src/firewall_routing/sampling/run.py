@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from firewall_routing.outcomes import OutcomeTable
     from firewall_routing.sampling.client import Sampler, SamplingParams, Upstream
     from firewall_routing.sampling.datasets import BenchmarkItem
+    from firewall_routing.sampling.scorers import Score, Scorer
+    from firewall_routing.sampling.scorers.cache import ScoreStats
     from firewall_routing.sampling.store import SampleStore, StoredSample
 
 MARGIN_TOP_LOGPROBS = 2
@@ -58,6 +60,12 @@ class RunConfig(BaseModel):
     grader: str | None = Field(
         default=None, description="Grade every item with this grader instead of its dataset's default."
     )
+    scorer: str = Field(
+        default="exact",
+        description="Scorer of every completion (`firewall-routing scorers` lists them): exact = "
+        "each item's answer-key grader; reference, judge, reward, bartscore need no answer key.",
+    )
+    scorer_options: dict[str, Any] = Field(default_factory=dict, description="The scorer's options.")
     table_prompt: Literal["prompt", "question"] = Field(
         default="prompt",
         description="What the table's prompt column holds: the text sent, or the item's question "
@@ -183,10 +191,26 @@ def load_items(cfg: RunConfig) -> list[BenchmarkItem]:
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
         raise InputError("the same item appears twice: list each dataset once", field="dataset")
-    from firewall_routing.sampling.graders import check_references
+    sc = make_run_scorer(cfg)  # a bad scorer name or option fails before paying for samples
+    if sc.name == "exact":
+        from firewall_routing.sampling.graders import check_references
 
-    check_references((it.id, it.grader, it.reference) for it in items)  # before paying for samples
+        check_references((it.id, it.grader, it.reference) for it in items)  # before paying for samples
+    elif sc.wants_reference() and sc.reference_from == "dataset":
+        for it in items:
+            if not it.reference.strip():
+                raise InputError(
+                    f"item '{it.id}': scorer '{sc.name}' needs a reference answer (field 'reference', "
+                    "or scorer option reference_from: strong-greedy)"
+                )
     return items
+
+
+def make_run_scorer(cfg: RunConfig) -> Scorer:
+    """The run's scorer from ``scorer`` and ``scorer_options`` (one line on a bad one)."""
+    from firewall_routing.sampling.scorers import make_scorer
+
+    return make_scorer(cfg.scorer, cfg.scorer_options)
 
 
 def _side_requests(
@@ -306,36 +330,108 @@ def _tty() -> bool:
 # ------------------------------------------------------------------------------ grading
 
 
+@dataclass(frozen=True)
+class ScoredSide:
+    """One model's scores on one item: each sample's, then the greedy answer's."""
+
+    samples: tuple[Score, ...]
+    greedy: Score
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Every completion of a run, scored by one scorer (the one path from samples to outcomes).
+
+    ``quality_columns`` says whether the table gets ``*_quality`` columns: always for the
+    answer-key-free scorers, for the exact graders only where every item's grader has a
+    real-valued quality (TriviaQA's token F1; GSM8K/code stay 0/1 only).
+    """
+
+    scorer: Scorer
+    items: tuple[tuple[ScoredSide, ScoredSide], ...]
+    stats: ScoreStats
+    quality_columns: bool
+
+    def complete(self, k: int) -> bool:
+        """Item ``k`` has a verdict for its greedy answers and at least one sample per side."""
+        return all(
+            side.greedy.quality is not None and any(x.quality is not None for x in side.samples)
+            for side in self.items[k]
+        )
+
+
+def score_results(
+    results: Sequence[ItemResult],
+    scorer: Scorer | None = None,
+    store: SampleStore | None = None,
+    progress: bool = False,
+) -> Scored:
+    """Score every stored completion of ``results`` (cached in ``store`` for model scorers).
+
+    The reference of an item is its dataset answer, or the strong model's greedy answer
+    (``reference_from: strong-greedy``); a scorer that needs one and finds it empty is one
+    line naming the item.
+    """
+    from firewall_routing.sampling.graders import QUALITIES
+    from firewall_routing.sampling.scorers import ExactScorer, ScoreJob
+    from firewall_routing.sampling.scorers.cache import score_cached
+
+    sc = scorer if scorer is not None else ExactScorer()
+    jobs: list[ScoreJob] = []
+    for r in results:
+        ref: str | None = None
+        if sc.wants_reference() or sc.name == "exact":
+            ref = r.strong.greedy.completion if sc.reference_from == "strong-greedy" else r.item.reference
+            if sc.wants_reference() and not (ref or "").strip():
+                what = "strong greedy answer" if sc.reference_from == "strong-greedy" else "reference"
+                raise InputError(
+                    f"item '{r.item.id}': scorer '{sc.name}' needs a reference answer and its {what} is empty"
+                )
+        for side in (r.weak, r.strong):
+            for s in (*side.samples, side.greedy):
+                jobs.append(ScoreJob(r.item.id, r.item.prompt, s.completion, ref, r.item.grader))
+    scores, stats = score_cached(sc, jobs, store, progress=progress)
+    it = iter(scores)
+    items = []
+    for r in results:
+        pair = []
+        for side in (r.weak, r.strong):
+            samples = tuple(next(it) for _ in side.samples)
+            pair.append(ScoredSide(samples, next(it)))
+        items.append((pair[0], pair[1]))
+    qcols = sc.name != "exact" or (bool(results) and all(r.item.grader in QUALITIES for r in results))
+    return Scored(sc, tuple(items), stats, qcols)
+
+
 def build_table(
     results: Sequence[ItemResult],
     weak_name: str,
     strong_name: str,
     source: str = "",
     table_prompt: Literal["prompt", "question"] = "prompt",
+    scored: Scored | None = None,
 ) -> OutcomeTable:
-    """Grade every stored completion and assemble the OutcomeTable (generic-format ready)."""
+    """Assemble the OutcomeTable from the scored completions (generic-format ready).
+
+    A sample whose verdict is missing is left out of its row (fewer samples, never a 0); an
+    item with no verdict for a greedy answer or for all samples of a side is left out of the
+    table (:func:`kept_items` says which).
+    """
     from firewall_routing.outcomes import ModelOutcomes, OutcomeTable
     from firewall_routing.sampling.client import margin
-    from firewall_routing.sampling.graders import grade_many
 
-    if not results:
-        raise InputError("no item has all its samples yet: nothing to write")
+    sc = scored if scored is not None else score_results(results)
+    keep = kept_items(sc)
+    if not keep:
+        raise InputError("no item has all its samples (and their scores) yet: nothing to write")
+    kept = [results[k] for k in keep]
 
-    def side(name: str, pick: str) -> ModelOutcomes:
-        # One parallel pass over the side's samples, each item's greedy answer last: code
-        # graders wait on sandbox processes, so sequential grading would idle the cores.
-        sides: list[SideResult] = [getattr(r, pick) for r in results]
-        jobs = [
-            (r.item.grader, s.completion, r.item.reference)
-            for r, sr in zip(results, sides, strict=True)
-            for s in (*sr.samples, sr.greedy)
-        ]
-        graded = iter(grade_many(jobs))
+    def side(name: str, pos: int) -> ModelOutcomes:
         vectors, greedy = [], []
-        for sr in sides:
-            item = [float(next(graded)) for _ in range(len(sr.samples) + 1)]
-            vectors.append(np.array(item[:-1]))
-            greedy.append(item[-1])
+        for k in keep:
+            ss = sc.items[k][pos]
+            vectors.append(np.array([float(bool(x.passed)) for x in ss.samples if x.quality is not None]))
+            greedy.append(float(bool(ss.greedy.passed)))
         return ModelOutcomes(
             name,
             np.array([v.mean() for v in vectors]),
@@ -344,16 +440,21 @@ def build_table(
             tuple(vectors),
         )
 
-    margins = [margin(r.weak.greedy.top_logprobs) for r in results]
+    margins = [margin(r.weak.greedy.top_logprobs) for r in kept]
     return OutcomeTable.from_pair(
-        ids=tuple(r.item.id for r in results),
-        prompts=tuple(getattr(r.item, table_prompt) for r in results),
-        weak=side(weak_name, "weak"),
-        strong=side(strong_name, "strong"),
+        ids=tuple(r.item.id for r in kept),
+        prompts=tuple(getattr(r.item, table_prompt) for r in kept),
+        weak=side(weak_name, 0),
+        strong=side(strong_name, 1),
         margin=np.array([np.nan if m is None else m for m in margins]),
-        benchmark=tuple(r.item.benchmark for r in results),
+        benchmark=tuple(r.item.benchmark for r in kept),
         source=source,
     )
+
+
+def kept_items(scored: Scored) -> list[int]:
+    """Indices of the items that go into the table (see :func:`build_table`)."""
+    return [k for k in range(len(scored.items)) if scored.complete(k)]
 
 
 # ------------------------------------------------------------------------------ quality
@@ -361,25 +462,25 @@ def build_table(
 QUALITY_FIELDS = ("weak_quality", "strong_quality", "weak_greedy_quality", "strong_greedy_quality")
 
 
-def build_quality(results: Sequence[ItemResult]) -> list[dict[str, Any]] | None:
-    """Real-valued quality of every stored completion, one dict of ``QUALITY_FIELDS`` per row.
-
-    Only when every item's grader has a quality function (``graders.QUALITIES``, e.g. token
-    F1 for TriviaQA); otherwise None and the table keeps 0/1 correctness only. Computed from
-    the stored completions, so rerunning the command re-grades without requesting anything.
+def build_quality(results: Sequence[ItemResult], scored: Scored | None = None) -> list[dict[str, Any]] | None:
+    """Real-valued quality of every kept item's completions, one dict of ``QUALITY_FIELDS``
+    per table row (same order as :func:`build_table`), or None when the scorer has none for
+    these items (the exact graders of GSM8K and code). Computed from the stored completions
+    (and cached verdicts), so rerunning the command re-scores without requesting anything.
     """
     from firewall_routing.sampling.graders import QUALITIES
 
-    if not results or any(r.item.grader not in QUALITIES for r in results):
+    if not results or (scored is None and any(r.item.grader not in QUALITIES for r in results)):
+        return None  # the exact graders have no real-valued quality for these items
+    sc = scored if scored is not None else score_results(results)
+    if not sc.quality_columns:
         return None
     rows = []
-    for r in results:
-        q = QUALITIES[r.item.grader]
+    for k in kept_items(sc):
         row: dict[str, Any] = {}
-        for side in ("weak", "strong"):
-            sr: SideResult = getattr(r, side)
-            row[f"{side}_quality"] = [q(s.completion, r.item.reference) for s in sr.samples]
-            row[f"{side}_greedy_quality"] = q(sr.greedy.completion, r.item.reference)
+        for name, ss in zip(("weak", "strong"), sc.items[k], strict=True):
+            row[f"{name}_quality"] = [x.quality for x in ss.samples if x.quality is not None]
+            row[f"{name}_greedy_quality"] = ss.greedy.quality
         rows.append(row)
     return rows
 

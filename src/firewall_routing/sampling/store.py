@@ -30,7 +30,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,16 @@ CREATE TABLE IF NOT EXISTS served (
     first_seen   REAL    NOT NULL,
     PRIMARY KEY (upstream, model, served_model)
 );
+CREATE TABLE IF NOT EXISTS scores (
+    scorer       TEXT    NOT NULL,
+    job          TEXT    NOT NULL,
+    quality      REAL,
+    tokens_in    INTEGER NOT NULL,
+    tokens_out   INTEGER NOT NULL,
+    calls        INTEGER NOT NULL,
+    created      REAL    NOT NULL,
+    PRIMARY KEY (scorer, job)
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id           INTEGER PRIMARY KEY,
     identity     TEXT    NOT NULL,
@@ -76,7 +86,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     requests     INTEGER
 );
 """
-# ``served`` and ``sessions`` feed the provenance file written next to each table
+# ``scores`` caches scorer verdicts (sampling/scorers/cache.py): keyed by the scorer's name,
+# version and options and by sha256 of (prompt, completion, reference); quality NULL is a
+# final "missing" verdict (a judge that never parsed). ``served`` and ``sessions`` feed the provenance file written next to each table
 # (sampling/provenance.py); CREATE IF NOT EXISTS adds them to older stores unchanged.
 
 
@@ -265,6 +277,42 @@ class SampleStore:
             }
             for r in rows
         ]
+
+    def get_scores(self, scorer: str, jobs: Iterable[str]) -> dict[str, tuple[float | None, int, int, int]]:
+        """Cached verdicts of ``scorer`` for these job keys: (quality, tokens in, out, calls)."""
+        want = list(dict.fromkeys(jobs))
+        out: dict[str, tuple[float | None, int, int, int]] = {}
+        for i in range(0, len(want), 500):
+            chunk = want[i : i + 500]
+            rows = self._db.execute(
+                f"SELECT job, quality, tokens_in, tokens_out, calls FROM scores WHERE scorer=? "
+                f"AND job IN ({','.join('?' * len(chunk))})",
+                (scorer, *chunk),
+            ).fetchall()
+            out.update(
+                {
+                    str(r[0]): (None if r[1] is None else float(r[1]), int(r[2]), int(r[3]), int(r[4]))
+                    for r in rows
+                }
+            )
+        return out
+
+    def put_score(
+        self, scorer: str, job: str, quality: float | None, tokens_in: int, tokens_out: int, calls: int
+    ) -> None:
+        """Cache one final verdict (batched commits like :meth:`put`; the first one wins)."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+            self._oldest_pending = time.monotonic()
+        self._db.execute(
+            "INSERT OR IGNORE INTO scores VALUES (?,?,?,?,?,?,?)",
+            (scorer, job, quality, tokens_in, tokens_out, calls, time.time()),
+        )
+        self._pending += 1
+        if self._pending >= self.batch_size:
+            self.flush()
+        else:
+            self.flush_due()
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])

@@ -26,7 +26,7 @@ SERVE_EPILOG = """A minimal config (YAML; TOML takes the same keys):
 Clients name the model per request: firewall@N% (about N % strong calls, from the
 calibration), firewall@t=T (raw score threshold), weak or strong. Optional settings:
 calibration, auth_keys, default_model, max_body_bytes, fallback, backend, context_tokens,
-scoring_threads, encoder_threads, keep_alive_timeout, workers, host, port. API keys come from
+scoring_threads, scoring_batch_size, scoring_batch_window_ms, scoring_inline, encoder_threads, keep_alive_timeout, workers, host, port. API keys come from
 FIREWALL_ROUTING_WEAK_API_KEY / FIREWALL_ROUTING_STRONG_API_KEY, client keys from
 FIREWALL_ROUTING_AUTH_KEYS. A config error names every bad setting."""
 
@@ -118,6 +118,19 @@ def serve(
             "one per core. Each loads the router; /metrics sums all of them."
         ),
     ] = None,
+    scoring_batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Override the config's scoring_batch_size: most prompts per batched scoring call (default 64)."
+        ),
+    ] = None,
+    scoring_batch_window_ms: Annotated[
+        float | None,
+        typer.Option(
+            help="Override the config's scoring_batch_window_ms: how long a free scoring thread "
+            "gathers more prompts while another batch runs (default 0: what is queued now)."
+        ),
+    ] = None,
 ) -> None:
     """Run the OpenAI-compatible routing server (config keys below)."""
     import uvicorn
@@ -125,7 +138,8 @@ def serve(
     from firewall_routing.serve.config import load_config, with_overrides
     from firewall_routing.serve.protocol import http_options
 
-    cfg = with_overrides(load_config(config), host=host, port=port, workers=workers)
+    scoring = {"scoring_batch_size": scoring_batch_size, "scoring_batch_window_ms": scoring_batch_window_ms}
+    cfg = with_overrides(load_config(config), host=host, port=port, workers=workers, **scoring)
     options = {
         **http_options(),  # request heads over 64 KiB: 431 before the app (and auth) runs
         "host": cfg.host,
@@ -137,21 +151,26 @@ def serve(
         "timeout_keep_alive": cfg.keep_alive_timeout,
     }
     if cfg.workers == 1:
-        from firewall_routing.serve.app import configure_logging, create_app
+        from firewall_routing.serve.app import configure_logging, create_app, freeze_startup_objects
 
         configure_logging()
-        uvicorn.run(create_app(cfg), **options)  # type: ignore[arg-type]
+        app = create_app(cfg)
+        freeze_startup_objects()
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
-    serve_workers(cfg, config, options)
+    serve_workers(cfg, config, options, {k: v for k, v in scoring.items() if v is not None})
 
 
-def serve_workers(cfg: ServeConfig, config: Path, options: dict[str, object]) -> None:
+def serve_workers(
+    cfg: ServeConfig, config: Path, options: dict[str, object], overrides: dict[str, object]
+) -> None:
     """``cfg.workers`` uvicorn worker processes, each building the app from ``config``.
 
     Metrics: prometheus_client's multiprocess mode, in a directory created here and removed
     on exit (stale files from an earlier run would be summed in). It is set before the app
     module (and so prometheus_client) is imported, here and in the spawned workers.
     """
+    import json
     import os
     import tempfile
 
@@ -161,7 +180,7 @@ def serve_workers(cfg: ServeConfig, config: Path, options: dict[str, object]) ->
 
     with tempfile.TemporaryDirectory(prefix="firewall-routing-metrics-") as metrics_dir:
         os.environ[MULTIPROC_ENV] = metrics_dir
-        from firewall_routing.serve.app import CONFIG_ENV, configure_logging
+        from firewall_routing.serve.app import CONFIG_ENV, OVERRIDES_ENV, configure_logging
         from firewall_routing.serve.routing import build_decider
 
         # Load the router once here first: a bad router is then one error line and exit 2,
@@ -175,6 +194,7 @@ def serve_workers(cfg: ServeConfig, config: Path, options: dict[str, object]) ->
             threads=cfg.encoder_threads,
         )
         os.environ[CONFIG_ENV] = str(config.resolve())
+        os.environ[OVERRIDES_ENV] = json.dumps(overrides)  # the workers apply the same options
         configure_logging()
         logging.getLogger("firewall_routing.serve").info(
             "%d workers; metrics summed across them in %s", cfg.workers, metrics_dir

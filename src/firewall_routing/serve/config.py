@@ -100,6 +100,27 @@ class ServeConfig(BaseModel):
         description="Prompts scored at the same time (onnxruntime releases the GIL): 2 keeps "
         "both cores of a small machine scoring when requests arrive together.",
     )
+    scoring_batch_size: int = Field(
+        default=64,
+        gt=0,
+        le=1024,
+        description="Most prompts scored in one batched encoder + router call: requests "
+        "waiting for a scoring thread are scored together, up to this many.",
+    )
+    scoring_batch_window_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=50.0,
+        description="While a batch is being scored, how long a free scoring thread may wait "
+        "for more requests before scoring what is queued (0: score what is queued now). A "
+        "request that finds the scorer idle is scored at once either way.",
+    )
+    scoring_inline: bool | None = Field(
+        default=None,
+        description="Score on the event loop instead of scoring threads. Default: yes for the "
+        "static backend (a prompt costs ~0.2 ms, less than the hand-off to a thread), no for "
+        "onnx, torch and routers without an embedding head.",
+    )
     encoder_threads: int = Field(
         default=1,
         gt=0,

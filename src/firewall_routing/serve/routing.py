@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from firewall_routing.calibration import MIN_PROMPTS, Calibration
 from firewall_routing.errors import InputError
 from firewall_routing.routers.base import Router
@@ -38,6 +40,7 @@ from firewall_routing.serve.scoring import (
 log = logging.getLogger("firewall_routing.serve")
 
 Route = Literal["weak", "strong"]
+Payload = str | Sequence[Mapping[str, Any]]  # a scored text, or a chat's messages
 Kind = Literal["fraction", "threshold", "weak", "strong"]
 FIREWALL = "firewall"
 DEFAULT_BUDGET = "firewall@30%"  # what `firewall` means when calibrated and not configured
@@ -160,11 +163,56 @@ class Decider:
         if op.kind in ("weak", "strong"):
             side: Route = "weak" if op.kind == "weak" else "strong"
             return Decision(side, op.name, None, None, 0.0)
-        threshold = self.threshold(op)
-        assert threshold is not None
         start = time.perf_counter()
         score = float(self.scorer([text])[0])
-        ms = (time.perf_counter() - start) * 1000.0
+        return self._compare(score, op, (time.perf_counter() - start) * 1000.0)
+
+    def decide_many(self, requests: Sequence[tuple[Payload, OperatingPoint]]) -> list[Decision | Exception]:
+        """Decide several requests with **one** scorer call; a failure stays with its request.
+
+        Each request is ``(payload, op)``: a chat's messages (the scored text is extracted
+        here, token counting included) or an already extracted text. All texts go through
+        the scorer together (one batched encoder + head pass); if that call raises, each
+        text is scored alone, so only the prompt that breaks the scorer gets the exception.
+        Every decision carries the time of the scorer call that scored it (the batch's when
+        batched). Forced operating points are not scored. Thread-safe: nothing is written.
+        """
+        out: list[Decision | Exception | None] = [None] * len(requests)
+        texts: list[str] = []
+        scored: list[int] = []  # positions in ``out`` waiting for a score
+        for pos, (payload, op) in enumerate(requests):
+            if op.kind in ("weak", "strong"):
+                out[pos] = self.decide("", op)
+                continue
+            try:
+                texts.append(payload if isinstance(payload, str) else self.text_of(payload))
+            except Exception as e:  # e.g. ValueError: no user turn; only this request fails
+                out[pos] = e
+                continue
+            scored.append(pos)
+        if texts:
+            try:
+                start = time.perf_counter()
+                scores = np.asarray(self.scorer(texts), dtype=np.float64).reshape(-1)
+                ms = (time.perf_counter() - start) * 1000.0
+                if len(scores) != len(texts):
+                    raise ValueError(f"the scorer returned {len(scores)} scores for {len(texts)} texts")
+                for pos, score in zip(scored, scores.tolist(), strict=True):
+                    out[pos] = self._compare(float(score), requests[pos][1], ms)
+            except Exception as e:
+                if len(texts) == 1:
+                    out[scored[0]] = e
+                else:
+                    for pos, text in zip(scored, texts, strict=True):  # find the failing prompt(s)
+                        try:
+                            out[pos] = self.decide(text, requests[pos][1])
+                        except Exception as e1:
+                            out[pos] = e1
+        return [x if x is not None else RuntimeError("not decided") for x in out]
+
+    def _compare(self, score: float, op: OperatingPoint, ms: float) -> Decision:
+        threshold = self.threshold(op)
+        assert threshold is not None
         route: Route = "strong" if score < threshold else "weak"
         return Decision(route, op.name, score, threshold, ms)
 

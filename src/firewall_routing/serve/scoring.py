@@ -17,8 +17,12 @@ Two questions live here because both decide the number the threshold is compared
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from concurrent.futures import Executor
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -91,6 +95,7 @@ def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> 
     if not router.scores_embeddings:
         return RouterScorer(router)
     model = router.encoder
+    limit_torch_threads(threads)
     if backend == "static" or model == STATIC_ENCODER:
         return _static_scorer(router, backend)
     if backend == "torch":
@@ -120,6 +125,19 @@ def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> 
             field="backend",
         ) from None
     return EmbeddingScorer(router, encoder, "onnx")
+
+
+def limit_torch_threads(threads: int) -> None:
+    """Give a torch router head (``embedding_head``) ``threads`` intra-op threads.
+
+    Process-wide, only when torch is already loaded (the router's head brought it in): with
+    torch's default of one thread per core, the head's small matmuls on a batch of 64
+    cost 2.25 ms of CPU instead of 0.15 ms on this 2-core machine (threads spinning for
+    work), which would eat what batching saves.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def _static_scorer(router: Router, backend: Backend) -> Scorer:
@@ -165,6 +183,163 @@ def minilm_token_counter(cap: int | None = None) -> TokenCounter:
         return min(len(encode_head(tok, text, cap, add_special_tokens=False).ids), cap)
 
     return count
+
+
+# --------------------------------------------------------------------------- micro-batching
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class MicroBatcher(Generic[T, R]):
+    """Hands what waits to be scored to worker threads as one batch per call.
+
+    Requests that arrive together used to be scored one ``run_in_executor`` call each, and
+    waited for one another's encoder passes under the GIL; a batched call embeds many
+    prompts in about the time of a few single ones (static: 64 prompts in one numpy
+    pass). The rule:
+
+    * at most ``max_inflight`` batches run at a time (the scoring threads);
+    * a request that finds a free thread and **no batch running** is dispatched at once,
+      alone: a lone request waits for nothing;
+    * otherwise it queues; whenever a thread is free, everything queued (up to
+      ``max_batch``) goes as one batch. With ``window_s`` > 0 a free thread, while another
+      batch is running, waits until the oldest queued request is ``window_s`` old (or
+      ``max_batch`` are queued) to gather more — never longer than that bound.
+
+    ``run`` gets the batch's items and returns one result or exception per item (in order),
+    so a failure stays with its own request. Runs on one event loop (not thread-safe: only
+    ``run`` leaves the loop). A request cancelled while queued (client gone) is dropped.
+
+    ``inline=True`` runs ``run`` on the event loop itself, for scorers cheaper than a thread
+    hand-off (static: ~0.2 ms a prompt, 64 in ~9 ms): the first request of a loop iteration
+    schedules one call that takes every request queued by then (the requests whose
+    handlers reached scoring in the same iteration), so nothing waits for a timer and no
+    thread or GIL hand-off is paid. ``executor``, ``max_inflight`` and ``window_s`` then do
+    not apply. With ``max_batch=1`` as well, ``submit`` scores at once without yielding to
+    the loop: no batching, and no loop iteration of waiting for batch-mates either.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[T]], Sequence[R | Exception]],
+        executor: Executor,
+        *,
+        max_batch: int = 64,
+        window_s: float = 0.0,
+        max_inflight: int = 1,
+        inline: bool = False,
+    ) -> None:
+        if max_batch < 1 or max_inflight < 1 or window_s < 0:
+            raise ValueError("max_batch and max_inflight must be >= 1, window_s >= 0")
+        self._run = run
+        self._executor = executor
+        self.max_batch = max_batch
+        self.window_s = window_s
+        self.max_inflight = max_inflight
+        self.inline = inline
+        self._scheduled = False  # inline: a drain is scheduled for this loop iteration
+        self._queue: deque[tuple[T, asyncio.Future[R], float]] = deque()
+        self._inflight = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.batches = 0  # batches dispatched (tests, benchmarks)
+        self.largest = 0  # largest batch dispatched
+
+    async def submit(self, item: T) -> R:
+        """The result of ``run`` for ``item``, computed in some batch (raises its exception)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        if self.inline and self.max_batch == 1 and not self._queue:
+            result = self._run([item])[0]  # no batching asked: score now, without yielding
+            if isinstance(result, BaseException):
+                raise result
+            return result
+        self._queue.append((item, fut, loop.time()))
+        if self.inline:
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._drain_inline)
+        else:
+            self._dispatch(loop)
+        return await fut
+
+    def _drain_inline(self) -> None:
+        self._scheduled = False
+        while self._queue:
+            batch = self._take()
+            if not batch:
+                return
+            try:
+                results: Sequence[R | BaseException] = self._run([item for item, _ in batch])
+            except Exception as e:
+                results = [e] * len(batch)
+            self._deliver(batch, results)
+
+    def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        while self._queue and len(batch) < self.max_batch:
+            item, fut, _ = self._queue.popleft()
+            if not fut.done():  # cancelled while queued: its client is gone
+                batch.append((item, fut))
+        if batch:
+            self.batches += 1
+            self.largest = max(self.largest, len(batch))
+        return batch
+
+    def _deliver(
+        self, batch: list[tuple[T, asyncio.Future[R]]], results: Sequence[R | BaseException]
+    ) -> None:
+        if len(results) != len(batch):
+            results = [RuntimeError(f"{len(results)} results for {len(batch)} requests")] * len(batch)
+        for (_, fut), result in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._queue and self._inflight < self.max_inflight:
+            if self.window_s > 0 and self._inflight > 0 and len(self._queue) < self.max_batch:
+                wait = self._queue[0][2] + self.window_s - loop.time()
+                if wait > 0:  # gather: a batch is running, so more requests are arriving
+                    if self._timer is None:
+                        self._timer = loop.call_later(wait, self._on_timer, loop)
+                    return
+            self._start(loop)
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        self._dispatch(loop)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._take()
+        if not batch:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._inflight += 1
+        items = [item for item, _ in batch]
+        done = loop.run_in_executor(self._executor, self._run, items)
+        done.add_done_callback(lambda f: self._finish(loop, batch, f))
+
+    def _finish(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[T, asyncio.Future[R]]],
+        done: asyncio.Future[Sequence[R | Exception]],
+    ) -> None:
+        self._inflight -= 1
+        if done.cancelled():  # the executor was shut down with the batch still queued
+            for _, fut in batch:
+                fut.cancel()
+            self._dispatch(loop)
+            return
+        error = done.exception()
+        self._deliver(batch, [error] * len(batch) if error is not None else done.result())
+        self._dispatch(loop)
 
 
 # --------------------------------------------------------------------------- scored text

@@ -18,6 +18,8 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncGenerator
+from http.cookiejar import CookieJar
+from typing import Any
 
 import httpx
 
@@ -31,6 +33,18 @@ _EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
 POOL_SHARDS = 8  # pooled clients per upstream, used in turn (see UpstreamPool)
 MAX_CONNECTIONS = 256  # per upstream, over all shards
 MAX_KEEPALIVE = 64
+
+
+class NoCookies(CookieJar):
+    """A cookie jar that keeps nothing: the proxy must not remember an upstream's
+    ``Set-Cookie`` and send it on every later client's request (httpx's client jar would),
+    and an empty jar keeps httpx's per-request cookie merging on its cheap path."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Any) -> None:
+        return None
 
 
 def make_client(
@@ -61,6 +75,7 @@ def make_client(
         transport=transport,
         timeout=httpx.Timeout(cfg.timeout),
         limits=limits,
+        cookies=NoCookies(),
     )
 
 
@@ -85,6 +100,16 @@ class UpstreamPool:
             shards = 1
         self.clients = [make_client(cfg, transport, shards) for _ in range(shards)]
         self._turn = itertools.cycle(self.clients)
+        self._urls: dict[str, httpx.URL | str] = {}
+
+    def url(self, path: str) -> httpx.URL | str:
+        """``path`` joined to the upstream's base URL once, not per request (httpx parses
+        and merges a relative URL on every ``build_request``); relative without a base URL."""
+        if (url := self._urls.get(path)) is None:
+            base = self.clients[0].base_url
+            url = path if base.is_relative_url else httpx.URL(str(base).rstrip("/") + "/" + path.lstrip("/"))
+            self._urls[path] = url
+        return url
 
     def client(self) -> httpx.AsyncClient:
         return next(self._turn)
@@ -104,7 +129,7 @@ def classify(exc: httpx.HTTPError, name: str) -> UpstreamError:
 
 
 async def open_response(
-    client: httpx.AsyncClient, path: str, payload: dict[str, object], name: str
+    client: httpx.AsyncClient, path: str | httpx.URL, payload: dict[str, object], name: str
 ) -> httpx.Response:
     """Send the request, return once headers arrived (body unread); 5xx → UpstreamError."""
     request = client.build_request("POST", path, content=json.dumps(payload).encode())
