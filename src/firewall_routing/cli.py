@@ -270,7 +270,7 @@ def train(
     lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
     _say(f"training {router} on {len(tr)} queries ({design} labels){_fit_steps(r)}")
     with progress_bars():
-        if cls.predicts_models and cls.fits_table:  # learns every model of the table (irt)
+        if cls.table_only:  # learns every model of the table (irt)
             rep = r.fit_table(tr, val=Validation.from_table(va) if len(va) else None)
             r.use_pair(weak_name, strong_name, as_design(design))
         else:

@@ -89,7 +89,7 @@ def test_python_train_save_load_score_evaluate(
     table = load_table(_outcomes(tmp_path / "t.jsonl"))
     router = make_router(name, **SETUPS[name](models))
     labels = compute_labels(table, "soft-block").values
-    if cls.trains and not cls.predicts_models:  # those learn every model from the table
+    if cls.trains and not cls.table_only:  # table-only routers learn every model from the table
         router.fit(table.prompts, labels)
     if cls.fits_table:
         router.fit_table(table)
@@ -100,7 +100,7 @@ def test_python_train_save_load_score_evaluate(
     loaded = load_router(tmp_path / "r")
     assert type(loaded) is cls
     assert loaded.config() == router.config()
-    if cls.predicts_models:  # save records the models it predicts
+    if router.model_names:  # save records the models it predicts
         assert loaded.metadata.model_names == router.model_names
         meta = meta.model_copy(update={"model_names": router.model_names})
     meta = RouterMetadata.model_validate(meta.model_dump() | router.trained_info())  # e.g. feature groups

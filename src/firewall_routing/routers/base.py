@@ -205,6 +205,9 @@ class Router(ABC):
     needs_table: ClassVar[bool] = False
     scores_embeddings: ClassVar[bool] = False
     predicts_models: ClassVar[bool] = False
+    table_only: ClassVar[bool] = False
+    """Learns only from an outcome table (``fit_table``, every model in it); ``fit(prompts,
+    labels)`` is an error (``irt``). ``train`` then fits the table and routes the named pair."""
 
     options: RouterOptions
     metadata: RouterMetadata

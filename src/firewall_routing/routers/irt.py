@@ -299,6 +299,7 @@ class IRTRouter(Router):
     fits_table = True
     predicts_models = True
     scores_embeddings = True
+    table_only = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
