@@ -18,7 +18,7 @@ Sections (each resumable: it rewrites only its own key of ``benchmarks/results/p
 * ``timing``: ``firewall-routing train`` on the first 300 rows of a non-GSM8K table (our
   TriviaQA table) with an empty ``FIREWALL_ROUTING_CACHE``, end to end, with the load average.
 
-Usage: ``PYTHONPATH=src nice -n 10 python benchmarks/plateau.py {sweep PATH | mmlu | curve | timing}``.
+Usage: ``PYTHONPATH=src nice -n 10 python benchmarks/plateau.py {sweep PATH | mmlu | curve | plot | timing | prefix}``\n(``plot`` redraws the learning curve from plateau.json).
 """
 
 from __future__ import annotations
@@ -236,6 +236,9 @@ def section_curve() -> None:
     plot_curve(out)
 
 
+COLORS = {"ridge": "C0", "knn": "C1", "knn (soft-block label)": "C2", "irt": "C3"}
+
+
 def plot_curve(out: dict[str, Any]) -> None:
     import matplotlib
 
@@ -244,14 +247,18 @@ def plot_curve(out: dict[str, Any]) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
     for ax, key, title in (
-        (axes[0], "mmlu_pro", "MMLU-Pro, Llama-3.1-8B → 70B (2,001 test questions)"),
+        (axes[0], "mmlu_pro", "MMLU-Pro, Llama-3.1-8B → 70B (2,000 test questions)"),
         (axes[1], "gsm8k_mean_15_pairs", "GSM8K test, mean over the 15 RouterDC pairs"),
     ):
-        for name, curve in out[key].items():
+        for name in sorted(out[key]):
+            curve = out[key][name]
             xs = [int(x) for x in curve]
-            ax.plot(xs, list(curve.values()), marker="o", label=name)
+            ax.plot(xs, list(curve.values()), marker="o", label=name, color=COLORS.get(name))
         ax.axhline(50, color="grey", lw=0.8, ls="--", label="random")
         ax.set_xscale("log")
+        xs = sorted({int(x) for c in out[key].values() for x in c})
+        ax.set_xticks(xs, [f"{x:,}" for x in xs], fontsize=7)
+        ax.minorticks_off()
         ax.set_xlabel("training questions")
         ax.set_ylabel("soft-block APGR")
         ax.set_title(title, fontsize=9)
@@ -293,6 +300,28 @@ def section_timing() -> None:
     )
 
 
+def section_prefix() -> None:
+    """Prompt features + GSM8K prior predictions (what ridge adds after the embedding) for a
+    short prompt and a 1 MB one, median of 20 calls each."""
+    from firewall_routing.routers.ridge import GSM8K_PRIOR, WORDS, group_columns, gsm8k_prior
+
+    prior = gsm8k_prior(["not a gsm8k question"])
+    short = "Tom has 3 apples and buys 4 more each day for a week. How many apples does he have?"
+    huge = (short + " ") * (1_000_000 // (len(short) + 1))
+    out: dict[str, Any] = {"loadavg_before": loadavg()}
+    for name, text in (("short", short), ("1MB", huge)):
+        times = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            group_columns([text], (WORDS, GSM8K_PRIOR), prior)
+            times.append((time.perf_counter() - t0) * 1000)
+        out[f"{name}_ms_p50"] = round(float(np.median(times)), 3)
+    out["chars"] = {"short": len(short), "1MB": len(huge)}
+    out["loadavg_after"] = loadavg()
+    save_section("prompt_features_bounded_prefix", out)
+    print(out)
+
+
 def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
@@ -303,6 +332,10 @@ def main() -> None:
         section_mmlu()
     elif what == "curve":
         section_curve()
+    elif what == "prefix":
+        section_prefix()
+    elif what == "plot":
+        plot_curve(json.loads(OUT.read_text())["learning_curve"])
     elif what == "timing":
         section_timing()
     else:
