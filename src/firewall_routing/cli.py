@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from firewall_routing.designs import DESIGNS_EPILOG, GreedyApprox, ModelTarget, PairingApprox, as_design
 from firewall_routing.errors import InputError, MetricError, validation_problems
 from firewall_routing.files import json_object
+from firewall_routing.metrics import MAX_BOOTSTRAP
 from firewall_routing.routers import DEFAULT_ROUTER
 
 if TYPE_CHECKING:
@@ -116,6 +117,12 @@ def _load(
         quality_threshold=threshold,
         drop_incomplete=drop_incomplete,
     )
+    if table.has_pair and table.weak.name == table.strong.name:
+        raise InputError(
+            f"the weak and the strong model are both '{table.weak.name}': routing between a model "
+            "and itself means nothing (choose two models with --weak/--strong)",
+            path=outcomes,
+        )
     for note in table.notes:
         typer.echo(f"note: {note}", err=True)
     return table
@@ -148,12 +155,10 @@ def labels(
     """Write the labels of one design for every query of an outcome file (to train elsewhere)."""
     import json
 
+    from firewall_routing.files import check_output_file
     from firewall_routing.labels import compute_labels
 
-    if out.exists() and not force:
-        raise InputError("already exists; pass --force to overwrite it, or choose another --out", path=out)
-    if out.is_dir():
-        raise InputError("is a directory; --out names the JSONL file to write", path=out)
+    check_output_file(out, "--out", force=force)
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
     lab = compute_labels(table, as_design(design), _approx(greedy_approx, pairing_approx))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +215,9 @@ def train(
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     val_fraction: Annotated[float, typer.Option(help="Held-out share for best-epoch selection.")] = 0.1,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing router at --out (all of its files).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for the split and the router (if it takes one).")] = 0,
     router_options: Annotated[
         str,
@@ -244,13 +252,16 @@ def train(
     N-model quality–cost table with a cost table (``--costs``).
     """
     from firewall_routing.embeddings import progress_bars
-    from firewall_routing.labels import compute_labels
+    from firewall_routing.files import replace_dir
+    from firewall_routing.labels import compute_labels, require_learnable
     from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers import RouterMetadata, Validation, make_router, router_class, router_help
+    from firewall_routing.routers.base import check_router_out
 
     if router_options.strip() == "help":
         typer.echo(router_help(router))
         return
+    check_router_out(out, force)  # before loading and training: fail in a second
     cls = router_class(router)
     r = make_router(
         router, **({"seed": seed} if cls.seeded() else {}) | json_object(router_options, "--router-options")
@@ -263,11 +274,12 @@ def train(
         return
     weak_name, strong_name = table.weak.name, table.strong.name
     if not cls.trains:
-        r.save(out, RouterMetadata(weak=weak_name, strong=strong_name))
+        replace_dir(out, lambda d: r.save(d, RouterMetadata(weak=weak_name, strong=strong_name)))
         typer.echo(f"{router} does not train: saved its options → {out}")
         return
     tr, va = split_train_val(table, val_fraction, seed)
     lab = compute_labels(tr, as_design(design), _approx(greedy_approx, pairing_approx))
+    require_learnable(lab.values, design, str(outcomes))
     _say(f"training {router} on {len(tr)} queries ({design} labels){_fit_steps(r)}")
     with progress_bars():
         if cls.table_only:  # learns every model of the table (irt)
@@ -275,12 +287,10 @@ def train(
             r.use_pair(weak_name, strong_name, as_design(design))
         else:
             rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
-    r.save(
-        out,
-        RouterMetadata.for_training(
-            tr.prompts, lab.values, label_design=design, weak=weak_name, strong=strong_name
-        ),
+    meta = RouterMetadata.for_training(
+        tr.prompts, lab.values, label_design=design, weak=weak_name, strong=strong_name
     )
+    replace_dir(out, lambda d: r.save(d, meta))
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
     _say_quality(table, design)
@@ -306,6 +316,7 @@ def _train_models(
     out: Path,
 ) -> None:
     """``train --models``: fit_models on every named model's success (``labels.model_success``)."""
+    from firewall_routing.files import replace_dir
     from firewall_routing.labels import model_success
     from firewall_routing.outcomes import split_train_val
     from firewall_routing.routers.base import ModelValidation, RouterMetadata, training_hash
@@ -326,15 +337,13 @@ def _train_models(
     lab = model_success(tr, names, target, approx)
     val = ModelValidation(va.prompts, model_success(va, names, target, approx).values) if len(va) else None
     rep = r.fit_models(tr.prompts, lab.values, names, val=val)
-    r.save(
-        out,
-        RouterMetadata(
-            label_design=f"every model: {target}",
-            model_names=tuple(names),
-            train_rows=len(tr),
-            train_sha256=training_hash(tr.prompts, lab.values),
-        ),
+    meta = RouterMetadata(
+        label_design=f"every model: {target}",
+        model_names=tuple(names),
+        train_rows=len(tr),
+        train_sha256=training_hash(tr.prompts, lab.values),
     )
+    replace_dir(out, lambda d: r.save(d, meta))
     for note in lab.notes:
         typer.echo(f"approximation: {note}", err=True)
     import numpy as np
@@ -366,7 +375,7 @@ def hybrid_llm(
     router: Annotated[str, typer.Option(help="Router trained per design.")] = DEFAULT_ROUTER,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per seeded router (averaged).")] = 1,
     bootstrap: Annotated[
-        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+        int, typer.Option(min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for the 95 % CIs (0 = off).")
     ] = 1000,
     weak: WeakOpt = None,
     strong: StrongOpt = None,
@@ -530,7 +539,7 @@ def evaluate(
     weak: WeakOpt = None,
     strong: StrongOpt = None,
     bootstrap: Annotated[
-        int, typer.Option(min=0, help="Bootstrap resamples for the 95 % CIs (0 = off).")
+        int, typer.Option(min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for the 95 % CIs (0 = off).")
     ] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
     fmt: FormatOpt = "auto",
@@ -566,12 +575,16 @@ def evaluate(
     from dataclasses import replace
 
     from firewall_routing.embeddings import progress_bars
-    from firewall_routing.experiment.evaluation import evaluate_router
+    from firewall_routing.experiment.evaluation import evaluate_router, require_evaluable
     from firewall_routing.experiment.report import format_evaluation
+    from firewall_routing.files import check_output_file
     from firewall_routing.metrics import require_gap
     from firewall_routing.routers import REGISTRY, RouterMetadata, load_router, make_router
 
+    if json_out is not None:
+        check_output_file(json_out, "--json")  # before the metrics: not a traceback after them
     table = _load(outcomes, weak, strong, fmt, metric, quality_threshold, drop_incomplete)
+    require_evaluable(table)
     builtin = router in REGISTRY and not Path(router).exists()
     r = make_router(router) if builtin else load_router(router)
     if r.model_names and r.metadata.weak is None:
@@ -763,6 +776,12 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except (MemoryError, OSError) as e:  # a file or the machine refused: one line, not a traceback
+        # (commands check their outputs first; this is the net for whatever slips past)
+        where = f"{e.filename}: " if isinstance(e, OSError) and e.filename else ""
+        what = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+        typer.echo(f"error: {where}{_one_line(what)}", err=True)
+        sys.exit(2)
     except _usage_error_types() as e:
         sys.exit(_show_usage_error(e))
     # Without standalone mode, typer returns a command's ``typer.Exit(code)`` as the value.

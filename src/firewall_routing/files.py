@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +118,71 @@ def json_object(text: str, option: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError(f"{option} must be a JSON object")
     return value
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_writable_dir(directory: Path, option: str) -> None:
+    """Fail now, in one line, if files cannot be created in ``directory`` (made if missing).
+
+    Commands call this before their work (training, scoring), so an unwritable ``--out``
+    costs a second, not minutes and then a traceback. The probe creates and removes a file
+    in the nearest existing ancestor: permission bits say nothing for root or for /proc.
+    """
+    import tempfile
+
+    base = _nearest_existing(directory)
+    if not base.is_dir():
+        raise InputError(f"{option}: {base} is not a directory", path=directory)
+    try:
+        with tempfile.NamedTemporaryFile(dir=base, prefix=".fwr-probe-"):
+            pass
+    except OSError as e:
+        raise InputError(f"{option}: cannot write in {base}: {e.strerror or e}", path=directory) from None
+
+
+def check_output_file(path: Path, option: str, *, force: bool | None = None) -> None:
+    """``path`` can be written as a file: not a directory, its directory writable, and
+    (``force=False``) not there already."""
+    if path.is_dir():
+        raise InputError(f"is a directory; {option} names a file to write", path=path)
+    if force is False and path.exists():
+        raise InputError(
+            f"already exists; pass --force to overwrite it, or choose another {option}", path=path
+        )
+    check_writable_dir(path.parent, option)
+
+
+def replace_dir(out: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a directory beside ``out``, then put it in ``out``'s place whole.
+
+    Nothing of an earlier ``out`` (old weights, a calibration for other scores) survives,
+    and a failed ``write`` leaves ``out`` as it was.
+    """
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        write(new)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if out.is_dir():
+        old = out.with_name(f".{out.name}.old-{new.name.rsplit('-', 1)[-1]}")
+        out.rename(old)
+        new.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        if out.exists():
+            out.unlink()
+        new.rename(out)

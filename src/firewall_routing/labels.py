@@ -405,6 +405,26 @@ def compute_labels(
     return Labels(values=values, design=design, notes=tuple(notes), params=p)
 
 
+MIN_TRAIN_ROWS = 10  # below this a router learns nothing and the validation split is empty
+
+
+def require_learnable(values: FloatArray, design: str, source: str = "") -> None:
+    """Labels a router can learn from: enough rows, and not all the same value.
+
+    One or two rows, every pass rate 0, or weak == strong all gave constant labels, and
+    training then saved a router whose every score is the same (exit 0, a silent useless
+    router). Raised before training, naming why.
+    """
+    where = f" in {source}" if source else ""
+    if len(values) < MIN_TRAIN_ROWS:
+        raise InputError(f"only {len(values)} training rows{where}: a router needs at least {MIN_TRAIN_ROWS}")
+    if float(np.ptp(values)) == 0.0:
+        raise InputError(
+            f"every {design} label{where} is {float(values[0]):g} ({len(values)} rows): nothing to learn "
+            "(do both models fail or pass everywhere? are --weak and --strong the same?)"
+        )
+
+
 # --------------------------------------------------------------------------- every model's target
 
 MODEL_TARGETS: tuple[ModelTarget, ...] = ("pass-rate", "greedy", "quality")

@@ -14,6 +14,7 @@ import pytest
 
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.serve.routing import LISTED_PERCENTS
+from firewall_routing.serve.scoring import MAX_SCORED_CHARS
 
 from .conftest import API_KEY, FastServer
 
@@ -558,7 +559,9 @@ def test_healthz_answers_while_a_1mb_message_is_scored(tmp_path: Any) -> None:
     health, waited, big = asyncio.run(run())
     assert health.status_code == 200 and big.status_code == 200
     assert waited < 1.0, f"/healthz waited {waited:.2f} s behind a 1 MB message"
-    assert float(big.headers["x-firewall-score"]) == pytest.approx(RandomRouter(seed=1).score([huge])[0])
+    # the scorer reads a bounded prefix (serve.scoring.MAX_SCORED_CHARS, issue 24)
+    expected = RandomRouter(seed=1).score([huge[:MAX_SCORED_CHARS]])[0]
+    assert float(big.headers["x-firewall-score"]) == pytest.approx(expected)
 
 
 # --------------------------------------------------------------------------- scoring off the loop

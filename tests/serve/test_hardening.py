@@ -186,3 +186,62 @@ def test_huge_model_name_is_clipped_in_the_error_and_the_log_line(make_server: A
     assert r.status_code == 404 and len(r.text) < 400
     (line,) = [rec.getMessage() for rec in caplog.records if rec.name == "firewall_routing.serve.requests"]
     assert len(line) < 1000
+
+
+# --------------------------------------------------------------------------- 5: bounded scoring
+
+
+class RecordingEncoder:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: Any, progress: bool = False) -> Any:
+        import numpy as np
+
+        self.seen.extend(texts)
+        return np.zeros((len(texts), 3))
+
+
+class RecordingHead:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def score_embeddings(self, emb: Any, texts: Any) -> Any:
+        import numpy as np
+
+        self.seen.extend(texts)
+        return np.full(len(texts), 0.5)
+
+
+def test_encoders_and_routers_get_a_bounded_prefix() -> None:
+    """A 1 MB prompt reaches neither the encoder nor the router's text features whole."""
+    from firewall_routing.serve.scoring import MAX_SCORED_CHARS, EmbeddingScorer
+
+    encoder, head = RecordingEncoder(), RecordingHead()
+    scorer = EmbeddingScorer(head, encoder, "fake")
+    long, short = "word " * 200_000, "a short question"
+    scorer([long, short])
+    for seen in (encoder.seen, head.seen):
+        assert seen == [long[:MAX_SCORED_CHARS], short]
+
+
+def test_router_scorer_gets_a_bounded_prefix_too() -> None:
+    from firewall_routing.routers.random import RandomRouter
+    from firewall_routing.serve.scoring import MAX_SCORED_CHARS, RouterScorer
+
+    router = RandomRouter(seed=0)
+    long = "x" * 1_000_000
+    assert RouterScorer(router)([long])[0] == router.score([long[:MAX_SCORED_CHARS]])[0]
+
+
+def test_the_prefix_holds_every_token_the_encoders_read() -> None:
+    """MiniLM and the static encoder read 256 tokens; natural text reaches them long before
+    the prefix ends, so ordinary prompts score exactly as before."""
+    from firewall_routing.serve.onnx_encoder import load_tokenizer
+    from firewall_routing.serve.scoring import MAX_SCORED_CHARS
+
+    tok = load_tokenizer()
+    text = "Natalia sold clips to 48 of her friends in April, and then she sold half as many. " * 500
+    head = text[:MAX_SCORED_CHARS]
+    full_ids = tok.encode(text, add_special_tokens=False).ids[:256]
+    assert tok.encode(head, add_special_tokens=False).ids[:256] == full_ids

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,9 +326,133 @@ def test_also_upstream_5xx_body_is_not_echoed(served: Served, upstream: Upstream
     assert "secret" not in r.text
 
 
+def test_schemathesis_against_the_real_server(served: Served) -> None:
+    """The OpenAPI fuzz of ``test_fuzz.py``, but over HTTP against the real process (its
+    HTTP layer, limits and header checks included), with the key, in CI time."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from schemathesis.generation.modes import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{served.base}/openapi.json", headers=AUTH)
+    cases = st.one_of(
+        schema.as_strategy(GenerationMode.POSITIVE), schema.as_strategy(GenerationMode.NEGATIVE)
+    )
+    statuses: list[int] = []
+
+    @given(case=cases)
+    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def one(case: Any) -> None:
+        case.headers = {
+            **{k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"},
+            **AUTH,
+        }
+        response = case.call(base_url=served.base, timeout=30)
+        assert response.status_code != 500, response.text  # 502: the fake upstream refused it
+        assert "x-request-id" in response.headers
+        statuses.append(response.status_code)
+
+    one()
+    assert len(statuses) >= 60
+    assert httpx.get(f"{served.base}/healthz", timeout=10).status_code == 200
+
+
 def test_no_tracebacks_in_the_server_log(served: Served) -> None:
     """Runs last in this file's module-scoped server: nothing above produced a 5xx bug."""
     time.sleep(0.3)
     text = served.log.read_text(errors="replace")
     assert "Traceback" not in text and "internal error" not in text, text[-3000:]
     assert all(line["status"] < 500 or line["status"] == 502 for line in served.lines())
+
+
+# --------------------------------------------------------------------------- 6: SIGTERM drain
+
+
+@pytest.fixture(scope="module")
+def slow_upstream() -> Iterator[Upstream]:
+    """An upstream that takes 2 s per answer: requests are in flight when SIGTERM comes."""
+    up = Upstream(delay=2.0)
+    server = uvicorn.Server(uvicorn.Config(up.app(), host=HOST, port=up.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield up
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_6_sigterm_drains_in_flight_requests_with_any_worker_count(
+    slow_upstream: Upstream, tmp_path: Path, workers: int
+) -> None:
+    """Was, with 2 workers: 64 in-flight requests reset, 403 answers / 402 log lines, exit 0.
+
+    Now every request that reached the server is answered and logged once, and the exit
+    status is the one of a single worker (killed by the re-raised SIGTERM: 143 in a shell).
+    A client that connects after the listening socket closed is refused (ConnectError):
+    nothing was sent, so it is safe to retry, unlike a reset.
+    """
+    served = spawn_serve(tmp_path, slow_upstream.port, workers=workers)
+    n = 48
+    before = slow_upstream.calls
+
+    def one(_: int) -> str:
+        try:
+            return str(chat(served, {"model": "firewall", "messages": CHAT}).status_code)
+        except httpx.ConnectError:
+            return "refused"
+        except httpx.HTTPError as e:
+            return type(e).__name__
+
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(one, i) for i in range(n)]
+            deadline = time.monotonic() + 30
+            while slow_upstream.calls - before < n // 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.killpg(served.process.pid, signal.SIGTERM)  # as systemd / stop_process do
+            results = [f.result() for f in futures]
+        code = served.process.wait(60)
+    finally:
+        stop_process(served.process, hard=True)
+    answered = results.count("200")
+    assert set(results) <= {"200", "refused"}, results  # no reset, no dropped connection
+    assert answered >= n // 2
+    time.sleep(0.2)
+    assert len(served.lines()) == answered  # one log line per answer
+    assert code == -signal.SIGTERM  # the same for 1 and 2 workers
+
+
+# --------------------------------------------------------------------------- slow clients
+
+
+@pytest.fixture(scope="module")
+def served_short_keepalive(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    s = spawn_serve(tmp_path_factory.mktemp("slow"), upstream.port, keep_alive_timeout=2)
+    yield s
+    stop_process(s.process)
+
+
+@pytest.mark.parametrize(
+    ("sent", "answer"),
+    [(b"", b""), (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n", b"HTTP/1.1 408 ")],
+    ids=["nothing", "half-a-head"],
+)
+def test_slow_client_is_cut_after_the_keep_alive_timeout(
+    served_short_keepalive: Served, sent: bytes, answer: bytes
+) -> None:
+    """Was: a connection that sent nothing, or half a head, was held open forever."""
+    host, port = served_short_keepalive.base.removeprefix("http://").split(":")
+    start = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(sent)
+        data = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                data += chunk
+    waited = time.monotonic() - start
+    assert data.startswith(answer), data[:200]
+    assert 1.5 < waited < 20, waited
+    r = httpx.get(f"{served_short_keepalive.base}/healthz", timeout=10)
+    assert r.status_code == 200

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from firewall_routing.designs import GreedyApprox
+from firewall_routing.metrics import MAX_BOOTSTRAP
 
 DEFAULT_SEEDS = 3
 
@@ -52,7 +53,7 @@ def reproduce(
         ),
     ] = None,
     bootstrap: Annotated[
-        int, typer.Option(min=0, help="Bootstrap resamples for 95 % CIs (0 = none).")
+        int, typer.Option(min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for 95 % CIs (0 = none).")
     ] = 1000,
     data_dir: DataDirOpt = None,
     greedy_approx: RouterDCGreedyOpt = "majority",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from firewall_routing import metrics
+from firewall_routing.errors import InputError
 from firewall_routing.experiment import conclusion
 from firewall_routing.experiment.results import (
     BootstrapCI,
@@ -194,6 +195,17 @@ def bin_pass_rates(score_sets: Sequence[FloatArray], t: OutcomeTable) -> tuple[F
     strong = np.mean([[b.strong_pass_rate for b in bins] for bins in per_seed], axis=0)
     weak = np.mean([[b.weak_pass_rate for b in bins] for bins in per_seed], axis=0)
     return strong, weak
+
+
+MIN_EVAL_ROWS = 10  # fewer rows: every metric is a constant or a coin flip
+
+
+def require_evaluable(table: OutcomeTable) -> None:
+    """Refuse metrics on too few rows (one row gave exit 0 and constant, meaningless numbers)."""
+    if len(table) < MIN_EVAL_ROWS:
+        raise InputError(
+            f"only {len(table)} rows: evaluating a router needs at least {MIN_EVAL_ROWS}", path=table.source
+        )
 
 
 # --------------------------------------------------------------------------- N models

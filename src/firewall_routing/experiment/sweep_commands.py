@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from firewall_routing.experiment.commands import DataDirOpt, RouterDCGreedyOpt
+from firewall_routing.metrics import MAX_BOOTSTRAP
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +61,10 @@ def sweep(
     ] = "gsm8k,humaneval,mbpp",
     seeds: Annotated[int, typer.Option(help="Seeds (0..n-1) per router; scores are averaged.")] = 1,
     bootstrap: Annotated[
-        int, typer.Option(help="Bootstrap resamples for CIs and paired tests (0 = off).")
+        int,
+        typer.Option(
+            min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for CIs and paired tests (0 = off)."
+        ),
     ] = 1000,
     bootstrap_seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
     max_pairs: Annotated[

@@ -329,9 +329,23 @@ def summarize(scores: FloatArray, pr_w: FloatArray, pr_s: FloatArray) -> Summary
     )
 
 
+MAX_BOOTSTRAP = 100_000  # resamples; the CLI's --bootstrap bound (CIs settle long before)
+MAX_DRAW_CELLS = 50_000_000  # n_boot × n counts (400 MB of int64): beyond, refuse, not swap
+
+
 def bootstrap_draws(n: int, n_boot: int = 1000, seed: int = 0) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Multinomial resampling counts (n_boot × n). Share one draw across routers so their CIs
-    are paired (same resampled query sets)."""
+    are paired (same resampled query sets).
+
+    ``--bootstrap 1000000000`` once tried to allocate 447 GiB here: more cells than
+    ``MAX_DRAW_CELLS`` is a MetricError (one line, exit 2) naming the largest usable count.
+    """
+    if n_boot > MAX_BOOTSTRAP or n_boot * n > MAX_DRAW_CELLS:
+        most = min(MAX_BOOTSTRAP, MAX_DRAW_CELLS // max(n, 1))
+        raise MetricError(
+            f"--bootstrap {n_boot} on {n} rows is too many resamples (at most {most} here; "
+            "1000 gives stable 95 % CIs)"
+        )
     rng = np.random.default_rng(seed)
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.int64)
 

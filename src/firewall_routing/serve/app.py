@@ -885,6 +885,11 @@ def create_app(
             log.warning("no auth_keys configured: the server accepts unauthenticated requests")
         yield
         await state.close()
+        # Every request has been answered and logged: write the lines still queued now. A
+        # worker then dies of its re-raised SIGTERM, which runs no atexit hook (one line
+        # per answer was lost with --workers 2, issue 24).
+        for handler in logging.getLogger().handlers:
+            handler.flush()
 
     app = FastAPI(
         title="firewall-routing", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None

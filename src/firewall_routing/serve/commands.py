@@ -7,12 +7,15 @@ Heavy imports (torch, onnxruntime, FastAPI, uvicorn) stay inside the command fun
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from firewall_routing.serve.config import ServeConfig
 
 SERVE_EPILOG = """A minimal config (YAML; TOML takes the same keys):
@@ -80,6 +83,17 @@ def calibrate(
     from firewall_routing.routers import load_router
     from firewall_routing.serve.scoring import make_scorer
 
+    # Inputs first: with a calibration already there, a mistyped prompts file said
+    # "calibration file already exists" instead of naming the missing file.
+    if not router.is_dir():
+        raise InputError(
+            "router not found (a directory saved by `train`)"
+            if not router.exists()
+            else "not a router directory",
+            path=router,
+        )
+    if not prompts.is_file():
+        raise InputError("file not found" if not prompts.exists() else "not a file", path=prompts)
     target = calibration_path(out if out is not None else router)
     if target.exists() and not force:  # checked before scoring: fail in a second, not minutes
         raise InputError("calibration file already exists: pass --force to replace it", path=target)
@@ -140,6 +154,7 @@ def serve(
 
     scoring = {"scoring_batch_size": scoring_batch_size, "scoring_batch_window_ms": scoring_batch_window_ms}
     cfg = with_overrides(load_config(config), host=host, port=port, workers=workers, **scoring)
+    check_port(cfg.host, cfg.port)  # before the router loads: seconds, then 8 lines of uvicorn errors
     options = {
         **http_options(),  # request heads over 64 KiB: 431 before the app (and auth) runs
         "host": cfg.host,
@@ -159,6 +174,31 @@ def serve(
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
     serve_workers(cfg, config, options, {k: v for k, v in scoring.items() if v is not None})
+
+
+def check_port(host: str, port: int) -> None:
+    """One line and exit 2 when ``host:port`` cannot be listened on (in use, no such address).
+
+    uvicorn binds with SO_REUSEADDR, so this does too: a port left in TIME_WAIT by an
+    earlier run is usable and is not refused here. Port 0 (the OS picks) is not checked.
+    """
+    import socket
+
+    from firewall_routing.errors import InputError
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror}", field="host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            raise InputError(f"cannot listen on {host}:{port}: {e.strerror}", field="port") from None
 
 
 def serve_workers(
@@ -199,9 +239,49 @@ def serve_workers(
         logging.getLogger("firewall_routing.serve").info(
             "%d workers; metrics summed across them in %s", cfg.workers, metrics_dir
         )
-        uvicorn.run(
-            "firewall_routing.serve.app:app_from_env",
-            factory=True,
-            workers=cfg.workers,
-            **options,  # type: ignore[arg-type]
+        stopped_by = run_workers(
+            uvicorn.Config(
+                "firewall_routing.serve.app:app_from_env",
+                factory=True,
+                workers=cfg.workers,
+                **options,  # type: ignore[arg-type]
+            )
         )
+    if stopped_by is not None:  # exit as one worker does (143 for SIGTERM), after the clean-up
+        for handler in logging.getLogger().handlers:
+            handler.flush()  # dying of the signal runs no atexit hook
+        signal.signal(stopped_by, signal.SIG_DFL)
+        signal.raise_signal(stopped_by)
+
+
+def run_workers(config: uvicorn.Config) -> int | None:
+    """uvicorn's worker supervisor, draining like one worker does; returns the stop signal.
+
+    The supervisor holds its own copy of the listening socket and, on SIGTERM, only
+    noticed it within 0.5 s and never closed it: the workers closed theirs, and the kernel
+    went on completing connections into the queue of the supervisor's copy, which nobody
+    accepts; they were reset when it exited (issue 24: 64 in-flight requests got
+    ECONNRESET, with one worker all finished). Closing the copy in the signal handler
+    makes a late client's connection refused (safe to retry: nothing was sent), as with
+    one worker, while the workers finish what they accepted.
+    """
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    class Draining(Multiprocess):
+        stop_signal: int | None = None
+
+        def stop(self, sig: int, frame: object) -> None:
+            for sock in self.sockets:
+                sock.close()
+            if self.stop_signal is None:
+                self.stop_signal = sig
+            self.should_exit.set()
+
+    supervisor = Draining(config, sockets=[config.bind_socket()])
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, supervisor.stop)
+    supervisor.run()
+    if supervisor.stop_signal is not None:
+        name = signal.Signals(supervisor.stop_signal).name
+        logging.getLogger("firewall_routing.serve").info("stopped by %s: workers drained", name)
+    return supervisor.stop_signal

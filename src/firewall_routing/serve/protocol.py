@@ -18,6 +18,8 @@ import json
 from typing import Any
 
 MAX_HEADER_BYTES = 64 * 1024
+SHUTDOWN_GRACE = 0.25  # seconds an idle-looking connection keeps reading at shutdown
+HEAD_GRACE = 5.0  # seconds a half-received request head may take to finish at shutdown
 
 _BODY = json.dumps(
     {
@@ -29,6 +31,22 @@ _BODY = json.dumps(
         }
     }
 ).encode()
+_TIMEOUT_BODY = json.dumps(
+    {
+        "error": {
+            "message": "request headers not received in time",
+            "type": "invalid_request_error",
+            "code": "request_timeout",
+            "param": None,
+        }
+    }
+).encode()
+TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"content-type: application/json\r\n"
+    b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n"
+    b"connection: close\r\n\r\n" + _TIMEOUT_BODY
+)
 TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: application/json\r\n"
@@ -63,16 +81,75 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
     max_head_bytes = MAX_HEADER_BYTES
 
     def connection_made(self, transport: Any) -> None:
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._head_bytes, self._draining = True, 0, False
+        self._head_timer: Any = None
         super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        """A request head must arrive within ``timeout_keep_alive`` (the config's
+        ``keep_alive_timeout``) of the connection opening or of its first byte: uvicorn
+        has no read timeout, so a client that sends nothing, or a byte now and then, held
+        its connection forever."""
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.timeout_keep_alive, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # still answering the previous request: not idle
+            return
+        if self._in_head and not self.transport.is_closing():
+            if self._head_bytes:  # a request was started: say why it ends
+                self.transport.write(TIMED_OUT)
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._cancel_head_timer()
         super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # answer it, then close
+
+    def shutdown(self) -> None:
+        """Graceful shutdown without dropping a request that is already on its way.
+
+        uvicorn closes at once every connection that has no request in progress, which
+        includes one whose request bytes are in the socket but not read yet, or half read:
+        that client saw the connection drop without an answer (issue 24, SIGTERM). Here a
+        connection that looks idle gets ``SHUTDOWN_GRACE`` seconds for bytes already sent
+        to arrive, one in the middle of a request head up to ``HEAD_GRACE``; a request that
+        starts meanwhile is answered with ``connection: close``.
+        """
+        if self.cycle is not None and not self.cycle.response_complete:
+            super().shutdown()
+            return
+        self._draining = True
+        self.loop.call_later(SHUTDOWN_GRACE, self._close_if_idle, SHUTDOWN_GRACE)
+
+    def _close_if_idle(self, waited: float) -> None:
+        """Close unless a request is being answered (closed after it, keep_alive off) or
+        its head is still arriving (for at most ``HEAD_GRACE`` s: a client that never
+        finishes one must not hold the shutdown)."""
+        if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+            return
+        if self._in_head and self._head_bytes > 0 and waited < HEAD_GRACE:
+            self.loop.call_later(SHUTDOWN_GRACE, self._close_if_idle, waited + SHUTDOWN_GRACE)
+            return
+        self.transport.close()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._head_bytes = True, 0  # uvicorn's keep-alive timer covers the idle wait
 
     def data_received(self, data: bytes) -> None:
         while data:
@@ -81,6 +158,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
             if not self._in_head:
                 super().data_received(data)
                 return
+            self._arm_head_timer()  # (no-op while armed)
             room = self.max_head_bytes - self._head_bytes
             part, data = data[:room], data[room:]
             self._head_bytes += len(part)

@@ -48,6 +48,19 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray: ...
 
 
+MAX_SCORED_CHARS = 4096
+"""Characters of each text that reach the encoder and the router (issue 24: a 1 MB prompt
+cost 270–920 ms of scoring and held up other requests). Every encoder reads only the first
+256 tokens, which fit in 4096 characters unless tokens average 16+ characters, and the
+ridge router's prompt features read the same 4096-character prefix in training too; so the
+scores of ordinary prompts do not change, and a long one costs what a 4 KB one does."""
+
+
+def scored_prefixes(texts: Sequence[str]) -> list[str]:
+    """Each text cut to :data:`MAX_SCORED_CHARS` (slicing copies only what is kept)."""
+    return [t if len(t) <= MAX_SCORED_CHARS else t[:MAX_SCORED_CHARS] for t in texts]
+
+
 class EmbeddingScorer:
     """Encoder + the router's trained head (``score_embeddings``), no embedding cache.
 
@@ -61,8 +74,9 @@ class EmbeddingScorer:
         self.backend = backend
 
     def __call__(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
+        texts = scored_prefixes(texts)
         emb = self._encoder.encode(texts, progress)
-        scores: FloatArray = self._router.score_embeddings(emb, list(texts))
+        scores: FloatArray = self._router.score_embeddings(emb, texts)
         return scores
 
 
@@ -74,7 +88,7 @@ class RouterScorer:
         self.backend = f"router:{router.name}"
 
     def __call__(self, texts: Sequence[str], progress: bool = False) -> FloatArray:
-        return np.asarray(self._router.score(texts), dtype=np.float64)
+        return np.asarray(self._router.score(scored_prefixes(texts)), dtype=np.float64)
 
 
 def make_scorer(router: Router, backend: Backend = "onnx", threads: int = 1) -> Scorer:
