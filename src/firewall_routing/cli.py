@@ -282,7 +282,11 @@ def train(
     require_learnable(lab.values, design, str(outcomes))
     _say(f"training {router} on {len(tr)} queries ({design} labels){_fit_steps(r)}")
     with progress_bars():
-        rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
+        if cls.table_only:  # learns every model of the table (irt)
+            rep = r.fit_table(tr, val=Validation.from_table(va) if len(va) else None)
+            r.use_pair(weak_name, strong_name, as_design(design))
+        else:
+            rep = r.fit(tr.prompts, lab.values, val=Validation.from_table(va) if len(va) else None)
     meta = RouterMetadata.for_training(
         tr.prompts, lab.values, label_design=design, weak=weak_name, strong=strong_name
     )
@@ -292,6 +296,10 @@ def train(
     _say_quality(table, design)
     if design == "hybrid-trans":
         typer.echo(f"t* = {lab.params['t']:g} (Hybrid LLM r_trans, searched on the training split)")
+    for key, value in r.trained_info().items():  # what training chose (saved in router.json)
+        if isinstance(value, list | str):
+            shown = value if isinstance(value, str) else ", ".join(value) or "none"
+            typer.echo(f"{key.replace('_', ' ')}: {shown}")
     best = f", best epoch {rep.best_epoch} (val APGR {rep.best_val_apgr:.2f})" if rep.best_val_apgr else ""
     typer.echo(f"trained {router} on {len(tr)} queries ({design}){best} in {rep.seconds:.1f}s → {out}")
 

@@ -44,6 +44,7 @@ SETUPS: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "margin": lambda m: {},
     "knn": lambda m: {"encoder": "toy", "k": 5},
     "ridge": lambda m: {"encoder": "toy", "prior": "none"},
+    "irt": lambda m: {"encoder": "toy", "prior": "none"},
 }
 """Router name → fast options (toy encoder, tiny backbones) given the tiny model paths."""
 
@@ -88,7 +89,7 @@ def test_python_train_save_load_score_evaluate(
     table = load_table(_outcomes(tmp_path / "t.jsonl"))
     router = make_router(name, **SETUPS[name](models))
     labels = compute_labels(table, "soft-block").values
-    if cls.trains:
+    if cls.trains and not cls.table_only:  # table-only routers learn every model from the table
         router.fit(table.prompts, labels)
     if cls.fits_table:
         router.fit_table(table)
@@ -99,6 +100,10 @@ def test_python_train_save_load_score_evaluate(
     loaded = load_router(tmp_path / "r")
     assert type(loaded) is cls
     assert loaded.config() == router.config()
+    if router.model_names:  # save records the models it predicts
+        assert loaded.metadata.model_names == router.model_names
+        meta = meta.model_copy(update={"model_names": router.model_names})
+    meta = RouterMetadata.model_validate(meta.model_dump() | router.trained_info())  # e.g. feature groups
     assert loaded.metadata == meta and loaded.metadata.train_sha256 == training_hash(table.prompts, labels)
     scores = loaded.score_table(table)
     np.testing.assert_array_equal(scores, router.score_table(table))

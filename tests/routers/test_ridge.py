@@ -156,7 +156,7 @@ def test_router_trains_saves_loads_and_scores(
 ) -> None:
     monkeypatch.setattr(rr, "gsm8k_prior_file", lambda: _write_gsm8k(tmp_path / "train.jsonl"))
     prompts, y = _toy_data()
-    r = make_router("ridge", encoder="toy", prior=prior)
+    r = make_router("ridge", encoder="toy", prior=prior, select="all")
     r.fit(prompts, y)
     s = r.score(["hard new one", "easy new one"])
     assert s[0] < s[1] and np.all((s > 0) & (s < 1))
@@ -193,3 +193,111 @@ def test_scores_from_given_embeddings_need_the_texts(toy_encoder: ToyEncoder) ->
         r.score_embeddings(emb)
     with pytest.raises(ValueError):
         r.score_embeddings(emb, probe[:2])
+
+
+def test_ridge_cg_equals_scikit_learn_ridge_with_intercept() -> None:
+    from scipy.sparse import random as sparse_random
+    from sklearn.linear_model import Ridge
+
+    x = sparse_random(60, 25, density=0.2, random_state=1, format="coo")
+    y = np.random.default_rng(1).normal(size=(60, 3))
+    coef, intercept = rr.ridge_cg(x.row.astype(np.int64), x.col.astype(np.int64), x.data, x.shape, y, 3.0)
+    ref = Ridge(alpha=3.0, solver="sparse_cg", tol=1e-12).fit(x.tocsr(), y)
+    np.testing.assert_allclose(coef, ref.coef_.T, atol=1e-8)
+    np.testing.assert_allclose(intercept, ref.intercept_, atol=1e-8)
+
+
+def test_fitted_prior_is_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = _write_gsm8k(tmp_path / "train.jsonl")
+    monkeypatch.setenv("FIREWALL_ROUTING_CACHE", str(tmp_path / "cache"))
+    first = gsm8k_prior(["unrelated"], f)
+    rr._PRIOR_CACHE.clear()
+    monkeypatch.setattr(rr, "fit_solution_prior", lambda *a, **k: pytest.fail("refitted"))
+    again = gsm8k_prior(["something else"], f)  # same questions left: the disk copy
+    np.testing.assert_array_equal(again.coef, first.coef)
+
+
+def test_prompt_features_read_a_bounded_prefix() -> None:
+    short = "Tom has 3 apples and buys 4 more each day. " * 20
+    huge = short + "9 dollars 50 % " * 100_000
+    assert prompt_features(huge) == prompt_features(huge[: rr.PREFIX_CHARS])
+    assert rr.ngrams(huge) == rr.ngrams(huge[: rr.PREFIX_CHARS])
+
+
+def _groups_data(signal: str) -> tuple[list[str], np.ndarray]:
+    """Labels that follow a hand feature (how many numbers) or the toy embedding ('hard')."""
+    rng = np.random.default_rng(5)
+    prompts, y = [], []
+    for i in range(80):
+        k = int(rng.integers(0, 6))
+        hard = bool(rng.integers(0, 2))
+        prompts.append(f"{'hard' if hard else 'easy'} item {i} " + " ".join(str(7 * j) for j in range(k)))
+        y.append(0.1 + 0.15 * k if signal == "numbers" else (0.2 if hard else 0.8))
+    return prompts, np.clip(np.array(y) + rng.normal(0, 0.02, 80), 0, 1)
+
+
+def test_feature_groups_are_chosen_by_leave_one_out_on_the_training_rows(
+    toy_encoder: ToyEncoder, tmp_path: Path
+) -> None:
+    prompts, y = _groups_data("numbers")
+    r = make_router("ridge", encoder="toy", prior="none", select="cv")
+    assert isinstance(r, RidgeRouter)
+    r.fit(prompts, y)
+    assert r.groups == ("words",) and r.group_errors["words"] < r.group_errors["embedding"]
+    prompts, y = _groups_data("embedding")
+    r.fit(prompts, y)
+    assert not r.groups and set(r.group_errors) == {"embedding", "words"}
+    r.save(tmp_path / "r")
+    meta = json.loads((tmp_path / "r" / "router.json").read_text())["metadata"]
+    assert meta["feature_groups"] == [] and "words" in meta["feature_group_loo_errors"]
+    loaded = load_router(tmp_path / "r")
+    assert isinstance(loaded, RidgeRouter) and loaded.groups == ()
+    np.testing.assert_array_equal(loaded.score(prompts[:5]), r.score(prompts[:5]))
+
+
+def test_a_router_saved_before_groups_were_chosen_uses_every_offered_group(
+    toy_encoder: ToyEncoder, tmp_path: Path
+) -> None:
+    prompts, y = _groups_data("numbers")
+    r = make_router("ridge", encoder="toy", prior="none")
+    assert (
+        isinstance(r, RidgeRouter) and r.options.select == "all"
+    )  # the default (docs/routers.md, "Plateau")
+    r.fit(prompts, y)
+    r.save(tmp_path / "r")
+    w = dict(np.load(tmp_path / "r" / rr.WEIGHTS_FILE))
+    del w["groups"]
+    np.savez(tmp_path / "r" / rr.WEIGHTS_FILE, **w)
+    loaded = load_router(tmp_path / "r")
+    assert isinstance(loaded, RidgeRouter) and loaded.groups == ("words",)
+    np.testing.assert_array_equal(loaded.score(prompts[:5]), r.score(prompts[:5]))
+
+
+def test_shipped_prior_is_used_only_for_the_file_it_was_fitted_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = _write_gsm8k(tmp_path / "train.jsonl")
+    monkeypatch.setenv("FIREWALL_ROUTING_CACHE", str(tmp_path / "cache"))
+    rr.write_shipped_prior(f)
+    shipped = rr.shipped_prior(f)
+    assert shipped is not None
+    qs, ans = _corpus()
+    fresh = fit_solution_prior(qs, ans)
+    assert shipped.vocab == fresh.vocab
+    np.testing.assert_allclose(shipped.predict(qs), fresh.predict(qs), rtol=1e-5, atol=1e-5)
+    rr._PRIOR_CACHE.clear()
+    monkeypatch.setattr(rr, "fit_solution_prior", lambda *a, **k: pytest.fail("refitted"))
+    assert gsm8k_prior(["not a gsm8k question"], f) is not None  # the shipped one
+    monkeypatch.undo()
+    monkeypatch.setenv("FIREWALL_ROUTING_CACHE", str(tmp_path / "cache"))
+    assert gsm8k_prior([qs[0]], f).n_questions == 39  # a training question: refitted without it
+    f.write_text(f.read_text() + json.dumps({"question": "new q", "answer": "#### 1"}) + "\n")
+    assert rr.shipped_prior(f) is None  # fitted on another file: never used
+
+
+def test_the_shipped_prior_was_fitted_on_the_shipped_train_file() -> None:
+    from ..conftest import DATA
+
+    assert rr.shipped_prior(DATA / "gsm8k" / "train.jsonl") is not None, (
+        "data/gsm8k/solution-prior.npz is stale: run write_shipped_prior()"
+    )

@@ -32,6 +32,7 @@ REGISTRY: dict[str, str] = {
     "margin": "firewall_routing.routers.margin:MarginRouter",
     "knn": "firewall_routing.routers.knn:KNNRouter",
     "ridge": "firewall_routing.routers.ridge:RidgeRouter",
+    "irt": "firewall_routing.routers.irt:IRTRouter",
 }
 """Router name → ``module:Class``. Add a router by adding a file (a ``Router`` subclass with
 its ``Options`` model and ability flags) and a line here."""

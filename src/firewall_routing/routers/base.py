@@ -205,6 +205,9 @@ class Router(ABC):
     needs_table: ClassVar[bool] = False
     scores_embeddings: ClassVar[bool] = False
     predicts_models: ClassVar[bool] = False
+    table_only: ClassVar[bool] = False
+    """Learns only from an outcome table (``fit_table``, every model in it); ``fit(prompts,
+    labels)`` is an error (``irt``). ``train`` then fits the table and routes the named pair."""
 
     options: RouterOptions
     metadata: RouterMetadata
@@ -290,6 +293,11 @@ class Router(ABC):
         router over the same encoder embeds a prompt once."""
         return get_encoder(self.encoder).encode(prompts, progress=progress)
 
+    def trained_info(self) -> dict[str, Any]:
+        """What training chose from the data rather than the options (e.g. ``ridge``'s
+        feature groups): printed by ``train`` and saved in ``router.json``'s metadata."""
+        return {}
+
     def config(self) -> dict[str, Any]:
         """The options as JSON (what ``router.json`` stores and ``load_router`` rebuilds from)."""
         out: dict[str, Any] = self.options.model_dump(mode="json")
@@ -304,6 +312,8 @@ class Router(ABC):
             self.metadata = metadata
         if self.model_names:
             self.metadata = self.metadata.model_copy(update={"model_names": tuple(self.model_names)})
+        if self.trained_info():
+            self.metadata = RouterMetadata.model_validate(self.metadata.model_dump() | self.trained_info())
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
         doc = {

@@ -42,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from firewall_routing.embeddings import DEFAULT_ENCODER, ENCODER_HELP
+from firewall_routing.embeddings import DEFAULT_ENCODER, ENCODER_HELP, cache_dir
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import (
@@ -67,6 +67,11 @@ ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 3.5, 19))
 
 _NUM = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 
+PREFIX_CHARS = 4096
+"""Prompt features and the prior read at most this many leading characters: the cues are in
+a question's first paragraph, the sentence encoder reads only its first 256 tokens anyway,
+and a 1 MB prompt must cost a server no more than a short one (issue 24)."""
+
 FEATURE_NAMES: tuple[str, ...] = (
     "log_words",
     "log_numbers",
@@ -84,7 +89,9 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 
 def prompt_features(prompt: str) -> list[float]:
-    """Cheap difficulty cues of a prompt, in :data:`FEATURE_NAMES` order (log1p of counts)."""
+    """Cheap difficulty cues of a prompt's first :data:`PREFIX_CHARS` characters, in
+    :data:`FEATURE_NAMES` order (log1p of counts)."""
+    prompt = prompt[:PREFIX_CHARS]
     nums = _NUM.findall(prompt)
     low = prompt.lower()
     return [
@@ -161,8 +168,9 @@ _TOKEN = re.compile(r"[a-z]+|\d+|[$%/]")
 
 
 def ngrams(text: str) -> list[str]:
-    """Lower-cased word/number/symbol unigrams and bigrams (the prior's vocabulary units)."""
-    toks = _TOKEN.findall(text.lower())
+    """Lower-cased word/number/symbol unigrams and bigrams of the first
+    :data:`PREFIX_CHARS` characters (the prior's vocabulary units)."""
+    toks = _TOKEN.findall(text[:PREFIX_CHARS].lower())
     return toks + [f"{a} {b}" for a, b in itertools.pairwise(toks)]
 
 
@@ -174,7 +182,7 @@ def normalize_text(s: str) -> str:
 class SolutionPrior:
     """Sublinear-tf·idf n-grams → ridge → predicted :data:`SOLUTION_TARGETS`.
 
-    Scoring is plain Python/numpy (a dict lookup per n-gram); scikit-learn only fits it.
+    Fitting and scoring are plain Python/numpy (a dict lookup per n-gram).
     """
 
     vocab: dict[str, int]
@@ -188,8 +196,12 @@ class SolutionPrior:
     def tfidf_rows(self, text: str) -> tuple[np.ndarray[Any, np.dtype[np.int64]], FloatArray]:
         """Vocabulary indices and l2-normalized sublinear tf·idf values of one text's n-grams
         (the same numbers scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` gives)."""
+        return self.tfidf_of(ngrams(text))
+
+    def tfidf_of(self, grams: Sequence[str]) -> tuple[np.ndarray[Any, np.dtype[np.int64]], FloatArray]:
+        """:meth:`tfidf_rows` of a text's already computed :func:`ngrams`."""
         counts: dict[int, int] = {}
-        for g in ngrams(text):
+        for g in grams:
             j = self.vocab.get(g)
             if j is not None:
                 counts[j] = counts.get(j, 0) + 1
@@ -235,33 +247,106 @@ class SolutionPrior:
         )
 
 
+def tfidf_fit(grams: Sequence[Sequence[str]], min_df: int) -> tuple[dict[str, int], FloatArray]:
+    """Vocabulary (n-grams in ≥ ``min_df`` texts, indexed in sorted order) and smooth idf
+    ln((1 + n)/(1 + df)) + 1: scikit-learn's ``TfidfVectorizer`` conventions, without
+    importing scikit-learn (its import alone took ~4 s of a 10 s ``train`` under load)."""
+    df: dict[str, int] = {}
+    for doc in grams:
+        for g in set(doc):
+            df[g] = df.get(g, 0) + 1
+    terms = sorted(g for g, c in df.items() if c >= min_df)
+    counts = np.array([df[g] for g in terms], dtype=np.float64)
+    idf: FloatArray = np.log((1.0 + len(grams)) / (1.0 + counts)) + 1.0
+    return {g: i for i, g in enumerate(terms)}, idf
+
+
+def ridge_cg(
+    rows: np.ndarray[Any, np.dtype[np.int64]],
+    cols: np.ndarray[Any, np.dtype[np.int64]],
+    vals: FloatArray,
+    shape: tuple[int, int],
+    y: FloatArray,
+    alpha: float,
+    tol: float = 1e-10,
+    max_iter: int = 2000,
+) -> tuple[FloatArray, FloatArray]:
+    """Ridge with an unpenalized intercept on a sparse (COO) matrix X, every target column of
+    ``y`` at once: conjugate gradients on (XcᵀXc + αI) w = Xcᵀ yc, with Xc = X − 1 x̄ᵀ applied
+    implicitly (X stays sparse, scipy.sparse products)."""
+    from scipy.sparse import csr_matrix
+
+    x = csr_matrix((vals, (rows, cols)), shape=shape)
+    xt = x.T.tocsr()
+    xm = np.asarray(x.mean(axis=0)).ravel()
+    ym = y.mean(0)
+    yc = y - ym
+
+    def xv(w: FloatArray) -> FloatArray:  # Xc w, w: p × t
+        res: FloatArray = np.asarray(x @ w) - (xm @ w)[None, :]
+        return res
+
+    def xtu(u: FloatArray) -> FloatArray:  # Xcᵀ u, u: n × t
+        res: FloatArray = np.asarray(xt @ u) - np.outer(xm, u.sum(0))
+        return res
+
+    b = xtu(yc)
+    w = np.zeros_like(b)
+    r = b.copy()
+    d = r.copy()
+    rr_old = (r * r).sum(0)
+    stop = (tol**2) * np.maximum((b * b).sum(0), 1e-300)
+    for _ in range(max_iter):
+        if np.all(rr_old <= stop):
+            break
+        q = xtu(xv(d)) + alpha * d
+        step = rr_old / np.maximum((d * q).sum(0), 1e-300)
+        w += step * d
+        r -= step * q
+        rr_new = (r * r).sum(0)
+        d = r + (rr_new / np.maximum(rr_old, 1e-300)) * d
+        rr_old = rr_new
+    intercept: FloatArray = ym - xm @ w
+    return w, intercept
+
+
 def fit_solution_prior(
     questions: Sequence[str], answers: Sequence[str], alpha: float = 3.0, min_df: int = 3
 ) -> SolutionPrior:
-    """Fit the prior (alpha = 3 chosen on held-out GSM8K train questions, see the bench)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import Ridge
-
-    vec = TfidfVectorizer(analyzer=ngrams, min_df=min_df, sublinear_tf=True)
-    vec.fit(list(questions))
-    vocab = {str(k): int(v) for k, v in vec.vocabulary_.items()}
+    """Fit the prior (alpha = 3 chosen on held-out GSM8K train questions, see the bench):
+    tf·idf n-grams beside the standardized prompt features → ridge, all in numpy."""
+    grams = [ngrams(q) for q in questions]
+    vocab, idf = tfidf_fit(grams, min_df)
     f = feature_matrix(questions)
     prior = SolutionPrior(
         vocab=vocab,
-        idf=np.asarray(vec.idf_, dtype=np.float64),
+        idf=idf,
         coef=np.zeros((0, 0)),
         intercept=np.zeros(0),
         feat_mean=f.mean(0),
         feat_std=f.std(0) + 1e-9,
         n_questions=len(questions),
     )
-    from scipy.sparse import csr_matrix, hstack
-
-    y = np.array([solution_targets(a) for a in answers])
-    x = hstack([vec.transform(list(questions)), csr_matrix((f - prior.feat_mean) / prior.feat_std)]).tocsr()
-    model = Ridge(alpha=alpha).fit(x, y)
-    prior.coef = np.asarray(model.coef_, dtype=np.float64).T
-    prior.intercept = np.asarray(model.intercept_, dtype=np.float64)
+    rows_l, cols_l, vals_l = [], [], []
+    for i, g in enumerate(grams):
+        idx, val = prior.tfidf_of(g)
+        rows_l.append(np.full(len(idx), i, dtype=np.int64))
+        cols_l.append(idx)
+        vals_l.append(val)
+    fz = (f - prior.feat_mean) / prior.feat_std
+    n_feat = fz.shape[1]
+    rows_l.append(np.repeat(np.arange(len(questions), dtype=np.int64), n_feat))
+    cols_l.append(np.tile(np.arange(len(vocab), len(vocab) + n_feat, dtype=np.int64), len(questions)))
+    vals_l.append(fz.ravel())
+    y = np.array([solution_targets(a) for a in answers], dtype=np.float64)
+    prior.coef, prior.intercept = ridge_cg(
+        np.concatenate(rows_l),
+        np.concatenate(cols_l),
+        np.concatenate(vals_l),
+        (len(questions), len(vocab) + n_feat),
+        y,
+        alpha,
+    )
     return prior
 
 
@@ -273,10 +358,68 @@ def gsm8k_prior_file() -> Path:
 
 _PRIOR_CACHE: dict[tuple[str, str], SolutionPrior] = {}
 
+SHIPPED_PRIOR = "solution-prior.npz"
+"""Beside ``train.jsonl``: the prior fitted on *all* of it (float32 coefficients), with the
+sha256 of the file it came from. A table none of whose prompts is a GSM8K train question
+(every non-GSM8K table) needs exactly that prior, so ``train`` reads it in milliseconds
+instead of fitting for seconds; regenerate with :func:`write_shipped_prior`."""
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_shipped_prior(path: Path | None = None) -> Path:
+    """Fit the prior on every question of ``train.jsonl`` and write :data:`SHIPPED_PRIOR`."""
+    from firewall_routing.files import iter_jsonl
+
+    p = path or gsm8k_prior_file()
+    rows = [r for _, r in iter_jsonl(p)]
+    prior = fit_solution_prior([r["question"] for r in rows], [r["answer"] for r in rows])
+    dest = p.parent / SHIPPED_PRIOR
+    terms = sorted(prior.vocab, key=prior.vocab.__getitem__)
+    np.savez_compressed(
+        dest,
+        vocab=np.array("\n".join(terms)),
+        idf=prior.idf,
+        coef=prior.coef.astype(np.float32),
+        intercept=prior.intercept,
+        feat_mean=prior.feat_mean,
+        feat_std=prior.feat_std,
+        n_questions=np.array([prior.n_questions]),
+        train_sha256=np.array(file_sha256(p)),
+    )
+    return dest
+
+
+def shipped_prior(train_file: Path) -> SolutionPrior | None:
+    """The shipped all-questions prior if it was fitted on exactly ``train_file``, else None."""
+    f = train_file.parent / SHIPPED_PRIOR
+    if not f.exists():
+        return None
+    with np.load(f) as d:
+        if str(d["train_sha256"]) != file_sha256(train_file):
+            return None
+        terms = str(d["vocab"]).split("\n")
+        return SolutionPrior(
+            vocab={t: i for i, t in enumerate(terms)},
+            idf=d["idf"].astype(np.float64),
+            coef=d["coef"].astype(np.float64),
+            intercept=d["intercept"].astype(np.float64),
+            feat_mean=d["feat_mean"].astype(np.float64),
+            feat_std=d["feat_std"].astype(np.float64),
+            n_questions=int(d["n_questions"][0]),
+        )
+
 
 def gsm8k_prior(exclude: Sequence[str], path: Path | None = None) -> SolutionPrior:
-    """The prior fitted on GSM8K train questions minus ``exclude`` (cached per process:
-    ``reproduce`` trains one router per design and seed on the same prompts)."""
+    """The prior fitted on GSM8K train questions minus ``exclude``: the shipped fit
+    (:data:`SHIPPED_PRIOR`) when ``exclude`` holds no GSM8K train question, else fitted and
+    cached per process (``reproduce`` trains one router per design and seed on the same
+    prompts) and on disk under the cache directory, keyed by the sha256 of the questions and answers it is fitted
+    on (a second ``train`` on the same kind of table reads it instead of refitting)."""
     from firewall_routing.files import iter_jsonl
 
     p = path or gsm8k_prior_file()
@@ -287,10 +430,25 @@ def gsm8k_prior(exclude: Sequence[str], path: Path | None = None) -> SolutionPri
     drop = {normalize_text(t) for t in exclude}
     key = (str(p.resolve()), hashlib.sha256("\0".join(sorted(drop)).encode()).hexdigest())
     if key not in _PRIOR_CACHE:
-        rows = [r for _, r in iter_jsonl(p) if normalize_text(str(r.get("question", ""))) not in drop]
+        everything = [r for _, r in iter_jsonl(p)]
+        rows = [r for r in everything if normalize_text(str(r.get("question", ""))) not in drop]
         if not rows:
             raise InputError("no questions left for the solution prior", path=p)
-        _PRIOR_CACHE[key] = fit_solution_prior([r["question"] for r in rows], [r["answer"] for r in rows])
+        shipped = shipped_prior(p) if len(rows) == len(everything) else None
+        if shipped is not None:
+            _PRIOR_CACHE[key] = shipped
+            return shipped
+        data = "\0".join(str(r["question"]) + "\0" + str(r["answer"]) for r in rows)
+        disk = cache_dir() / "solution-prior" / f"{hashlib.sha256(data.encode()).hexdigest()[:32]}.json"
+        if disk.exists():
+            _PRIOR_CACHE[key] = SolutionPrior.from_json(json.loads(disk.read_text()))
+        else:
+            prior = fit_solution_prior([r["question"] for r in rows], [r["answer"] for r in rows])
+            disk.parent.mkdir(parents=True, exist_ok=True)
+            tmp = disk.with_suffix(".tmp")
+            tmp.write_text(json.dumps(prior.to_json()))
+            tmp.replace(disk)
+            _PRIOR_CACHE[key] = prior
     return _PRIOR_CACHE[key]
 
 
@@ -376,11 +534,98 @@ def squash(z: FloatArray) -> FloatArray:
     return out
 
 
+# --------------------------------------------------------------------------- feature groups
+
+FeatureGroup = Literal["words", "gsm8k-prior"]
+WORDS: FeatureGroup = "words"
+GSM8K_PRIOR: FeatureGroup = "gsm8k-prior"
+FEATURE_GROUPS: tuple[FeatureGroup, ...] = (WORDS, GSM8K_PRIOR)
+"""Input groups beside the embedding: the hand prompt features (:data:`FEATURE_NAMES`) and
+the GSM8K solution prior (:data:`SOLUTION_TARGETS`). Both were designed for math word
+problems; which of them a table's router uses is chosen on its own training rows."""
+
+
+def group_columns(prompts: Sequence[str], groups: Sequence[str], prior: SolutionPrior | None) -> FloatArray:
+    """The unstandardized columns of ``groups`` for ``prompts`` (in :data:`FEATURE_GROUPS`
+    order); the prior's are its predictions from the prompt text and features."""
+    parts = [np.zeros((len(prompts), 0))]
+    feats = feature_matrix(prompts) if groups else None
+    if WORDS in groups and feats is not None:
+        parts.append(feats)
+    if GSM8K_PRIOR in groups:
+        if prior is None:
+            raise ValueError("the gsm8k-prior group needs a fitted prior")
+        parts.append(prior.predict(prompts, feats))
+    return np.hstack(parts)
+
+
+def loo_error(x: FloatArray, y: FloatArray, alphas: Sequence[float] = ALPHAS) -> float:
+    """Exact leave-one-out squared error of ridge from ``x`` to ``y`` (one column or several,
+    each scaled to unit variance so every target counts alike) at each column's best penalty."""
+    y2 = y.reshape(len(y), -1)
+    y2 = y2 / (y2.std(0) + 1e-12)
+    xc, yc = x - x.mean(0), y2 - y2.mean(0)
+    u, s, _ = np.linalg.svd(xc, full_matrices=False)
+    uty = u.T @ yc
+    best = np.full(y2.shape[1], np.inf)
+    for a in alphas:
+        f = s**2 / (s**2 + a)
+        h = (u**2) @ f + 1.0 / len(y2)
+        loo = np.mean(((yc - u @ (f[:, None] * uty)) / (1.0 - h)[:, None]) ** 2, axis=0)
+        best = np.minimum(best, loo)
+    return float(best.sum())
+
+
+def standardized(extra: FloatArray) -> tuple[FloatArray, FloatArray]:
+    return extra.mean(0), extra.std(0) + 1e-9
+
+
+def choose_groups(
+    emb: FloatArray,
+    prompts: Sequence[str],
+    y: FloatArray,
+    offered: Sequence[FeatureGroup],
+    prior: SolutionPrior | None,
+) -> tuple[tuple[FeatureGroup, ...], dict[str, float]]:
+    """The subset of ``offered`` groups whose ridge (embedding + standardized group columns →
+    ``y``) has the smallest exact leave-one-out error on these training rows; ties go to fewer
+    groups. Returns the groups and every subset's error ("+"-joined names, "embedding" alone),
+    so what was tried is visible in ``router.json``."""
+    subsets = [
+        tuple(g for g in FEATURE_GROUPS if g in combo)
+        for k in range(len(offered) + 1)
+        for combo in itertools.combinations(offered, k)
+    ]
+    cols = group_columns(prompts, offered, prior)
+    widths = {WORDS: len(FEATURE_NAMES), GSM8K_PRIOR: len(SOLUTION_TARGETS)}
+    starts, at = {}, 0
+    for g in FEATURE_GROUPS:
+        if g in offered:
+            starts[g], at = at, at + widths[g]
+    errors: dict[str, float] = {}
+    best: tuple[FeatureGroup, ...] = ()
+    for sub in subsets:
+        idx = [j for g in sub for j in range(starts[g], starts[g] + widths[g])]
+        extra = cols[:, idx]
+        mean, std = standardized(extra)
+        err = loo_error(np.hstack([emb, (extra - mean) / std]), y)
+        errors["+".join(sub) or "embedding"] = round(err, 6)
+        if err < errors["+".join(best) or "embedding"] - 1e-12:
+            best = sub
+    return best, errors
+
+
 class RidgeOptions(RouterOptions):
     encoder: str = Field(default=DEFAULT_ENCODER, description=ENCODER_HELP)
-    features: bool = Field(default=True, description="add the hand-made prompt features")
+    features: bool = Field(default=True, description="offer the hand-made prompt features (group 'words')")
     prior: Literal["gsm8k", "none"] = Field(
-        default="gsm8k", description="add the GSM8K solution prior (needs data/gsm8k/train.jsonl to train)"
+        default="gsm8k",
+        description="offer the GSM8K solution prior (group 'gsm8k-prior'; needs data/gsm8k/train.jsonl to train)",
+    )
+    select: Literal["cv", "all"] = Field(
+        default="all",
+        description="'cv': keep the offered groups with the lowest leave-one-out error on the training rows; "
+        "'all': use every offered group (default: 'cv' lost on the sweep and on MMLU-Pro, docs/routers.md)",
     )
 
 
@@ -409,34 +654,49 @@ class RidgeRouter(Router):
         self._mean = np.zeros(0)
         self._std = np.zeros(0)
         self.alpha: float | None = None
+        self.groups: tuple[FeatureGroup, ...] = self.offered_groups()
+        self.group_errors: dict[str, float] = {}
 
     @property
     def encoder(self) -> str:
         return self.options.encoder
 
+    def offered_groups(self) -> tuple[FeatureGroup, ...]:
+        """The groups the options switch on (the candidates of ``select: "cv"``)."""
+        on = {WORDS: self.options.features, GSM8K_PRIOR: self.options.prior == "gsm8k"}
+        return tuple(g for g in FEATURE_GROUPS if on[g])
+
+    def trained_info(self) -> dict[str, Any]:
+        return {"feature_groups": list(self.groups), "feature_group_loo_errors": self.group_errors}
+
     def _extra(self, prompts: Sequence[str]) -> FloatArray:
-        """Hand features and prior predictions (unstandardized), one row per prompt."""
-        parts = [np.zeros((len(prompts), 0))]
-        use_feats = self.options.features or self._prior is not None
-        feats = feature_matrix(prompts) if use_feats else None
-        if feats is not None and self.options.features:
-            parts.append(feats)
-        if self._prior is not None:
-            parts.append(self._prior.predict(prompts, feats))
-        return np.hstack(parts)
+        """The chosen groups' columns (unstandardized), one row per prompt."""
+        return group_columns(prompts, self.groups, self._prior)
 
     def _inputs(self, emb: FloatArray, extra: FloatArray) -> FloatArray:
         """Embedding beside the extra columns, standardized with the training rows' moments."""
         return np.hstack([emb, (extra - self._mean) / self._std])
 
+    def _training_inputs(self, prompts: Sequence[str], y: FloatArray) -> FloatArray:
+        """Choose the feature groups for target(s) ``y`` (``select``), fit their moments and
+        return the training inputs."""
+        offered = self.offered_groups()
+        prior = gsm8k_prior(prompts) if GSM8K_PRIOR in offered else None
+        emb = self.embed(prompts)
+        if self.options.select == "cv" and offered:
+            self.groups, self.group_errors = choose_groups(emb, prompts, y, offered, prior)
+        else:
+            self.groups, self.group_errors = offered, {}
+        self._prior = prior if GSM8K_PRIOR in self.groups else None
+        extra = self._extra(prompts)
+        self._mean, self._std = standardized(extra)
+        return self._inputs(emb, extra)
+
     def fit(self, prompts: Sequence[str], labels: FloatArray, *, val: Validation | None = None) -> FitReport:
         """Closed-form fit; ``val`` is unused (the penalty comes from leave-one-out error)."""
         start = time.perf_counter()
         y = check_labels(prompts, labels)
-        self._prior = gsm8k_prior(prompts) if self.options.prior == "gsm8k" else None
-        extra = self._extra(prompts)
-        self._mean, self._std = extra.mean(0), extra.std(0) + 1e-9
-        x = self._inputs(self.embed(prompts), extra)
+        x = self._training_inputs(prompts, y)
         self.alpha = loo_alpha(x, y)
         self._coef, self._intercept = ridge_solve(x, y, self.alpha)
         return FitReport(seconds=time.perf_counter() - start)
@@ -452,10 +712,7 @@ class RidgeRouter(Router):
         """One ridge column per model on the same inputs as ``fit`` (``val`` is unused)."""
         start = time.perf_counter()
         y = check_success(prompts, success, models)
-        self._prior = gsm8k_prior(prompts) if self.options.prior == "gsm8k" else None
-        extra = self._extra(prompts)
-        self._mean, self._std = extra.mean(0), extra.std(0) + 1e-9
-        x = self._inputs(self.embed(prompts), extra)
+        x = self._training_inputs(prompts, np.where(np.isnan(y), np.nanmean(y, axis=0), y))
         self._coef_m, self._intercept_m, self.alphas_m = ridge_columns(x, y)
         self.model_names = tuple(models)
         self.metadata = RouterMetadata.for_training(prompts, y, label_design=None, weak=None, strong=None)
@@ -498,6 +755,7 @@ class RidgeRouter(Router):
                 mean=self._mean,
                 std=self._std,
                 alphas=self.alphas_m,
+                groups=np.array(self.groups, dtype=str),
             )
             self._save_prior(path)
             return
@@ -510,6 +768,7 @@ class RidgeRouter(Router):
             mean=self._mean,
             std=self._std,
             alpha=np.array([self.alpha]),
+            groups=np.array(self.groups, dtype=str),
         )
         self._save_prior(path)
 
@@ -518,21 +777,26 @@ class RidgeRouter(Router):
             (path / PRIOR_FILE).write_text(json.dumps(self._prior.to_json()))
 
     def _load_weights(self, path: Path) -> None:
+        # routers saved before groups were chosen used every offered group
+        saved: list[str] = list(self.offered_groups())
         if (path / MODELS_FILE).exists():
             with np.load(path / MODELS_FILE) as d:
                 self._coef_m = d["coef"].astype(np.float64)
                 self._intercept_m = d["intercept"].astype(np.float64)
                 self._mean, self._std = d["mean"].astype(np.float64), d["std"].astype(np.float64)
                 self.alphas_m = d["alphas"].astype(np.float64)
+                saved = [str(g) for g in d["groups"].tolist()] if "groups" in d else saved
         elif (path / WEIGHTS_FILE).exists():
             with np.load(path / WEIGHTS_FILE) as d:
                 self._coef = d["coef"].astype(np.float64)
                 self._intercept = float(d["intercept"][0])
                 self._mean, self._std = d["mean"].astype(np.float64), d["std"].astype(np.float64)
                 self.alpha = float(d["alpha"][0])
+                saved = [str(g) for g in d["groups"].tolist()] if "groups" in d else saved
         else:
             return
-        if self.options.prior == "gsm8k":
+        self.groups = tuple(g for g in FEATURE_GROUPS if g in saved)
+        if GSM8K_PRIOR in self.groups:
             if not (path / PRIOR_FILE).exists():
                 raise InputError(f"saved ridge router has prior='gsm8k' but no {PRIOR_FILE}", path=path)
             self._prior = SolutionPrior.from_json(json.loads((path / PRIOR_FILE).read_text()))
