@@ -658,8 +658,8 @@ def bench_litellm(
             if d is None or r is None:
                 continue
             entry[name] = {
-                "added_p50_ms": r["p50_ms"] - d["p50_ms"],
-                "added_p99_ms": r["p99_ms"] - d["p99_ms"],
+                "added_p50_ms": added(r["p50_ms"], d["p50_ms"]),
+                "added_p99_ms": added(r["p99_ms"], d["p99_ms"]),
                 "cpu_ms_per_request": r["cpu_ms_per_request"],
                 "rps": r["rps"],
                 "errors": r["errors"],
@@ -694,6 +694,14 @@ def bench_litellm(
 
 
 # --------------------------------------------------------------------------- targets + table
+
+
+def added(proxied_ms: float, direct_ms: float) -> float | None:
+    """A proxy's added latency as the difference of two runs' percentiles, or None when the
+    direct run's tail was the longer one: a closed loop's tail is noise at saturation, and a
+    negative added latency is not a measurement (the table prints "–")."""
+    diff = proxied_ms - direct_ms
+    return diff if diff >= 0 else None
 
 
 def row(rows: list[dict[str, Any]], **key: Any) -> dict[str, Any] | None:

@@ -66,12 +66,12 @@ from firewall_routing.routers.ridge import (
     FEATURE_GROUPS,
     GSM8K_PRIOR,
     PRIOR_FILE,
-    WORDS,
     FeatureGroup,
     SolutionPrior,
     choose_groups,
     group_columns,
     gsm8k_prior,
+    offered_groups,
     standardized,
 )
 
@@ -326,8 +326,7 @@ class IRTRouter(Router):
     # ------------------------------------------------------------------ inputs
 
     def offered_groups(self) -> tuple[FeatureGroup, ...]:
-        on = {WORDS: self.options.features, GSM8K_PRIOR: self.options.prior == "gsm8k"}
-        return tuple(g for g in FEATURE_GROUPS if on[g])
+        return offered_groups(self.options.features, self.options.prior)
 
     def trained_info(self) -> dict[str, Any]:
         return {

@@ -545,6 +545,12 @@ the GSM8K solution prior (:data:`SOLUTION_TARGETS`). Both were designed for math
 problems; which of them a table's router uses is chosen on its own training rows."""
 
 
+def offered_groups(features: bool, prior: str) -> tuple[FeatureGroup, ...]:
+    """The groups a router's options switch on (the candidates of ``select: "cv"``)."""
+    on = {WORDS: features, GSM8K_PRIOR: prior == "gsm8k"}
+    return tuple(g for g in FEATURE_GROUPS if on[g])
+
+
 def group_columns(prompts: Sequence[str], groups: Sequence[str], prior: SolutionPrior | None) -> FloatArray:
     """The unstandardized columns of ``groups`` for ``prompts`` (in :data:`FEATURE_GROUPS`
     order); the prior's are its predictions from the prompt text and features."""
@@ -662,9 +668,7 @@ class RidgeRouter(Router):
         return self.options.encoder
 
     def offered_groups(self) -> tuple[FeatureGroup, ...]:
-        """The groups the options switch on (the candidates of ``select: "cv"``)."""
-        on = {WORDS: self.options.features, GSM8K_PRIOR: self.options.prior == "gsm8k"}
-        return tuple(g for g in FEATURE_GROUPS if on[g])
+        return offered_groups(self.options.features, self.options.prior)
 
     def trained_info(self) -> dict[str, Any]:
         return {"feature_groups": list(self.groups), "feature_group_loo_errors": self.group_errors}
