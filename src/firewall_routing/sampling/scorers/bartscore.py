@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PrivateAttr
 
 from firewall_routing.errors import InputError
-from firewall_routing.sampling.scorers.base import ProgressFn, Score, ScoreJob, Scorer
+from firewall_routing.sampling.scorers.base import ProgressFn, Score, ScoreJob, Scorer, load_transformers
 
 
 class BartScorer(Scorer):
@@ -46,18 +46,7 @@ class BartScorer(Scorer):
 
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
-            import torch
-            from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-            torch.set_num_threads(1)
-            try:
-                tok = AutoTokenizer.from_pretrained(self.model)
-                mdl = AutoModelForSeq2SeqLM.from_pretrained(self.model).eval()
-            except (OSError, ValueError) as e:
-                raise InputError(
-                    f"cannot load seq2seq model: {str(e).splitlines()[0]}", field="scorer_options.model"
-                ) from None
-            self._loaded = (tok, mdl)
+            self._loaded = load_transformers(self.model, "AutoModelForSeq2SeqLM", "seq2seq model")
         return self._loaded  # type: ignore[no-any-return]
 
     def bartscores(self, jobs: Sequence[ScoreJob], progress: ProgressFn | None = None) -> list[float]:

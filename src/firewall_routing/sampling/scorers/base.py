@@ -21,6 +21,8 @@ from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from firewall_routing.errors import InputError
+
 ReferenceSource = Literal["dataset", "strong-greedy"]
 
 
@@ -136,3 +138,21 @@ def clip01(x: float) -> float:
 
 def dump_options(options: dict[str, Any]) -> str:
     return json.dumps(options, sort_keys=True)
+
+
+def load_transformers(model: str, auto_class: str, what: str) -> tuple[Any, Any]:
+    """A local checkpoint's (tokenizer, model in eval mode) on one CPU thread, for the scorers
+    that run a user's model; a path transformers cannot load is one line naming the option.
+    transformers and torch are imported here, on first use, never at import time."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(1)
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(model)
+        mdl = getattr(transformers, auto_class).from_pretrained(model).eval()
+    except (OSError, ValueError) as e:
+        raise InputError(
+            f"cannot load {what}: {str(e).splitlines()[0]}", field="scorer_options.model"
+        ) from None
+    return tok, mdl

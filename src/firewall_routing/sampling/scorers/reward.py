@@ -15,8 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, PrivateAttr
 
-from firewall_routing.errors import InputError
-from firewall_routing.sampling.scorers.base import ProgressFn, Score, ScoreJob, Scorer
+from firewall_routing.sampling.scorers.base import ProgressFn, Score, ScoreJob, Scorer, load_transformers
 
 
 class RewardScorer(Scorer):
@@ -37,18 +36,7 @@ class RewardScorer(Scorer):
 
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
-            import torch
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-            torch.set_num_threads(1)
-            try:
-                tok = AutoTokenizer.from_pretrained(self.model)
-                mdl = AutoModelForSequenceClassification.from_pretrained(self.model).eval()
-            except (OSError, ValueError) as e:
-                raise InputError(
-                    f"cannot load reward model: {str(e).splitlines()[0]}", field="scorer_options.model"
-                ) from None
-            self._loaded = (tok, mdl)
+            self._loaded = load_transformers(self.model, "AutoModelForSequenceClassification", "reward model")
         return self._loaded  # type: ignore[no-any-return]
 
     def rewards(self, jobs: Sequence[ScoreJob], progress: ProgressFn | None = None) -> list[list[float]]:
