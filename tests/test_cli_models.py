@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import Result
 
 from firewall_routing.outcomes import ModelOutcomes, OutcomeTable, write_multi
 
@@ -37,6 +38,17 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
     return data, costs
 
 
+def _train_knn_on_every_model(data: Path, out: Path, *extra: str) -> Result:
+    """``train --router knn --models all`` on the toy encoder (k = 3), through the CLI."""
+    from typer.testing import CliRunner
+
+    from firewall_routing.cli import app
+
+    opts = json.dumps({"encoder": "toy", "k": 3})
+    args = ["train", str(data), "--out", str(out), "--router", "knn", "--router-options", opts]
+    return CliRunner().invoke(app, [*args, "--models", "all", *extra])
+
+
 def test_train_every_model_then_evaluate_the_quality_cost_table(
     toy_encoder: ToyEncoder, tmp_path: Path
 ) -> None:
@@ -46,22 +58,7 @@ def test_train_every_model_then_evaluate_the_quality_cost_table(
 
     data, costs = _files(tmp_path)
     out = tmp_path / "router"
-    opts = json.dumps({"encoder": "toy", "k": 3})
-    r = CliRunner().invoke(
-        app,
-        [
-            "train",
-            str(data),
-            "--out",
-            str(out),
-            "--router",
-            "knn",
-            "--router-options",
-            opts,
-            "--models",
-            "all",
-        ],
-    )
+    r = _train_knn_on_every_model(data, out)
     assert r.exit_code == 0, r.output
     assert "× 3 models" in r.output
     meta = json.loads((out / "router.json").read_text())["metadata"]
@@ -98,22 +95,7 @@ def test_evaluate_without_costs_and_pair_only_routers_are_one_line_errors(
 
     data, costs = _files(tmp_path)
     out = tmp_path / "router"
-    opts = json.dumps({"encoder": "toy", "k": 3})
-    CliRunner().invoke(
-        app,
-        [
-            "train",
-            str(data),
-            "--out",
-            str(out),
-            "--router",
-            "knn",
-            "--router-options",
-            opts,
-            "--models",
-            "all",
-        ],
-    )
+    _train_knn_on_every_model(data, out)
     r = CliRunner().invoke(app, ["evaluate", str(out), str(data)])
     assert isinstance(r.exception, InputError) and "pass --costs" in str(r.exception)
     costs.write_text(
@@ -153,24 +135,7 @@ def test_missing_outcomes_train_as_unknown_and_evaluate_asks_to_drop(
     write_multi(holed, data)
     _, costs = _files(tmp_path)
     out = tmp_path / "router"
-    opts = json.dumps({"encoder": "toy", "k": 3})
-    r = CliRunner().invoke(
-        app,
-        [
-            "train",
-            str(data),
-            "--out",
-            str(out),
-            "--router",
-            "knn",
-            "--router-options",
-            opts,
-            "--models",
-            "all",
-            "--val-fraction",
-            "0",
-        ],
-    )
+    r = _train_knn_on_every_model(data, out, "--val-fraction", "0")
     assert r.exit_code == 0, r.output
     assert "40 queries × 3 models (pass-rate; 1 missing outcomes skipped)" in r.output
     r = CliRunner().invoke(app, ["evaluate", str(out), str(data), "--costs", str(costs), "--bootstrap", "0"])
