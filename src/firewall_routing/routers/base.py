@@ -249,6 +249,14 @@ class Router(ABC):
         """
         raise InputError(f"router '{self.name}' does not learn every model's success (no fit_models)")
 
+    def _fitted_models(self, prompts: Sequence[str], success: FloatArray, models: Sequence[str]) -> None:
+        """What every ``fit_models`` records: the model order of the output columns and the
+        training hash (no pair yet: ``use_pair`` picks one)."""
+        self.model_names = tuple(models)
+        self.metadata = RouterMetadata.for_training(
+            prompts, success, label_design=None, weak=None, strong=None
+        )
+
     def predict_models(self, prompts: Sequence[str]) -> FloatArray:
         """P(success) in [0, 1], rows × ``len(model_names)`` (``predicts_models`` routers)."""
         raise InputError(f"router '{self.name}' does not predict every model's success")

@@ -33,7 +33,6 @@ from firewall_routing.routers.base import (
     FitReport,
     ModelValidation,
     Router,
-    RouterMetadata,
     RouterOptions,
     Validation,
     check_success,
@@ -186,8 +185,7 @@ class FrozenEmbeddingRouter(Router):
         y = check_success(prompts, success, models)
         if val is not None:
             check_success(val.prompts, val.success, models)
-        self.model_names = tuple(models)
-        self.metadata = RouterMetadata.for_training(prompts, y, label_design=None, weak=None, strong=None)
+        self._fitted_models(prompts, y, models)
         start = time.perf_counter()
         threads = torch.get_num_threads()
         torch.set_num_threads(1)

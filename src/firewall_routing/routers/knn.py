@@ -39,7 +39,6 @@ from firewall_routing.routers.base import (
     FitReport,
     ModelValidation,
     Router,
-    RouterMetadata,
     RouterOptions,
     Validation,
     check_labels,
@@ -162,8 +161,7 @@ class KNNRouter(Router):
         y = check_success(prompts, success, models)
         self._train_emb = unit_rows(self.embed(prompts))
         self._labels = y
-        self.model_names = tuple(models)
-        self.metadata = RouterMetadata.for_training(prompts, y, label_design=None, weak=None, strong=None)
+        self._fitted_models(prompts, y, models)
         return FitReport(seconds=time.perf_counter() - start)
 
     def predict_embeddings(self, emb: FloatArray) -> FloatArray:

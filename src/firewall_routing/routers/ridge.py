@@ -49,7 +49,6 @@ from firewall_routing.routers.base import (
     FitReport,
     ModelValidation,
     Router,
-    RouterMetadata,
     RouterOptions,
     Validation,
     check_labels,
@@ -718,8 +717,7 @@ class RidgeRouter(Router):
         y = check_success(prompts, success, models)
         x = self._training_inputs(prompts, np.where(np.isnan(y), np.nanmean(y, axis=0), y))
         self._coef_m, self._intercept_m, self.alphas_m = ridge_columns(x, y)
-        self.model_names = tuple(models)
-        self.metadata = RouterMetadata.for_training(prompts, y, label_design=None, weak=None, strong=None)
+        self._fitted_models(prompts, y, models)
         return FitReport(seconds=time.perf_counter() - start)
 
     def predict_embeddings(self, emb: FloatArray, texts: Sequence[str]) -> FloatArray:
