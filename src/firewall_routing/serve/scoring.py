@@ -29,6 +29,7 @@ import numpy as np
 from firewall_routing.errors import InputError
 from firewall_routing.outcomes import FloatArray
 from firewall_routing.routers.base import Router
+from firewall_routing.routers.ridge import PREFIX_CHARS
 
 Backend = Literal["onnx", "torch", "static"]
 BACKENDS: tuple[str, ...] = ("onnx", "torch", "static")
@@ -48,12 +49,13 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str], progress: bool = False) -> FloatArray: ...
 
 
-MAX_SCORED_CHARS = 4096
+MAX_SCORED_CHARS = PREFIX_CHARS
 """Characters of each text that reach the encoder and the router (issue 24: a 1 MB prompt
 cost 270–920 ms of scoring and held up other requests). Every encoder reads only the first
 256 tokens, which fit in 4096 characters unless tokens average 16+ characters, and the
-ridge router's prompt features read the same 4096-character prefix in training too; so the
-scores of ordinary prompts do not change, and a long one costs what a 4 KB one does."""
+ridge router's prompt features read the same prefix in training too (one constant,
+``ridge.PREFIX_CHARS``, so the two cannot drift); so the scores of ordinary prompts do not
+change, and a long one costs what a 4 KB one does."""
 
 
 def scored_prefixes(texts: Sequence[str]) -> list[str]:
